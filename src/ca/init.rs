@@ -1,0 +1,248 @@
+//! `session-ca init`: creating a CA (root, optionally with an intermediate) in a directory.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, DnValue, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
+use time::{Duration, OffsetDateTime};
+
+use super::file::{CA_CERT_FILE, CA_KEY_FILE, CHAIN_FILE, ROOT_CERT_FILE, ROOT_KEY_FILE};
+use super::CaError;
+use crate::files::{create_private_dir, write_atomically, FileKind};
+use crate::issuer::random_serial;
+use crate::keys::KeyType;
+
+/// Subject of a CA made with no `--subject`.
+pub const DEFAULT_CA_SUBJECT: &str = "CN=session-ca development CA,O=session-ca";
+
+/// What `init` should create.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Directory to write into.
+    pub dir: PathBuf,
+    /// Key type of the CA key(s).
+    pub key_type: KeyType,
+    /// Subject as `CN=...,O=...` (keys CN, C, ST, L, O, OU).
+    pub subject: String,
+    /// Lifetime of the CA certificate(s), in days.
+    pub validity_days: u32,
+    /// Whether to create a root and an intermediate that signs.
+    pub intermediate: bool,
+    /// Whether existing files may be replaced.
+    pub force: bool,
+}
+
+/// What `init` wrote.
+#[derive(Debug, Clone)]
+pub struct CreatedCa {
+    /// Files written, in order.
+    pub files: Vec<PathBuf>,
+    /// The issuing CA's certificate, PEM.
+    pub issuing_cert_pem: String,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+}
+
+/// Parses `CN=Example CA,O=Example` into subject attributes.
+pub fn parse_subject(text: &str) -> Result<Vec<(DnType, String)>, CaError> {
+    let bad = |why: String| CaError::Create(format!("invalid --subject {text:?}: {why}"));
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let (key, value) = part
+            .split_once('=')
+            .ok_or_else(|| bad(format!("{part:?} is not KEY=VALUE")))?;
+        let (key, value) = (key.trim(), value.trim());
+        let ty = match key {
+            "CN" => DnType::CommonName,
+            "C" => DnType::CountryName,
+            "ST" => DnType::StateOrProvinceName,
+            "L" => DnType::LocalityName,
+            "O" => DnType::OrganizationName,
+            "OU" => DnType::OrganizationalUnitName,
+            other => {
+                return Err(bad(format!(
+                    "unknown attribute {other:?}; use CN, C, ST, L, O, OU"
+                )))
+            }
+        };
+        if value.is_empty()
+            || value.chars().count() > 64
+            || !value.chars().all(crate::claims::is_safe_char)
+        {
+            return Err(bad(format!(
+                "{key} must be 1-64 characters with no control characters"
+            )));
+        }
+        if ty == DnType::CountryName
+            && !(value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(bad(
+                "C must be a two-letter upper-case code such as NL".into()
+            ));
+        }
+        out.push((ty, value.to_owned()));
+    }
+    if !out.iter().any(|(t, _)| *t == DnType::CommonName) {
+        return Err(bad("a CN is required".into()));
+    }
+    Ok(out)
+}
+
+pub(crate) fn dn_value(ty: &DnType, value: &str) -> DnValue {
+    // RFC 5280 Appendix A: countryName is a PrintableString.
+    match (ty, rcgen::string::PrintableString::try_from(value)) {
+        (DnType::CountryName, Ok(p)) => DnValue::PrintableString(p),
+        _ => DnValue::Utf8String(value.to_owned()),
+    }
+}
+
+fn ca_params(
+    subject: &[(DnType, String)],
+    path_len: u8,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    signed_by_other: bool,
+) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    for (ty, value) in subject {
+        params
+            .distinguished_name
+            .push(ty.clone(), dn_value(ty, value));
+    }
+    // RFC 5280 §4.2.1.9: critical BasicConstraints with a path length limit.
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+    // RFC 5280 §4.2.1.3: a CA signs certificates (and CRLs, should it ever publish them).
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.serial_number = Some(random_serial());
+    params.not_before = not_before;
+    params.not_after = not_after;
+    params.use_authority_key_identifier_extension = signed_by_other;
+    params
+}
+
+/// Creates a CA in `options.dir`. Nothing is written unless every key and
+/// certificate was made; existing files are only replaced with `force`.
+pub fn create_ca(options: &InitOptions, now: OffsetDateTime) -> Result<CreatedCa, CaError> {
+    let subject = parse_subject(&options.subject)?;
+    if options.validity_days == 0 || options.validity_days > 36_500 {
+        return Err(CaError::Create(
+            "--validity-days must be between 1 and 36500".into(),
+        ));
+    }
+    let targets: Vec<&str> = if options.intermediate {
+        vec![
+            ROOT_KEY_FILE,
+            ROOT_CERT_FILE,
+            CA_KEY_FILE,
+            CA_CERT_FILE,
+            CHAIN_FILE,
+        ]
+    } else {
+        vec![CA_KEY_FILE, CA_CERT_FILE, CHAIN_FILE]
+    };
+    if !options.force {
+        let existing = [
+            ROOT_KEY_FILE,
+            ROOT_CERT_FILE,
+            CA_KEY_FILE,
+            CA_CERT_FILE,
+            CHAIN_FILE,
+        ]
+        .iter()
+        .map(|f| options.dir.join(f))
+        .find(|p| p.exists());
+        if let Some(path) = existing {
+            return Err(CaError::WouldOverwrite(path.display().to_string()));
+        }
+    }
+
+    let not_before = now;
+    let not_after = now + Duration::days(i64::from(options.validity_days));
+    let generate = || {
+        options
+            .key_type
+            .generate()
+            .map_err(|e| CaError::Create(e.to_string()))
+    };
+    let sign_err = |e: rcgen::Error| CaError::Create(format!("signing failed: {e}"));
+
+    let mut outputs: Vec<(&str, String, FileKind)> = Vec::new();
+    let issuing_cert_pem;
+    if options.intermediate {
+        let root_key = generate()?;
+        let mut root_subject = subject.clone();
+        for (ty, value) in root_subject.iter_mut() {
+            if *ty == DnType::CommonName {
+                *value = root_name(value);
+            }
+        }
+        let root_params = ca_params(&root_subject, 1, not_before, not_after, false);
+        let root_cert = root_params.self_signed(&root_key).map_err(sign_err)?;
+        let root_issuer = Issuer::new(root_params, root_key);
+        let ca_key = generate()?;
+        let ca_params = ca_params(&subject, 0, not_before, not_after, true);
+        let ca_cert = ca_params
+            .signed_by(&ca_key, &root_issuer)
+            .map_err(sign_err)?;
+        issuing_cert_pem = ca_cert.pem();
+        outputs.push((
+            ROOT_KEY_FILE,
+            root_issuer.key().serialize_pem(),
+            FileKind::Secret,
+        ));
+        outputs.push((ROOT_CERT_FILE, root_cert.pem(), FileKind::Public));
+        outputs.push((CA_KEY_FILE, ca_key.serialize_pem(), FileKind::Secret));
+        outputs.push((CA_CERT_FILE, ca_cert.pem(), FileKind::Public));
+        outputs.push((
+            CHAIN_FILE,
+            format!("{}{}", ca_cert.pem(), root_cert.pem()),
+            FileKind::Public,
+        ));
+    } else {
+        let key: KeyPair = generate()?;
+        let params = ca_params(&subject, 0, not_before, not_after, false);
+        let cert = params.self_signed(&key).map_err(sign_err)?;
+        issuing_cert_pem = cert.pem();
+        outputs.push((CA_KEY_FILE, key.serialize_pem(), FileKind::Secret));
+        outputs.push((CA_CERT_FILE, cert.pem(), FileKind::Public));
+        outputs.push((CHAIN_FILE, cert.pem(), FileKind::Public));
+    }
+    debug_assert_eq!(outputs.len(), targets.len());
+
+    create_private_dir(&options.dir)
+        .map_err(|e| CaError::Create(format!("cannot create {}: {e}", options.dir.display())))?;
+    if options.force && !options.intermediate {
+        // A forced single-level CA must not leave a stale root behind.
+        for stale in [ROOT_KEY_FILE, ROOT_CERT_FILE] {
+            let _ = std::fs::remove_file(options.dir.join(stale));
+        }
+    }
+    let mut files = Vec::new();
+    for (name, contents, kind) in outputs {
+        let path = options.dir.join(name);
+        write_atomically(&path, contents.as_bytes(), kind)
+            .map_err(|e| CaError::Create(format!("cannot write {}: {e}", path.display())))?;
+        files.push(path);
+    }
+    Ok(CreatedCa {
+        files,
+        issuing_cert_pem,
+        not_after,
+    })
+}
+
+fn root_name(cn: &str) -> String {
+    let name = format!("{cn} Root");
+    if name.chars().count() <= 64 {
+        name
+    } else {
+        format!("{} Root", cn.chars().take(59).collect::<String>())
+    }
+}
+
+/// Whether `dir` already holds a CA.
+pub fn ca_exists(dir: &Path) -> bool {
+    super::file::FileCaSource::exists_in(dir)
+}

@@ -1,0 +1,361 @@
+//! The CA's signing material: where it comes from, checking it, and keeping it fresh.
+//!
+//! Material is loaded by a [`CaSource`], checked once into a [`SigningCa`]
+//! (the checks rcgen does not do: CA:TRUE, keyCertSign, key matches
+//! certificate, validity), and published through a [`CaStore`] that swaps
+//! it atomically on refresh, so a request sees a whole CA, never half of one.
+
+pub mod file;
+pub mod init;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rcgen::{Issuer, KeyPair};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::clock::SharedClock;
+use crate::config::{CaSourceSpec, Config};
+use crate::keys::SecretPem;
+
+/// A boxed future, so [`CaSource`] can be used as a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Raw CA material as fetched from a source, before any checks.
+#[derive(Debug, Clone)]
+pub struct CaMaterial {
+    /// PKCS#8 PEM private key of the issuing CA.
+    pub key_pem: SecretPem,
+    /// Where the key came from (a file path or parameter name), for messages.
+    pub key_origin: String,
+    /// PEM certificate of the issuing CA.
+    pub cert_pem: String,
+    /// Where the certificate came from.
+    pub cert_origin: String,
+    /// PEM chain from the issuing CA to the root, when there is one.
+    pub chain_pem: Option<String>,
+    /// Where the chain came from.
+    pub chain_origin: String,
+}
+
+/// Somewhere CA material can be loaded from.
+pub trait CaSource: Send + Sync + fmt::Debug {
+    /// A human description of the source (`file:signer-key`).
+    fn describe(&self) -> String;
+    /// Fetches the current material.
+    fn load(&self) -> BoxFuture<'_, Result<CaMaterial, CaError>>;
+}
+
+/// A checked CA, ready to sign.
+pub struct SigningCa {
+    /// The configured name.
+    pub name: String,
+    pub(crate) issuer: Issuer<'static, KeyPair>,
+    /// The issuing CA certificate, DER.
+    pub cert_der: CertificateDer<'static>,
+    /// The chain (issuing CA first, then up to the root), PEM, one per certificate.
+    pub chain_pem: Vec<String>,
+    /// The chain as one PEM document, as served by `GET /v1/ca`.
+    pub chain_pem_bundle: String,
+    /// The chain, DER.
+    pub chain_der: Vec<CertificateDer<'static>>,
+    /// The issuing CA's subject, RFC 4514 text.
+    pub subject: String,
+    /// Start of the CA certificate's validity.
+    pub not_before: OffsetDateTime,
+    /// End of the CA certificate's validity; no issued certificate outlives it.
+    pub not_after: OffsetDateTime,
+}
+
+impl fmt::Debug for SigningCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningCa")
+            .field("name", &self.name)
+            .field("subject", &self.subject)
+            .field("not_after", &self.not_after)
+            .field("key", &"[secret key elided]")
+            .finish()
+    }
+}
+
+impl SigningCa {
+    /// Checks material and builds a signer from it. `now` is used to refuse
+    /// an expired or not-yet-valid CA.
+    pub fn from_material(
+        name: &str,
+        material: &CaMaterial,
+        now: OffsetDateTime,
+    ) -> Result<SigningCa, CaError> {
+        let key = KeyPair::from_pem(material.key_pem.expose()).map_err(|_| CaError::Invalid {
+            origin: material.key_origin.clone(),
+            reason: "not a PEM PKCS#8 private key of a supported type (ECDSA P-256/P-384, \
+                     Ed25519 or RSA)"
+                .into(),
+        })?;
+
+        let cert_der = first_certificate(&material.cert_pem, &material.cert_origin)?;
+        let (not_before, not_after, subject) =
+            check_ca_certificate(&cert_der, &key).map_err(|reason| CaError::Invalid {
+                origin: material.cert_origin.clone(),
+                reason,
+            })?;
+        if not_after <= now {
+            return Err(CaError::Invalid {
+                origin: material.cert_origin.clone(),
+                reason: format!("the CA certificate expired at {not_after}"),
+            });
+        }
+        if not_before > now {
+            return Err(CaError::Invalid {
+                origin: material.cert_origin.clone(),
+                reason: format!("the CA certificate is not valid before {not_before}"),
+            });
+        }
+
+        let chain_der = match &material.chain_pem {
+            None => vec![cert_der.clone()],
+            Some(pem) => {
+                let chain = all_certificates(pem, &material.chain_origin)?;
+                if chain.first() != Some(&cert_der) {
+                    return Err(CaError::Invalid {
+                        origin: material.chain_origin.clone(),
+                        reason: "the chain must start with the issuing CA certificate".into(),
+                    });
+                }
+                chain
+            }
+        };
+        let chain_pem: Vec<String> = chain_der.iter().map(|der| to_pem(der)).collect();
+        let chain_pem_bundle = chain_pem.concat();
+
+        let issuer = Issuer::from_ca_cert_der(&cert_der, key).map_err(|_| CaError::Invalid {
+            origin: material.cert_origin.clone(),
+            reason: "rcgen cannot use this certificate's subject as an issuer name".into(),
+        })?;
+
+        Ok(SigningCa {
+            name: name.to_owned(),
+            issuer,
+            cert_der,
+            chain_pem,
+            chain_pem_bundle,
+            chain_der,
+            subject,
+            not_before,
+            not_after,
+        })
+    }
+}
+
+/// PEM text of one DER certificate (RFC 7468), LF line endings.
+pub fn to_pem(der: &CertificateDer<'_>) -> String {
+    let block = pem::Pem::new("CERTIFICATE", der.as_ref().to_vec());
+    pem::encode_config(
+        &block,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
+fn first_certificate(pem: &str, origin: &str) -> Result<CertificateDer<'static>, CaError> {
+    all_certificates(pem, origin)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| CaError::Invalid {
+            origin: origin.to_owned(),
+            reason: "holds no PEM CERTIFICATE block".into(),
+        })
+}
+
+fn all_certificates(pem: &str, origin: &str) -> Result<Vec<CertificateDer<'static>>, CaError> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CaError::Invalid {
+            origin: origin.to_owned(),
+            reason: format!("malformed PEM: {e}"),
+        })?;
+    if certs.is_empty() {
+        return Err(CaError::Invalid {
+            origin: origin.to_owned(),
+            reason: "holds no PEM CERTIFICATE block".into(),
+        });
+    }
+    for cert in &certs {
+        X509Certificate::from_der(cert.as_ref()).map_err(|e| CaError::Invalid {
+            origin: origin.to_owned(),
+            reason: format!("a certificate does not parse as X.509: {e}"),
+        })?;
+    }
+    Ok(certs)
+}
+
+/// Checks what rcgen does not: CA:TRUE, keyCertSign, and that `key` is the
+/// certificate's key. Returns (not_before, not_after, subject).
+fn check_ca_certificate(
+    der: &CertificateDer<'_>,
+    key: &KeyPair,
+) -> Result<(OffsetDateTime, OffsetDateTime, String), String> {
+    let (_, cert) = X509Certificate::from_der(der.as_ref())
+        .map_err(|e| format!("does not parse as X.509: {e}"))?;
+    // RFC 5280 §4.2.1.9: only certificates with cA TRUE may sign certificates.
+    match cert.basic_constraints() {
+        Ok(Some(bc)) if bc.value.ca => {}
+        Ok(_) => return Err("is not a CA certificate (BasicConstraints cA is not TRUE)".into()),
+        Err(e) => return Err(format!("has a malformed BasicConstraints extension: {e}")),
+    }
+    // RFC 5280 §4.2.1.3: keyCertSign must be set for a key that signs certificates.
+    match cert.key_usage() {
+        Ok(Some(ku)) if ku.value.key_cert_sign() => {}
+        Ok(Some(_)) => return Err("its KeyUsage does not include keyCertSign".into()),
+        Ok(None) => return Err("has no KeyUsage extension (keyCertSign is required)".into()),
+        Err(e) => return Err(format!("has a malformed KeyUsage extension: {e}")),
+    }
+    if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+        return Err("does not match the CA private key (different public keys)".into());
+    }
+    let not_before = cert.validity().not_before.to_datetime();
+    let not_after = cert.validity().not_after.to_datetime();
+    Ok((not_before, not_after, cert.subject().to_string()))
+}
+
+/// One CA's slot: its source and the current checked material.
+#[derive(Debug)]
+struct CaSlot {
+    source: Arc<dyn CaSource>,
+    refresh: Duration,
+    current: ArcSwap<SigningCa>,
+}
+
+/// Every configured CA, each swappable atomically on refresh.
+#[derive(Debug, Clone, Default)]
+pub struct CaStore {
+    slots: Arc<BTreeMap<String, CaSlot>>,
+}
+
+impl CaStore {
+    /// Builds the source for each configured CA and loads it once. Any CA
+    /// that cannot be loaded and checked fails start-up with the reason.
+    pub async fn load(config: &Config, clock: &SharedClock) -> Result<CaStore, CaError> {
+        let mut sources = Vec::new();
+        for (name, ca) in &config.cas {
+            let source: Arc<dyn CaSource> = match &ca.source {
+                CaSourceSpec::File(dir) => Arc::new(file::FileCaSource::new(dir.clone())),
+            };
+            sources.push((name.clone(), source, ca.refresh));
+        }
+        Self::from_sources(sources, clock).await
+    }
+
+    /// Loads CAs from explicit sources: (name, source, refresh interval).
+    pub async fn from_sources(
+        sources: Vec<(String, Arc<dyn CaSource>, Duration)>,
+        clock: &SharedClock,
+    ) -> Result<CaStore, CaError> {
+        let mut slots = BTreeMap::new();
+        for (name, source, refresh) in sources {
+            let material = source.load().await?;
+            let ca = SigningCa::from_material(&name, &material, clock.now())?;
+            slots.insert(
+                name,
+                CaSlot {
+                    source,
+                    refresh,
+                    current: ArcSwap::from_pointee(ca),
+                },
+            );
+        }
+        Ok(CaStore {
+            slots: Arc::new(slots),
+        })
+    }
+
+    /// The current material of CA `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<SigningCa>> {
+        self.slots.get(name).map(|slot| slot.current.load_full())
+    }
+
+    /// Every CA, by name.
+    pub fn all(&self) -> Vec<Arc<SigningCa>> {
+        self.slots.values().map(|s| s.current.load_full()).collect()
+    }
+
+    /// Reloads CA `name` from its source now. On failure the last good
+    /// material stays in service and the error is returned.
+    pub async fn refresh(&self, name: &str, clock: &SharedClock) -> Result<bool, CaError> {
+        let Some(slot) = self.slots.get(name) else {
+            return Ok(false);
+        };
+        let material = slot.source.load().await?;
+        let fresh = SigningCa::from_material(name, &material, clock.now())?;
+        let changed = {
+            let current = slot.current.load();
+            current.cert_der != fresh.cert_der || current.chain_der != fresh.chain_der
+        };
+        if changed {
+            slot.current.store(Arc::new(fresh));
+        }
+        Ok(changed)
+    }
+
+    /// Spawns one task per CA that reloads it at its refresh interval,
+    /// logging (never panicking on) failures.
+    pub fn spawn_refresh(&self, clock: SharedClock) -> Vec<tokio::task::JoinHandle<()>> {
+        self.slots
+            .iter()
+            .map(|(name, slot)| {
+                let store = self.clone();
+                let name = name.clone();
+                let clock = clock.clone();
+                let every = slot.refresh;
+                let source = slot.source.describe();
+                tokio::spawn(async move {
+                    let mut ticker = tokio::time::interval(every);
+                    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    ticker.tick().await; // the first tick is immediate; the CA was just loaded
+                    loop {
+                        ticker.tick().await;
+                        match store.refresh(&name, &clock).await {
+                            Ok(true) => tracing::info!(ca = %name, %source, "CA material changed; now signing with the new CA"),
+                            Ok(false) => tracing::debug!(ca = %name, "CA material unchanged"),
+                            Err(e) => tracing::warn!(ca = %name, %source, error = %e, "CA refresh failed; still signing with the last good CA"),
+                        }
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+/// Errors in loading or checking CA material.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    /// A file or parameter could not be read.
+    #[error("{origin}: cannot read: {reason}")]
+    Unreadable {
+        /// The file or parameter.
+        origin: String,
+        /// Why.
+        reason: String,
+    },
+    /// Material was read but is not a usable CA.
+    #[error("{origin}: {reason}")]
+    Invalid {
+        /// The file or parameter.
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Creating a CA would overwrite existing files.
+    #[error("{} already exists; pass --force to replace the CA in it", .0)]
+    WouldOverwrite(String),
+    /// Creating a CA failed.
+    #[error("cannot create the CA: {0}")]
+    Create(String),
+}

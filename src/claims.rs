@@ -1,0 +1,264 @@
+//! Session claims carried in certificate extensions: OIDs, DER encoding and decoding.
+//!
+//! Each claim is its own non-critical extension (RFC 5280 §4.2: unknown
+//! non-critical extensions are ignored by relying parties that do not
+//! understand them) whose `extnValue` is a DER `UTF8String`. JSON-typed claims
+//! hold compact JSON text.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The documentation arc of RFC 5612; operators set their own PEN arc.
+pub const DEFAULT_OID_ARC: &str = "1.3.6.1.4.1.32473.1";
+
+/// An ASN.1 object identifier in dotted form, validated per X.660.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectId {
+    arcs: Vec<u64>,
+}
+
+impl ObjectId {
+    /// The OID's arcs.
+    pub fn arcs(&self) -> &[u64] {
+        &self.arcs
+    }
+
+    /// This OID with one more arc appended.
+    pub fn child(&self, arc: u64) -> ObjectId {
+        let mut arcs = self.arcs.clone();
+        arcs.push(arc);
+        ObjectId { arcs }
+    }
+
+    /// Whether `self` lies strictly below `parent`.
+    pub fn is_below(&self, parent: &ObjectId) -> bool {
+        self.arcs.len() > parent.arcs.len() && self.arcs.starts_with(&parent.arcs)
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, arc) in self.arcs.iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            write!(f, "{arc}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectId({self})")
+    }
+}
+
+impl FromStr for ObjectId {
+    type Err = ClaimError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = |why: &str| ClaimError::InvalidOid {
+            oid: s.to_owned(),
+            why: why.to_owned(),
+        };
+        let arcs = s
+            .split('.')
+            .map(|part| {
+                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(invalid("every arc must be a decimal number"));
+                }
+                if part.len() > 1 && part.starts_with('0') {
+                    return Err(invalid("arcs must not have leading zeros"));
+                }
+                part.parse::<u64>()
+                    .map_err(|_| invalid("an arc is larger than 2^64-1"))
+            })
+            .collect::<Result<Vec<u64>, _>>()?;
+        if arcs.len() < 2 {
+            return Err(invalid("an OID has at least two arcs"));
+        }
+        if arcs[0] > 2 {
+            return Err(invalid("the first arc must be 0, 1 or 2"));
+        }
+        if arcs[0] < 2 && arcs[1] > 39 {
+            return Err(invalid(
+                "under arcs 0 and 1 the second arc must be at most 39",
+            ));
+        }
+        Ok(ObjectId { arcs })
+    }
+}
+
+impl Serialize for ObjectId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The claims every certificate may carry, at fixed arcs under the configured OID arc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StandardClaim {
+    /// `.1`: the caller's session id (also the subject CN).
+    SessionId,
+    /// `.2`: the caller's transaction id.
+    TransactionId,
+    /// `.3`: the authenticated caller identity.
+    Requester,
+    /// `.4`: the correlation id of the issuing request.
+    RequestId,
+}
+
+impl StandardClaim {
+    /// All standard claims, in arc order.
+    pub const ALL: [StandardClaim; 4] = [
+        StandardClaim::SessionId,
+        StandardClaim::TransactionId,
+        StandardClaim::Requester,
+        StandardClaim::RequestId,
+    ];
+
+    /// The claim's name as used in requests and `inspect` output.
+    pub fn name(self) -> &'static str {
+        match self {
+            StandardClaim::SessionId => "session_id",
+            StandardClaim::TransactionId => "transaction_id",
+            StandardClaim::Requester => "requester",
+            StandardClaim::RequestId => "request_id",
+        }
+    }
+
+    /// The arc appended to the configured OID arc.
+    pub fn arc(self) -> u64 {
+        match self {
+            StandardClaim::SessionId => 1,
+            StandardClaim::TransactionId => 2,
+            StandardClaim::Requester => 3,
+            StandardClaim::RequestId => 4,
+        }
+    }
+
+    /// The claim's OID under `oid_arc`.
+    pub fn oid(self, oid_arc: &ObjectId) -> ObjectId {
+        oid_arc.child(self.arc())
+    }
+}
+
+/// How a profile-defined claim's value is typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaimType {
+    /// A JSON string, stored as its text.
+    String,
+    /// Any JSON value, stored as compact JSON text.
+    Json,
+}
+
+impl fmt::Display for ClaimType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ClaimType::String => "string",
+            ClaimType::Json => "json",
+        })
+    }
+}
+
+/// Encodes a claim value as the DER `UTF8String` that forms the extension value.
+pub fn encode_value(text: &str) -> Vec<u8> {
+    yasna::construct_der(|writer| writer.write_utf8_string(text))
+}
+
+/// Decodes an extension value written by [`encode_value`].
+pub fn decode_value(der: &[u8]) -> Result<String, ClaimError> {
+    yasna::parse_der(der, |reader| reader.read_utf8string()).map_err(|_| ClaimError::MalformedValue)
+}
+
+/// Whether a character may appear in a claim or identifier: no C0/C1 control
+/// characters (NUL included) and no bidirectional overrides, which could make
+/// a log line or a certificate dump read differently from what it holds.
+pub fn is_safe_char(c: char) -> bool {
+    !c.is_control() && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Errors about claims and OIDs.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    /// An OID string that is not a valid dotted OID.
+    #[error("invalid OID {oid:?}: {why}")]
+    InvalidOid {
+        /// The offending text.
+        oid: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// An extension value that is not a DER UTF8String.
+    #[error("claim extension value is not a DER UTF8String")]
+    MalformedValue,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oids_parse_and_print() {
+        let oid: ObjectId = DEFAULT_OID_ARC.parse().unwrap();
+        assert_eq!(oid.to_string(), DEFAULT_OID_ARC);
+        assert_eq!(
+            StandardClaim::Requester.oid(&oid).to_string(),
+            "1.3.6.1.4.1.32473.1.3"
+        );
+        assert!(oid.child(7).is_below(&oid));
+        assert!(!oid.is_below(&oid));
+    }
+
+    #[test]
+    fn bad_oids_are_refused_with_a_reason() {
+        for (bad, why) in [
+            ("", "decimal"),
+            ("1", "two arcs"),
+            ("3.1", "first arc"),
+            ("1.40", "at most 39"),
+            ("1.3.x", "decimal"),
+            ("1.3.", "decimal"),
+            ("1.03", "leading zeros"),
+            ("1.3.99999999999999999999999", "2^64"),
+        ] {
+            let err = bad.parse::<ObjectId>().unwrap_err().to_string();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+        assert!("2.999.1".parse::<ObjectId>().is_ok());
+    }
+
+    #[test]
+    fn values_round_trip_as_utf8string() {
+        let der = encode_value("naïve ✓");
+        assert_eq!(der[0], 0x0c, "UTF8String tag");
+        assert_eq!(decode_value(&der).unwrap(), "naïve ✓");
+        let long = "x".repeat(300);
+        assert_eq!(decode_value(&encode_value(&long)).unwrap(), long);
+        assert!(
+            decode_value(&[0x13, 0x01, b'a']).is_err(),
+            "PrintableString"
+        );
+        assert!(decode_value(&[0x0c, 0x05, b'a']).is_err(), "truncated");
+    }
+
+    #[test]
+    fn unsafe_characters_are_flagged() {
+        assert!(is_safe_char('a'));
+        assert!(is_safe_char('é'));
+        for c in ['\0', '\n', '\u{7f}', '\u{85}', '\u{202E}', '\u{2067}'] {
+            assert!(!is_safe_char(c), "{c:?}");
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The one error type of the HTTP layer and its mapping to status codes and JSON bodies.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::issuer::IssueError;
+use crate::policy::PolicyError;
+use crate::request::RequestError;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The body is not JSON.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The request breaks the profile's policy.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// No profile by that name.
+    #[error("unknown profile {name:?}; available: {available}")]
+    UnknownProfile {
+        /// The name asked for.
+        name: String,
+        /// The configured names.
+        available: String,
+    },
+    /// The body is larger than allowed.
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body could not be read.
+    #[error("the request body could not be read: {0}")]
+    BodyUnreadable(String),
+    /// The content type is not JSON.
+    #[error("Content-Type must be application/json, got {0}")]
+    UnsupportedMediaType(String),
+    /// A query parameter is malformed.
+    #[error("invalid query string: {0}")]
+    InvalidQuery(String),
+    /// No route at this path.
+    #[error("no route {method} {path}; see api-spec/openapi.yaml")]
+    NotFound {
+        /// The method used.
+        method: String,
+        /// The path asked for.
+        path: String,
+    },
+    /// The route exists but not with this method.
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The path asked for.
+        path: String,
+    },
+    /// The CA cannot sign (expired, not yet valid, not loaded).
+    #[error("no usable CA for this profile: {0}")]
+    CaUnavailable(String),
+    /// A fault that is not the caller's; the detail is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<IssueError> for AppError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::CaExpired(_) | IssueError::CaNotYetValid(_) => {
+                AppError::CaUnavailable(e.to_string())
+            }
+            IssueError::KeyGeneration | IssueError::Internal(_) => {
+                AppError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl AppError {
+    /// Status and stable code, in one exhaustive match.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            AppError::Request(RequestError::InvalidJson(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_json")
+            }
+            AppError::Request(RequestError::InvalidRequest(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_request")
+            }
+            AppError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            AppError::BodyUnreadable(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
+            AppError::Policy(PolicyError::CallerNotAllowed { .. }) => {
+                (StatusCode::FORBIDDEN, "caller_not_allowed")
+            }
+            AppError::Policy(p) => (StatusCode::UNPROCESSABLE_ENTITY, p.code()),
+            AppError::UnknownProfile { .. } => (StatusCode::NOT_FOUND, "unknown_profile"),
+            AppError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+            }
+            AppError::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            AppError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            AppError::CaUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "ca_unavailable"),
+            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+
+    /// The message sent to the client: precise for client errors, generic for server faults.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Internal(_) => {
+                "the signer hit an internal error; the cause is in its logs".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::error!(code, error = %self, "request failed");
+        }
+        let body = json!({ "error": { "code": code, "message": self.public_message() } });
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            if let AppError::MethodNotAllowed { path, .. } = &self {
+                let allow = super::allowed_methods(path);
+                if let Ok(v) = allow.parse() {
+                    response.headers_mut().insert(header::ALLOW, v);
+                }
+            }
+        }
+        response
+    }
+}

@@ -1,0 +1,337 @@
+//! The HTTP API: one axum `Router` used by the local server and (later) the Lambda runtime.
+
+pub mod error;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+pub use error::AppError;
+
+use crate::audit::{self, rfc3339};
+use crate::auth::Caller;
+use crate::ca::CaStore;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::issuer;
+use crate::keys::KeyType;
+use crate::request::IssueRequest;
+
+/// Header carrying the correlation id, in and out.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Media type of `GET /v1/ca` (RFC 8555 §9.1).
+pub const PEM_CHAIN_MEDIA_TYPE: &str = "application/pem-certificate-chain";
+/// The profile used when a request names none.
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// Shared, read-only state of the service.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The CAs.
+    pub cas: CaStore,
+    /// The clock certificates are stamped with.
+    pub clock: SharedClock,
+}
+
+/// The service's routes.
+pub fn app(state: AppState) -> Router {
+    let limit = state.config.server.max_body_bytes;
+    Router::new()
+        .route("/v1/certificates", post(issue_certificate))
+        .route("/v1/ca", get(ca_chain))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// The methods each route answers, for the `Allow` header of a 405.
+pub(crate) fn allowed_methods(path: &str) -> &'static str {
+    match path {
+        "/v1/certificates" => "POST",
+        _ => "GET, HEAD",
+    }
+}
+
+/// The response body of a successful issuance.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IssueResponse {
+    /// Serial number, lower-case hex.
+    pub serial: String,
+    /// The certificate, PEM.
+    pub certificate: String,
+    /// The private key, PKCS#8 PEM.
+    pub private_key: String,
+    /// The CA chain, issuing CA first, PEM each.
+    pub ca_chain: Vec<String>,
+    /// RFC 3339.
+    pub not_before: String,
+    /// RFC 3339.
+    pub not_after: String,
+    /// RFC 3339: renew after this.
+    pub renew_after: String,
+    /// The key type generated.
+    pub key_type: KeyType,
+    /// SHA-256 of the DER certificate, lower-case hex.
+    pub fingerprint_sha256: String,
+    /// The profile that issued it.
+    pub profile: String,
+    /// The session id in the certificate (generated when the request had none).
+    pub session_id: String,
+    /// The correlation id in the certificate's `request_id` claim.
+    pub request_id: String,
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn is_json(headers: &HeaderMap) -> Result<(), AppError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(AppError::UnsupportedMediaType(
+            "no Content-Type header".into(),
+        ));
+    };
+    let text = value.to_str().unwrap_or("");
+    let essence = text.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(AppError::UnsupportedMediaType(format!("{text:?}")))
+    }
+}
+
+fn with_request_id(mut response: Response, id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    response
+}
+
+async fn issue_certificate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let id = request_id(&headers);
+    let caller = Caller::Anonymous;
+    let mut profile_name = String::new();
+    let result = issue_for(
+        &state,
+        &headers,
+        body,
+        &caller,
+        &id,
+        &mut profile_name,
+        started,
+    );
+    let response = match result {
+        Ok(response) => response,
+        Err(e) => {
+            let (status, code) = e.status_and_code();
+            audit::issuance_denied(
+                code,
+                status.as_u16(),
+                &profile_name,
+                caller.audit_label(),
+                &id,
+            );
+            e.into_response()
+        }
+    };
+    with_request_id(response, &id)
+}
+
+fn issue_for(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    caller: &Caller,
+    request_id: &str,
+    profile_name: &mut String,
+    started: Instant,
+) -> Result<Response, AppError> {
+    is_json(headers)?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::BodyTooLarge {
+                limit: state.config.server.max_body_bytes,
+            }
+        } else {
+            AppError::BodyUnreadable(rejection.body_text())
+        }
+    })?;
+    let request = IssueRequest::from_json(&body)?;
+    *profile_name = request
+        .profile
+        .clone()
+        .unwrap_or_else(|| DEFAULT_PROFILE.to_owned());
+    let profile = state
+        .config
+        .profile(profile_name)
+        .ok_or_else(|| AppError::UnknownProfile {
+            name: profile_name.clone(),
+            available: state
+                .config
+                .profiles
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    let plan = profile.plan(&request, caller, request_id)?;
+    let ca = state
+        .cas
+        .get(&plan.ca)
+        .ok_or_else(|| AppError::CaUnavailable(format!("CA {:?} is not loaded", plan.ca)))?;
+    let issued = issuer::issue(&ca, &plan, state.clock.now())?;
+    audit::certificate_issued(
+        &plan,
+        &issued,
+        caller.audit_label(),
+        request_id,
+        started.elapsed(),
+    );
+    let body = IssueResponse {
+        serial: issued.serial_hex,
+        certificate: issued.certificate_pem,
+        private_key: issued.private_key_pem.expose().to_owned(),
+        ca_chain: ca.chain_pem.clone(),
+        not_before: rfc3339(issued.not_before),
+        not_after: rfc3339(issued.not_after),
+        renew_after: rfc3339(issued.renew_after),
+        key_type: issued.key_type,
+        fingerprint_sha256: issued.fingerprint_sha256,
+        profile: plan.profile,
+        session_id: plan.session_id,
+        request_id: request_id.to_owned(),
+    };
+    Ok((
+        StatusCode::CREATED,
+        // The body holds a private key: no cache may keep it (RFC 9111 §5.2.2.5).
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// Query of `GET /v1/ca`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaQuery {
+    profile: Option<String>,
+}
+
+async fn ca_chain(
+    State(state): State<AppState>,
+    query: Result<Query<CaQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(query) = query.map_err(|e| AppError::InvalidQuery(e.body_text()))?;
+    let name = query.profile.unwrap_or_else(|| DEFAULT_PROFILE.to_owned());
+    let profile = state
+        .config
+        .profile(&name)
+        .ok_or_else(|| AppError::UnknownProfile {
+            name: name.clone(),
+            available: state
+                .config
+                .profiles
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    let ca = state
+        .cas
+        .get(&profile.ca)
+        .ok_or_else(|| AppError::CaUnavailable(format!("CA {:?} is not loaded", profile.ca)))?;
+    Ok((
+        [(header::CONTENT_TYPE, PEM_CHAIN_MEDIA_TYPE)],
+        ca.chain_pem_bundle.clone(),
+    )
+        .into_response())
+}
+
+/// One CA's entry in `GET /healthz`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CaHealth {
+    /// The CA's configured name.
+    pub name: String,
+    /// Its subject.
+    pub subject: String,
+    /// RFC 3339.
+    pub not_after: String,
+    /// Whether it can sign now.
+    pub usable: bool,
+}
+
+/// The body of `GET /healthz`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    pub status: String,
+    /// Every CA.
+    pub cas: Vec<CaHealth>,
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    let now = state.clock.now();
+    let cas: Vec<CaHealth> = state
+        .cas
+        .all()
+        .iter()
+        .map(|ca| CaHealth {
+            name: ca.name.clone(),
+            subject: ca.subject.clone(),
+            not_after: rfc3339(ca.not_after),
+            usable: ca.not_before <= now && now < ca.not_after,
+        })
+        .collect();
+    let ok = !cas.is_empty() && cas.iter().all(|c| c.usable);
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Health {
+        status: if ok { "ok" } else { "unavailable" }.into(),
+        cas,
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> AppError {
+    AppError::NotFound {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
+    AppError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}

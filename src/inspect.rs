@@ -1,0 +1,212 @@
+//! `session-ca inspect`: decode an issued certificate's validity, subject and claims, and verify it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, UnixTime};
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use crate::audit::rfc3339;
+use crate::claims::{self, ObjectId};
+use crate::issuer::hex;
+
+/// The DER value of id-kp-clientAuth (RFC 5280 §4.2.1.12), as webpki wants it.
+const EKU_CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
+
+/// One claim extension found in a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundClaim {
+    /// The claim's name when the configuration knows the OID.
+    pub name: Option<String>,
+    /// The extension OID.
+    pub oid: String,
+    /// The decoded value, or why it could not be decoded.
+    pub value: Result<String, String>,
+    /// Whether the extension is marked critical.
+    pub critical: bool,
+}
+
+/// What `inspect` reports about a certificate.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// Subject, RFC 4514.
+    pub subject: String,
+    /// Issuer, RFC 4514.
+    pub issuer: String,
+    /// Serial, lower-case hex.
+    pub serial: String,
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+    /// Subject alternative names, as text.
+    pub sans: Vec<String>,
+    /// Claim extensions: known OIDs and anything under the claim arc.
+    pub claims: Vec<FoundClaim>,
+    /// SHA-256 of the DER, lower-case hex.
+    pub fingerprint_sha256: String,
+}
+
+/// Reads the first certificate from PEM, or DER.
+pub fn read_certificate(input: &[u8]) -> Result<CertificateDer<'static>, InspectError> {
+    if input.starts_with(b"-----") || input.iter().take(64).all(u8::is_ascii) {
+        if let Some(first) = CertificateDer::pem_slice_iter(input).next() {
+            return first.map_err(|e| InspectError::Malformed(format!("malformed PEM: {e}")));
+        }
+        if input.iter().all(u8::is_ascii) {
+            return Err(InspectError::Malformed(
+                "no PEM CERTIFICATE block found".into(),
+            ));
+        }
+    }
+    Ok(CertificateDer::from(input.to_vec()))
+}
+
+/// Decodes a certificate. `names` maps claim OIDs to names; extensions
+/// under `claim_arc` are shown even when unnamed.
+pub fn inspect(
+    der: &CertificateDer<'_>,
+    names: &BTreeMap<ObjectId, String>,
+    claim_arc: &ObjectId,
+) -> Result<Inspection, InspectError> {
+    let (rest, cert) = X509Certificate::from_der(der.as_ref())
+        .map_err(|e| InspectError::Malformed(format!("not an X.509 certificate: {e}")))?;
+    if !rest.is_empty() {
+        return Err(InspectError::Malformed(
+            "trailing bytes after the certificate".into(),
+        ));
+    }
+    let mut sans = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            sans.push(match name {
+                GeneralName::URI(u) => format!("URI:{u}"),
+                GeneralName::DNSName(d) => format!("DNS:{d}"),
+                GeneralName::RFC822Name(e) => format!("email:{e}"),
+                other => format!("{other:?}"),
+            });
+        }
+    }
+    let mut claims = Vec::new();
+    for ext in cert.extensions() {
+        let oid_text = ext.oid.to_id_string();
+        let Ok(oid) = oid_text.parse::<ObjectId>() else {
+            continue;
+        };
+        let name = names.get(&oid).cloned();
+        if name.is_none() && !oid.is_below(claim_arc) {
+            continue;
+        }
+        claims.push(FoundClaim {
+            name,
+            oid: oid_text,
+            value: claims::decode_value(ext.value).map_err(|e| e.to_string()),
+            critical: ext.critical,
+        });
+    }
+    let fingerprint = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
+    Ok(Inspection {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        serial: hex(cert.raw_serial()),
+        not_before: cert.validity().not_before.to_datetime(),
+        not_after: cert.validity().not_after.to_datetime(),
+        sans,
+        claims,
+        fingerprint_sha256: hex(fingerprint.as_ref()),
+    })
+}
+
+/// Verifies `leaf` as a TLS client certificate against the CA certificates
+/// in `ca_pem` at `now`, with rustls-webpki. Self-signed certificates in
+/// `ca_pem` are trust anchors and the rest intermediates; with no
+/// self-signed certificate, every one is an anchor.
+pub fn verify_client_certificate(
+    leaf: &CertificateDer<'_>,
+    ca_pem: &[u8],
+    now: OffsetDateTime,
+) -> Result<(), InspectError> {
+    let cas = CertificateDer::pem_slice_iter(ca_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| InspectError::Malformed(format!("CA file: malformed PEM: {e}")))?;
+    if cas.is_empty() {
+        return Err(InspectError::Malformed(
+            "CA file: no PEM CERTIFICATE block".into(),
+        ));
+    }
+    let mut anchors_der = Vec::new();
+    let mut intermediates = Vec::new();
+    for ca in &cas {
+        let (_, parsed) = X509Certificate::from_der(ca.as_ref())
+            .map_err(|e| InspectError::Malformed(format!("CA file: not X.509: {e}")))?;
+        if parsed.subject().as_raw() == parsed.issuer().as_raw() {
+            anchors_der.push(ca.clone());
+        } else {
+            intermediates.push(ca.clone());
+        }
+    }
+    if anchors_der.is_empty() {
+        anchors_der = std::mem::take(&mut intermediates);
+    }
+    let anchors = anchors_der
+        .iter()
+        .map(|c| webpki::anchor_from_trusted_cert(c).map(|a| a.to_owned()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| InspectError::Malformed(format!("CA file: unusable trust anchor: {e}")))?;
+    let end_entity = webpki::EndEntityCert::try_from(leaf)
+        .map_err(|e| InspectError::Malformed(format!("certificate: {e}")))?;
+    let seconds = u64::try_from(now.unix_timestamp()).unwrap_or(0);
+    end_entity
+        .verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            &intermediates,
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(seconds)),
+            webpki::KeyUsage::required(EKU_CLIENT_AUTH),
+            None,
+            None,
+        )
+        .map(|_| ())
+        .map_err(|e| InspectError::NotVerified(format!("{e:?}")))
+}
+
+impl fmt::Display for Inspection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "subject:      {}", self.subject)?;
+        writeln!(f, "issuer:       {}", self.issuer)?;
+        writeln!(f, "serial:       {}", self.serial)?;
+        writeln!(f, "not before:   {}", rfc3339(self.not_before))?;
+        writeln!(f, "not after:    {}", rfc3339(self.not_after))?;
+        writeln!(f, "sha256:       {}", self.fingerprint_sha256)?;
+        for san in &self.sans {
+            writeln!(f, "SAN:          {san}")?;
+        }
+        if self.claims.is_empty() {
+            writeln!(f, "claims:       none")?;
+        } else {
+            writeln!(f, "claims:")?;
+            for claim in &self.claims {
+                let name = claim.name.as_deref().unwrap_or("(unnamed)");
+                let critical = if claim.critical { " [critical]" } else { "" };
+                match &claim.value {
+                    Ok(v) => writeln!(f, "  {name} ({}){critical}: {v:?}", claim.oid)?,
+                    Err(e) => writeln!(f, "  {name} ({}){critical}: <{e}>", claim.oid)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Errors of `inspect`.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// The input is not a certificate (or the CA file holds none).
+    #[error("{0}")]
+    Malformed(String),
+    /// The certificate does not verify against the given CAs.
+    #[error("the certificate does not verify against the given CA: {0}")]
+    NotVerified(String),
+}

@@ -1,0 +1,209 @@
+//! Signing: turning a certificate plan into a certificate, key and chain.
+//!
+//! The certificate profile follows RFC 5280; each field below cites its section.
+
+use std::time::Duration;
+
+use rcgen::{
+    CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyUsagePurpose, SanType, SerialNumber,
+};
+use ring::rand::{SecureRandom, SystemRandom};
+use time::OffsetDateTime;
+
+use crate::ca::init::dn_value;
+use crate::ca::SigningCa;
+use crate::claims;
+use crate::keys::{KeyType, SecretPem};
+use crate::policy::{CertificatePlan, SubjectAttribute};
+
+/// Fraction of the lifetime after which clients should renew (as linkerd does).
+pub const RENEW_AT_FRACTION: f64 = 0.7;
+
+/// A freshly issued certificate and everything returned with it.
+#[derive(Debug, Clone)]
+pub struct IssuedCertificate {
+    /// Serial number, lower-case hex.
+    pub serial_hex: String,
+    /// The certificate, PEM.
+    pub certificate_pem: String,
+    /// The certificate, DER.
+    pub certificate_der: Vec<u8>,
+    /// The private key, PKCS#8 PEM.
+    pub private_key_pem: SecretPem,
+    /// `notBefore`.
+    pub not_before: OffsetDateTime,
+    /// `notAfter`.
+    pub not_after: OffsetDateTime,
+    /// When the client should fetch a new certificate.
+    pub renew_after: OffsetDateTime,
+    /// The key type generated.
+    pub key_type: KeyType,
+    /// SHA-256 of the DER certificate, lower-case hex.
+    pub fingerprint_sha256: String,
+}
+
+/// The validity window of a certificate issued at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    /// `notBefore`: `now - backdate`, never before the CA's own `notBefore`.
+    pub not_before: OffsetDateTime,
+    /// `notAfter`: `now + ttl`, never after the CA's own `notAfter`.
+    pub not_after: OffsetDateTime,
+    /// `now + 70%` of the time from `now` to `notAfter`.
+    pub renew_after: OffsetDateTime,
+}
+
+/// Computes the validity window (RFC 5280 §4.1.2.5). The backdate covers
+/// clock skew between client and backend without eating into the TTL; the
+/// window is clamped to the issuer's so a certificate never outlives its CA.
+pub fn validity(
+    now: OffsetDateTime,
+    ttl: Duration,
+    backdate: Duration,
+    ca_not_before: OffsetDateTime,
+    ca_not_after: OffsetDateTime,
+) -> Result<Validity, IssueError> {
+    if now >= ca_not_after {
+        return Err(IssueError::CaExpired(ca_not_after));
+    }
+    if now < ca_not_before {
+        return Err(IssueError::CaNotYetValid(ca_not_before));
+    }
+    let not_before = (now - backdate).max(ca_not_before);
+    let not_after = (now + ttl).min(ca_not_after);
+    let usable = (not_after - now).whole_seconds() as f64;
+    let renew_after = now + time::Duration::seconds((usable * RENEW_AT_FRACTION).floor() as i64);
+    Ok(Validity {
+        not_before,
+        not_after,
+        renew_after,
+    })
+}
+
+/// A positive 127-bit serial number from the CSPRNG (RFC 5280 §4.1.2.2:
+/// unique, positive, at most 20 octets; CA/B BR §7.1: at least 64 random bits).
+pub fn random_serial() -> SerialNumber {
+    let mut bytes = [0u8; 16];
+    // SystemRandom reads the OS CSPRNG; if that fails the process cannot
+    // issue safely anyway, and ring documents no failure on supported OSes.
+    if SystemRandom::new().fill(&mut bytes).is_err() {
+        tracing::error!("the system CSPRNG failed; using a UUID v4 (also OS randomness) instead");
+        bytes = *uuid::Uuid::new_v4().as_bytes();
+    }
+    bytes[0] &= 0x7f;
+    if bytes[0] == 0 {
+        // Keep 16 octets so every serial has the same length and stays non-zero.
+        bytes[0] = 0x01;
+    }
+    SerialNumber::from_slice(&bytes)
+}
+
+/// Signs the certificate described by `plan` with `ca`, generating a fresh key.
+pub fn issue(
+    ca: &SigningCa,
+    plan: &CertificatePlan,
+    now: OffsetDateTime,
+) -> Result<IssuedCertificate, IssueError> {
+    let validity = validity(now, plan.ttl, plan.backdate, ca.not_before, ca.not_after)?;
+    let key = plan
+        .key_type
+        .generate()
+        .map_err(|_| IssueError::KeyGeneration)?;
+
+    let mut params = CertificateParams::default();
+    let serial = random_serial();
+    let serial_hex = hex(&serial.to_bytes());
+    params.serial_number = Some(serial);
+    params.not_before = validity.not_before;
+    params.not_after = validity.not_after;
+
+    // §4.1.2.6: the profile's fixed attributes, then CN = session id.
+    let mut subject = DistinguishedName::new();
+    for (attribute, value) in &plan.subject {
+        let ty = match attribute {
+            SubjectAttribute::Country => DnType::CountryName,
+            SubjectAttribute::State => DnType::StateOrProvinceName,
+            SubjectAttribute::Locality => DnType::LocalityName,
+            SubjectAttribute::Organization => DnType::OrganizationName,
+            SubjectAttribute::OrganizationalUnit => DnType::OrganizationalUnitName,
+        };
+        subject.push(ty.clone(), dn_value(&ty, value));
+    }
+    subject.push(
+        DnType::CommonName,
+        dn_value(&DnType::CommonName, &plan.session_id),
+    );
+    params.distinguished_name = subject;
+
+    // §4.2.1.9: BasicConstraints cA FALSE, marked critical.
+    params.is_ca = IsCa::ExplicitNoCa;
+    // §4.2.1.3: digitalSignature only (critical); §4.2.1.12: clientAuth.
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    // §4.2.1.1: AKI from the CA's SKI; §4.2.1.2: SKI is written for every certificate.
+    params.use_authority_key_identifier_extension = true;
+    // §4.2.1.6: optional URI SAN; the template expansion percent-encodes, so it is IA5.
+    if let Some(uri) = &plan.uri_san {
+        let ia5 = uri
+            .as_str()
+            .try_into()
+            .map_err(|_| IssueError::Internal("URI SAN is not IA5"))?;
+        params.subject_alt_names = vec![SanType::URI(ia5)];
+    }
+    // Claims: non-critical private extensions (§4.2), one per claim.
+    params.custom_extensions = plan
+        .extensions
+        .iter()
+        .map(|(oid, text)| {
+            let mut ext = CustomExtension::from_oid_content(oid.arcs(), claims::encode_value(text));
+            ext.set_criticality(false);
+            ext
+        })
+        .collect();
+
+    let cert = params
+        .signed_by(&key, &ca.issuer)
+        .map_err(|_| IssueError::Internal("signing failed"))?;
+    let der = cert.der().to_vec();
+    let fingerprint = ring::digest::digest(&ring::digest::SHA256, &der);
+    Ok(IssuedCertificate {
+        serial_hex,
+        certificate_pem: cert.pem(),
+        certificate_der: der,
+        private_key_pem: SecretPem::new(key.serialize_pem()),
+        not_before: validity.not_before,
+        not_after: validity.not_after,
+        renew_after: validity.renew_after,
+        key_type: plan.key_type,
+        fingerprint_sha256: hex(fingerprint.as_ref()),
+    })
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
+/// Errors while issuing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IssueError {
+    /// The CA's certificate has expired; nothing can be issued.
+    #[error("the signing CA expired at {0}")]
+    CaExpired(OffsetDateTime),
+    /// The CA's certificate is not valid yet.
+    #[error("the signing CA is not valid before {0}")]
+    CaNotYetValid(OffsetDateTime),
+    /// The key generator failed.
+    #[error("key generation failed")]
+    KeyGeneration,
+    /// A fault that is not the caller's (logged, never sent).
+    #[error("internal issuance failure: {0}")]
+    Internal(&'static str),
+}

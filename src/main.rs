@@ -1,0 +1,299 @@
+//! The `session-ca` command: `serve`, `init` and `inspect`.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use session_ca::ca::init::{ca_exists, create_ca, InitOptions, DEFAULT_CA_SUBJECT};
+use session_ca::config::{CaSourceSpec, ConfigOrigin, ProcessEnv};
+use session_ca::inspect::{inspect, read_certificate, verify_client_certificate};
+use session_ca::{app, AppState, CaStore, Clock, Config, KeyType, SharedClock, SystemClock};
+
+/// A lightweight signer of short-lived mTLS client certificates.
+#[derive(Debug, Parser)]
+#[command(name = "session-ca", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP signer (with no configuration: a development CA in
+    /// signer-key/, 127.0.0.1:8080, no authentication).
+    Serve(ServeArgs),
+    /// Create a CA: a key and certificate, optionally under a root.
+    Init(InitArgs),
+    /// Show a certificate's validity, subject and claims; verify it with --ca.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Configuration file (TOML); also SESSION_CA_CONFIG.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on (repeatable); overrides server.listen.
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// Directory to write the CA into.
+    #[arg(long, default_value = "signer-key")]
+    dir: PathBuf,
+    /// Key type of the CA key(s).
+    #[arg(long, default_value = "ecdsa-p256", value_parser = parse_key_type)]
+    key_type: KeyType,
+    /// Subject as "CN=...,O=..." (attributes CN, C, ST, L, O, OU).
+    #[arg(long, default_value = DEFAULT_CA_SUBJECT)]
+    subject: String,
+    /// Lifetime of the CA certificate(s) in days.
+    #[arg(long, default_value_t = 3650)]
+    validity_days: u32,
+    /// Create a root and an intermediate; the intermediate signs.
+    #[arg(long)]
+    intermediate: bool,
+    /// Replace an existing CA in the directory.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// Certificate file (PEM or DER).
+    file: PathBuf,
+    /// CA certificates (PEM) to verify against, e.g. the chain from GET /v1/ca.
+    #[arg(long, value_name = "CHAIN")]
+    ca: Option<PathBuf>,
+    /// Configuration whose claim names to use (default: as for serve).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn parse_key_type(s: &str) -> Result<KeyType, String> {
+    s.parse()
+        .map_err(|e: session_ca::keys::KeyError| e.to_string())
+}
+
+fn init_logging() {
+    let filter =
+        EnvFilter::try_from_env("SESSION_CA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match std::env::var("SESSION_CA_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        _ => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Serve(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(serve(args))
+        }
+        Command::Init(args) => init(args),
+        Command::Inspect(args) => inspect_command(args),
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let overrides = if args.listen.is_empty() {
+        Vec::new()
+    } else {
+        vec![(
+            "server.listen".to_owned(),
+            toml::Value::Array(
+                args.listen
+                    .iter()
+                    .cloned()
+                    .map(toml::Value::String)
+                    .collect(),
+            ),
+        )]
+    };
+    let config = Config::load(args.config.as_deref(), &ProcessEnv, &overrides)?;
+    let clock: SharedClock = Arc::new(SystemClock);
+
+    if config.origin == ConfigOrigin::Embedded {
+        for ca in config.cas.values() {
+            let CaSourceSpec::File(dir) = &ca.source;
+            if !ca_exists(dir) {
+                create_development_ca(dir, &*clock)?;
+            }
+        }
+    }
+
+    let cas = CaStore::load(&config, &clock).await?;
+    for ca in cas.all() {
+        tracing::info!(ca = %ca.name, subject = %ca.subject, not_after = %session_ca::audit::rfc3339(ca.not_after), "CA loaded");
+    }
+    cas.spawn_refresh(clock.clone());
+
+    let listen = config.server.listen.clone();
+    let auth = config.server.auth;
+    let state = AppState {
+        config: Arc::new(config),
+        cas,
+        clock,
+    };
+    let router = app(state);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for addr in listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local: SocketAddr = listener.local_addr()?;
+        tracing::info!(address = %local, %auth, "session-ca listening");
+        let router = router.clone();
+        let mut stop = stop_rx.clone();
+        servers.spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                })
+                .await
+        });
+    }
+
+    tokio::select! {
+        () = shutdown_signal() => {
+            tracing::info!("shutting down: finishing requests in flight");
+        }
+        Some(result) = servers.join_next() => {
+            result.context("a listener task failed")?.context("a listener failed")?;
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(result) = servers.join_next().await {
+        result
+            .context("a listener task failed")?
+            .context("a listener failed")?;
+    }
+    Ok(())
+}
+
+fn create_development_ca(dir: &Path, clock: &dyn Clock) -> Result<()> {
+    let created = create_ca(
+        &InitOptions {
+            dir: dir.to_path_buf(),
+            key_type: KeyType::EcdsaP256,
+            subject: DEFAULT_CA_SUBJECT.to_owned(),
+            validity_days: 3650,
+            intermediate: false,
+            force: false,
+        },
+        clock.now(),
+    )?;
+    tracing::warn!(
+        dir = %dir.display(),
+        "created a DEVELOPMENT CA because none existed; do not trust it beyond this machine \
+         (production CAs come from `session-ca init` and a configuration file)"
+    );
+    for file in created.files {
+        tracing::debug!(file = %file.display(), "wrote");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+fn init(args: InitArgs) -> Result<()> {
+    let options = InitOptions {
+        dir: args.dir,
+        key_type: args.key_type,
+        subject: args.subject,
+        validity_days: args.validity_days,
+        intermediate: args.intermediate,
+        force: args.force,
+    };
+    let created = create_ca(&options, SystemClock.now())?;
+    for file in &created.files {
+        println!("wrote {}", file.display());
+    }
+    println!(
+        "CA valid until {}",
+        session_ca::audit::rfc3339(created.not_after)
+    );
+    if options.intermediate {
+        println!(
+            "the root key ({}) is not needed to sign; move it offline",
+            options
+                .dir
+                .join(session_ca::ca::file::ROOT_KEY_FILE)
+                .display()
+        );
+    }
+    Ok(())
+}
+
+fn inspect_command(args: InspectArgs) -> Result<()> {
+    let input = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let der = read_certificate(&input).with_context(|| args.file.display().to_string())?;
+    let config = Config::load(args.config.as_deref(), &ProcessEnv, &[])?;
+    let report = inspect(&der, &config.claim_names(), &config.oid_arc)
+        .with_context(|| args.file.display().to_string())?;
+    print!("{report}");
+    if let Some(ca) = args.ca {
+        let ca_pem = std::fs::read(&ca).with_context(|| format!("cannot read {}", ca.display()))?;
+        let now = SystemClock.now();
+        match verify_client_certificate(&der, &ca_pem, now) {
+            Ok(()) => println!(
+                "verified:     yes, a valid TLS client certificate under {} now",
+                ca.display()
+            ),
+            Err(e) => {
+                println!("verified:     NO");
+                bail!("{e}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! The `POST /v1/certificates` request body: strict JSON parsing into typed fields.
+//!
+//! Parsing is strict on purpose: unknown fields, duplicate keys (at any depth
+//! inside claims) and wrong types are refused instead of being guessed at, so
+//! a caller never gets a certificate that says something other than what it
+//! asked for.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::keys::KeyType;
+
+/// A request for a certificate, as sent by the client.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueRequest {
+    /// Profile name; `default` when absent.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Session id (the subject CN); a fresh UUID v4 when absent and not required.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Transaction id.
+    #[serde(default)]
+    pub transaction_id: Option<String>,
+    /// Requested lifetime in seconds; the profile's `default_ttl` when absent.
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+    /// Key type to generate; `ecdsa-p256` when absent.
+    #[serde(default)]
+    pub key_type: Option<KeyType>,
+    /// Profile-defined claims by name.
+    #[serde(default)]
+    pub claims: Option<ClaimValues>,
+    /// A PEM PKCS#10 request whose key is to be certified (not supported yet).
+    #[serde(default)]
+    pub csr: Option<String>,
+    /// Whether to also return a PKCS#12 bundle (not supported yet).
+    #[serde(default)]
+    pub pkcs12: bool,
+}
+
+impl IssueRequest {
+    /// Parses a request body, telling syntax errors apart from shape errors.
+    pub fn from_json(body: &[u8]) -> Result<Self, RequestError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(RequestError::InvalidJson(
+                "the body is empty; send a JSON object such as {\"profile\": \"default\"}".into(),
+            ));
+        }
+        // Syntax first, so `{"a":}` is reported as broken JSON rather than as
+        // an unknown field `a` found before the parser reached the break.
+        serde_json::from_slice::<de::IgnoredAny>(body)
+            .map_err(|e| RequestError::InvalidJson(e.to_string()))?;
+        // serde's derived structs also accept arrays; the API takes objects only.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(RequestError::InvalidRequest(
+                "the body must be a JSON object, such as {\"profile\": \"default\"}".into(),
+            ));
+        }
+        serde_json::from_slice(body).map_err(|e| {
+            if e.is_data() {
+                RequestError::InvalidRequest(e.to_string())
+            } else {
+                RequestError::InvalidJson(e.to_string())
+            }
+        })
+    }
+}
+
+/// Claim values by name, in request order; duplicate names are refused.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClaimValues(pub BTreeMap<String, Value>);
+
+impl<'de> Deserialize<'de> for ClaimValues {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match deserializer.deserialize_any(StrictValueVisitor)? {
+            Value::Object(map) => Ok(ClaimValues(map.into_iter().collect())),
+            other => Err(de::Error::invalid_type(
+                unexpected(&other),
+                &"an object mapping claim names to values",
+            )),
+        }
+    }
+}
+
+fn unexpected(value: &Value) -> de::Unexpected<'_> {
+    match value {
+        Value::Null => de::Unexpected::Unit,
+        Value::Bool(b) => de::Unexpected::Bool(*b),
+        Value::Number(_) => de::Unexpected::Other("number"),
+        Value::String(s) => de::Unexpected::Str(s),
+        Value::Array(_) => de::Unexpected::Seq,
+        Value::Object(_) => de::Unexpected::Map,
+    }
+}
+
+/// Builds a `serde_json::Value`, refusing duplicate object keys (which
+/// `serde_json::Value` would silently resolve to the last one).
+struct StrictValueVisitor;
+
+struct StrictValue(Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(StrictValueVisitor)
+            .map(StrictValue)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("a number that is not finite"))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
+            }
+            let StrictValue(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// Nesting depth of a JSON value: scalars are 0, `[]` and `{}` are 1.
+pub fn json_depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(json_depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Errors in the request body itself (as opposed to policy violations).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RequestError {
+    /// The body is not syntactically valid JSON.
+    #[error("the body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// The body is JSON but does not have the request's shape.
+    #[error("the request does not match the schema: {0}")]
+    InvalidRequest(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_request_parses() {
+        let r = IssueRequest::from_json(
+            br#"{"profile":"default","session_id":"s","transaction_id":"t","ttl_seconds":60,
+                "key_type":"ed25519","claims":{"agent":"x","geo":{"lat":"1"}},"csr":null,"pkcs12":false}"#,
+        )
+        .unwrap();
+        assert_eq!(r.key_type, Some(KeyType::Ed25519));
+        assert_eq!(r.ttl_seconds, Some(60));
+        let claims = r.claims.unwrap().0;
+        assert_eq!(claims["geo"]["lat"], "1");
+    }
+
+    #[test]
+    fn syntax_and_shape_errors_are_told_apart() {
+        for body in [
+            &b""[..],
+            b"  ",
+            b"{",
+            b"{\"a\":}",
+            b"nul",
+            b"{\"session_id\":\"\\ud800\"}",
+        ] {
+            assert!(
+                matches!(
+                    IssueRequest::from_json(body),
+                    Err(RequestError::InvalidJson(_))
+                ),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        for body in [
+            &b"[]"[..],
+            b"\"x\"",
+            b"{\"nope\":1}",
+            b"{\"ttl_seconds\":-1}",
+            b"{\"ttl_seconds\":18446744073709551616}",
+            b"{\"ttl_seconds\":1.5}",
+            b"{\"ttl_seconds\":\"60\"}",
+            b"{\"key_type\":\"rsa-1024\"}",
+            b"{\"profile\":\"a\",\"profile\":\"b\"}",
+            b"{\"claims\":[]}",
+        ] {
+            assert!(
+                matches!(
+                    IssueRequest::from_json(body),
+                    Err(RequestError::InvalidRequest(_))
+                ),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_claim_keys_are_refused_at_every_depth() {
+        for body in [
+            &br#"{"claims":{"a":"1","a":"2"}}"#[..],
+            br#"{"claims":{"geo":{"lat":"1","lat":"2"}}}"#,
+            br#"{"claims":{"geo":[{"k":1,"k":1}]}}"#,
+        ] {
+            let err = IssueRequest::from_json(body).unwrap_err().to_string();
+            assert!(err.contains("duplicate key"), "{err}");
+        }
+    }
+
+    #[test]
+    fn depth_is_counted() {
+        assert_eq!(json_depth(&serde_json::json!("x")), 0);
+        assert_eq!(json_depth(&serde_json::json!({})), 1);
+        assert_eq!(json_depth(&serde_json::json!({"a": [1, {"b": []}]})), 4);
+    }
+}
