@@ -682,6 +682,24 @@ fn validate_profile(
                 "unknown placeholder; allowed: {session_id}, {transaction_id}, {profile}".into(),
             ));
         }
+        if let Some(rest) = template.strip_prefix("urn:uuid:") {
+            if rest != "{session_id}" && rest != "{transaction_id}" {
+                return Err(err(
+                    ".uri_san",
+                    "a urn:uuid: template must be exactly \"urn:uuid:{session_id}\" or \
+                     \"urn:uuid:{transaction_id}\" (RFC 4122 §3)"
+                        .into(),
+                ));
+            }
+        }
+        if template.contains("{transaction_id}")
+            && !raw.require.iter().any(|r| r == "transaction_id")
+        {
+            return Err(err(
+                ".uri_san",
+                "uses {transaction_id}, so add \"transaction_id\" to require".into(),
+            ));
+        }
         if !scheme_ok || !probe.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(err(
                 ".uri_san",
@@ -949,6 +967,8 @@ mod tests {
             ("[profiles.default]\nsubject = { C = \"Netherlands\" }\n", "profiles.default.subject.C", "two-letter"),
             ("[profiles.default]\nuri_san = \"urn:{nope}\"\n", "profiles.default.uri_san", "placeholder"),
             ("[profiles.default]\nuri_san = \"no scheme here\"\n", "profiles.default.uri_san", "absolute URI"),
+            ("[profiles.default]\nuri_san = \"urn:uuid:x-{session_id}\"\n", "profiles.default.uri_san", "RFC 4122"),
+            ("[profiles.default]\nuri_san = \"urn:tx:{transaction_id}\"\n", "profiles.default.uri_san", "add \"transaction_id\" to require"),
             ("[profiles.default]\nrequire = [\"agent\"]\n", "profiles.default.require[0]", "neither"),
             ("[profiles.default]\nallowed_callers = [\"\"]\n", "profiles.default.allowed_callers[0]", "empty"),
             ("[profiles.default]\nsurprise = 1\n", "profiles.default", "unknown field"),

@@ -12,9 +12,6 @@ use crate::audit::rfc3339;
 use crate::claims::{self, ObjectId};
 use crate::issuer::hex;
 
-/// The DER value of id-kp-clientAuth (RFC 5280 §4.2.1.12), as webpki wants it.
-const EKU_CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
-
 /// One claim extension found in a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoundClaim {
@@ -155,6 +152,24 @@ pub fn verify_client_certificate(
         .map(|c| webpki::anchor_from_trusted_cert(c).map(|a| a.to_owned()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| InspectError::Malformed(format!("CA file: unusable trust anchor: {e}")))?;
+    // webpki applies one EKU rule to every certificate of the path, and CA
+    // certificates usually carry no EKU, so it checks "clientAuth if an EKU is
+    // present"; that the leaf itself names clientAuth is checked here.
+    let (_, parsed_leaf) = X509Certificate::from_der(leaf.as_ref())
+        .map_err(|e| InspectError::Malformed(format!("certificate: not X.509: {e}")))?;
+    match parsed_leaf.extended_key_usage() {
+        Ok(Some(eku)) if eku.value.client_auth => {}
+        Ok(_) => {
+            return Err(InspectError::NotVerified(
+                "the certificate's ExtendedKeyUsage does not include clientAuth".into(),
+            ))
+        }
+        Err(e) => {
+            return Err(InspectError::Malformed(format!(
+                "certificate: malformed ExtendedKeyUsage: {e}"
+            )))
+        }
+    }
     let end_entity = webpki::EndEntityCert::try_from(leaf)
         .map_err(|e| InspectError::Malformed(format!("certificate: {e}")))?;
     let seconds = u64::try_from(now.unix_timestamp()).unwrap_or(0);
@@ -164,7 +179,7 @@ pub fn verify_client_certificate(
             &anchors,
             &intermediates,
             UnixTime::since_unix_epoch(std::time::Duration::from_secs(seconds)),
-            webpki::KeyUsage::required(EKU_CLIENT_AUTH),
+            webpki::KeyUsage::client_auth(),
             None,
             None,
         )

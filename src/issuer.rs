@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rcgen::{
     CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyUsagePurpose, SanType, SerialNumber,
+    KeyIdMethod, KeyUsagePurpose, SanType, SerialNumber,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use time::OffsetDateTime;
@@ -141,8 +141,9 @@ pub fn issue(
     // §4.2.1.3: digitalSignature only (critical); §4.2.1.12: clientAuth.
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    // §4.2.1.1: AKI from the CA's SKI; §4.2.1.2: SKI is written for every certificate.
+    // §4.2.1.1: AKI from the CA's SKI; §4.2.1.2: SKI by method 1 of RFC 7093.
     params.use_authority_key_identifier_extension = true;
+    params.key_identifier_method = key_identifier(key.public_key_raw());
     // §4.2.1.6: optional URI SAN; the template expansion percent-encodes, so it is IA5.
     if let Some(uri) = &plan.uri_san {
         let ia5 = uri
@@ -178,6 +179,13 @@ pub fn issue(
         key_type: plan.key_type,
         fingerprint_sha256: hex(fingerprint.as_ref()),
     })
+}
+
+/// A key identifier by RFC 7093 §2 method 1: the leftmost 160 bits of the
+/// SHA-256 hash of the subjectPublicKey BIT STRING value.
+pub fn key_identifier(subject_public_key: &[u8]) -> KeyIdMethod {
+    let digest = ring::digest::digest(&ring::digest::SHA256, subject_public_key);
+    KeyIdMethod::PreSpecified(digest.as_ref()[..20].to_vec())
 }
 
 /// Lower-case hex of `bytes`.

@@ -218,9 +218,29 @@ impl Profile {
         extensions.extend(self.profile_claims(request)?);
         extensions.sort();
 
-        let uri_san = self.uri_san.as_ref().map(|template| {
-            expand_uri_template(template, &session_id, transaction_id.as_deref(), &self.name)
-        });
+        let uri_san = match &self.uri_san {
+            None => None,
+            Some(template) => {
+                let uri = expand_uri_template(
+                    template,
+                    &session_id,
+                    transaction_id.as_deref(),
+                    &self.name,
+                );
+                // RFC 4122 §3: a urn:uuid: URI holds exactly one UUID.
+                if let Some(value) = uri.strip_prefix("urn:uuid:") {
+                    if value.len() != 36 || uuid::Uuid::try_parse(value).is_err() {
+                        let field = if template.contains("{transaction_id}") {
+                            "transaction_id"
+                        } else {
+                            "session_id"
+                        };
+                        return Err(PolicyError::NotAUuid { field });
+                    }
+                }
+                Some(uri)
+            }
+        };
 
         Ok(CertificatePlan {
             profile: self.name.clone(),
@@ -409,6 +429,15 @@ pub enum PolicyError {
         /// Its length limit in characters.
         max_chars: usize,
     },
+    /// An identifier that must be a UUID (it fills a `urn:uuid:` SAN) is not one.
+    #[error(
+        "{field} must be a UUID such as 92fea10a-0905-40cc-aca1-54ee52e89c71, because this \
+         profile writes it into a urn:uuid: URI SAN (RFC 4122 §3)"
+    )]
+    NotAUuid {
+        /// The field's name.
+        field: &'static str,
+    },
     /// A claim name the profile does not define.
     #[error("unknown claim {name:?}; this profile defines: {}", if allowed.is_empty() { "no claims".to_owned() } else { allowed.join(", ") })]
     UnknownClaim {
@@ -463,7 +492,7 @@ impl PolicyError {
             PolicyError::TtlTooShort => "ttl_too_short",
             PolicyError::TtlTooLong { .. } => "ttl_too_long",
             PolicyError::MissingField(_) => "missing_field",
-            PolicyError::InvalidField { .. } => "invalid_field",
+            PolicyError::InvalidField { .. } | PolicyError::NotAUuid { .. } => "invalid_field",
             PolicyError::UnknownClaim { .. } => "unknown_claim",
             PolicyError::MissingClaim(_) => "missing_claim",
             PolicyError::ClaimWrongType { .. } => "claim_wrong_type",
@@ -525,6 +554,8 @@ pub(crate) mod tests {
         }
     }
 
+    const SID: &str = "92fea10a-0905-40cc-aca1-54ee52e89c71";
+
     fn request(body: serde_json::Value) -> IssueRequest {
         IssueRequest::from_json(body.to_string().as_bytes()).unwrap()
     }
@@ -550,7 +581,7 @@ pub(crate) mod tests {
     fn claims_are_encoded_by_type() {
         let plan = plan(
             &profile(),
-            json!({"session_id": "s", "transaction_id": "t",
+            json!({"session_id": SID, "transaction_id": "t",
                    "claims": {"agent": "iOS", "geo": {"lat": "52.15", "lon": "4.49"}}}),
         )
         .unwrap();
@@ -604,7 +635,19 @@ pub(crate) mod tests {
             assert_eq!(err.code(), code, "{body}: {err}");
         }
         assert!(plan(&p, json!({"claims": {"agent": "x".repeat(16)}})).is_ok());
-        assert!(plan(&p, json!({"session_id": "é".repeat(64)})).is_ok());
+        assert_eq!(
+            plan(&p, json!({"session_id": "not-a-uuid"})).unwrap_err(),
+            PolicyError::NotAUuid {
+                field: "session_id"
+            }
+        );
+        let mut free = p.clone();
+        free.uri_san = Some("urn:example:{session_id}".into());
+        let ok = plan(&free, json!({"session_id": "é".repeat(64)})).unwrap();
+        assert_eq!(
+            ok.uri_san.unwrap(),
+            format!("urn:example:{}", "%C3%A9".repeat(64))
+        );
         assert!(plan(&p, json!({"ttl_seconds": 900})).is_ok());
     }
 
@@ -616,13 +659,13 @@ pub(crate) mod tests {
         p.claims.get_mut("agent").unwrap().required = true;
         let e = plan(&p, json!({"transaction_id": "t", "claims": {"agent": "a"}})).unwrap_err();
         assert_eq!(e, PolicyError::MissingField("session_id"));
-        let e = plan(&p, json!({"session_id": "s", "claims": {"agent": "a"}})).unwrap_err();
+        let e = plan(&p, json!({"session_id": SID, "claims": {"agent": "a"}})).unwrap_err();
         assert_eq!(e, PolicyError::MissingField("transaction_id"));
-        let e = plan(&p, json!({"session_id": "s", "transaction_id": "t"})).unwrap_err();
+        let e = plan(&p, json!({"session_id": SID, "transaction_id": "t"})).unwrap_err();
         assert_eq!(e.code(), "missing_claim");
         assert!(plan(
             &p,
-            json!({"session_id": "s", "transaction_id": "t", "claims": {"agent": "a"}})
+            json!({"session_id": SID, "transaction_id": "t", "claims": {"agent": "a"}})
         )
         .is_ok());
     }

@@ -10,7 +10,7 @@ use time::{Duration, OffsetDateTime};
 use super::file::{CA_CERT_FILE, CA_KEY_FILE, CHAIN_FILE, ROOT_CERT_FILE, ROOT_KEY_FILE};
 use super::CaError;
 use crate::files::{create_private_dir, write_atomically, FileKind};
-use crate::issuer::random_serial;
+use crate::issuer::{key_identifier, random_serial};
 use crate::keys::KeyType;
 
 /// Subject of a CA made with no `--subject`.
@@ -98,6 +98,7 @@ pub(crate) fn dn_value(ty: &DnType, value: &str) -> DnValue {
 }
 
 fn ca_params(
+    key: &KeyPair,
     subject: &[(DnType, String)],
     path_len: u8,
     not_before: OffsetDateTime,
@@ -119,6 +120,7 @@ fn ca_params(
     params.not_before = not_before;
     params.not_after = not_after;
     params.use_authority_key_identifier_extension = signed_by_other;
+    params.key_identifier_method = key_identifier(key.public_key_raw());
     params
 }
 
@@ -178,11 +180,11 @@ pub fn create_ca(options: &InitOptions, now: OffsetDateTime) -> Result<CreatedCa
                 *value = root_name(value);
             }
         }
-        let root_params = ca_params(&root_subject, 1, not_before, not_after, false);
+        let root_params = ca_params(&root_key, &root_subject, 1, not_before, not_after, false);
         let root_cert = root_params.self_signed(&root_key).map_err(sign_err)?;
         let root_issuer = Issuer::new(root_params, root_key);
         let ca_key = generate()?;
-        let ca_params = ca_params(&subject, 0, not_before, not_after, true);
+        let ca_params = ca_params(&ca_key, &subject, 0, not_before, not_after, true);
         let ca_cert = ca_params
             .signed_by(&ca_key, &root_issuer)
             .map_err(sign_err)?;
@@ -202,7 +204,7 @@ pub fn create_ca(options: &InitOptions, now: OffsetDateTime) -> Result<CreatedCa
         ));
     } else {
         let key: KeyPair = generate()?;
-        let params = ca_params(&subject, 0, not_before, not_after, false);
+        let params = ca_params(&key, &subject, 0, not_before, not_after, false);
         let cert = params.self_signed(&key).map_err(sign_err)?;
         issuing_cert_pem = cert.pem();
         outputs.push((CA_KEY_FILE, key.serialize_pem(), FileKind::Secret));

@@ -1,0 +1,229 @@
+//! Shared helpers for the integration tests: CAs in temporary directories,
+//! app state with a chosen clock, and requests through the router.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use session_ca::ca::init::{create_ca, InitOptions};
+use session_ca::config::{Config, ConfigOrigin};
+use session_ca::{app, AppState, CaStore, FixedClock, KeyType, SharedClock};
+use time::OffsetDateTime;
+use tower::ServiceExt;
+
+/// A session id that is a UUID, as the default profile's urn:uuid SAN needs.
+pub const SESSION_ID: &str = "92fea10a-0905-40cc-aca1-54ee52e89c71";
+
+/// 2026-01-01T00:00:00Z: the fixed "now" of most tests.
+pub fn t0() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap()
+}
+
+/// Creates a CA in `dir` valid from `now` for `days`.
+pub fn make_ca(dir: &Path, key_type: KeyType, intermediate: bool, now: OffsetDateTime, days: u32) {
+    create_ca(
+        &InitOptions {
+            dir: dir.to_path_buf(),
+            key_type,
+            subject: "CN=Test Issuing CA,O=session-ca tests,C=NL".into(),
+            validity_days: days,
+            intermediate,
+            force: true,
+        },
+        now,
+    )
+    .expect("create CA");
+}
+
+/// A profile configuration like the embedded default, with the CA in `ca_dir`.
+pub fn config_text(ca_dir: &Path, extra: &str) -> String {
+    format!(
+        r#"
+[claims]
+oid_arc = "1.3.6.1.4.1.32473.1"
+max_json_depth = 4
+
+[cas.default]
+source = "file:{dir}"
+
+[profiles.default]
+ca = "default"
+key_types = ["ecdsa-p256", "ecdsa-p384", "ed25519"]
+default_ttl = "5m"
+max_ttl = "15m"
+backdate = "30s"
+subject = {{ C = "NL", ST = "ZH", L = "Rotterdam", O = "Your Bank" }}
+uri_san = "urn:uuid:{{session_id}}"
+
+[profiles.default.claims]
+agent = {{ oid = "1.3.6.1.4.1.32473.1.100", type = "string", max_len = 256 }}
+geo   = {{ oid = "1.3.6.1.4.1.32473.1.101", type = "json",   max_len = 256 }}
+
+[profiles.strict]
+ca = "default"
+allowed_callers = ["arn:aws:sts::123456789012:assumed-role/payments-*/*"]
+
+[profiles.required]
+ca = "default"
+require = ["session_id", "transaction_id", "agent"]
+[profiles.required.claims]
+agent = {{ oid = "1.3.6.1.4.1.32473.1.100", type = "string", max_len = 256 }}
+
+[profiles.plain]
+ca = "default"
+key_types = ["ecdsa-p256"]
+subject = {{ O = "Plain" }}
+{extra}
+"#,
+        dir = ca_dir.display()
+    )
+}
+
+/// A test service: a CA in a temp dir and the router's state.
+pub struct TestService {
+    pub dir: tempfile::TempDir,
+    pub state: AppState,
+}
+
+impl TestService {
+    /// A P-256 CA created at `t0() - 1 day`, valid 365 days, clock fixed at `t0()`.
+    pub async fn new() -> TestService {
+        Self::with(
+            KeyType::EcdsaP256,
+            false,
+            t0() - time::Duration::days(1),
+            365,
+            t0(),
+        )
+        .await
+    }
+
+    /// A CA of `key_type` created at `created`, valid `days`, clock fixed at `now`.
+    pub async fn with(
+        key_type: KeyType,
+        intermediate: bool,
+        created: OffsetDateTime,
+        days: u32,
+        now: OffsetDateTime,
+    ) -> TestService {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_dir = dir.path().join("signer-key");
+        make_ca(&ca_dir, key_type, intermediate, created, days);
+        let state = state_for(
+            &ca_dir,
+            "",
+            created.max(now - time::Duration::seconds(1)),
+            now,
+        )
+        .await;
+        TestService { dir, state }
+    }
+
+    pub fn ca_dir(&self) -> PathBuf {
+        self.dir.path().join("signer-key")
+    }
+
+    /// The same CA with the clock fixed at `now` (the CA is loaded at `load_at`).
+    pub async fn at(&self, load_at: OffsetDateTime, now: OffsetDateTime) -> AppState {
+        state_for(&self.ca_dir(), "", load_at, now).await
+    }
+}
+
+/// App state for a CA directory, loading the CA at `load_at` and serving with the clock at `now`.
+pub async fn state_for(
+    ca_dir: &Path,
+    extra: &str,
+    load_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> AppState {
+    let config = Config::from_toml(
+        ConfigOrigin::File("test.toml".into()),
+        &config_text(ca_dir, extra),
+        &std::collections::BTreeMap::<String, String>::new(),
+        &[],
+    )
+    .expect("test config");
+    let load_clock: SharedClock = Arc::new(FixedClock::new(load_at));
+    let cas = CaStore::load(&config, &load_clock).await.expect("load CA");
+    AppState {
+        config: Arc::new(config),
+        cas,
+        clock: Arc::new(FixedClock::new(now)),
+    }
+}
+
+/// A response, decoded.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The error code of a JSON error body.
+    pub fn code(&self) -> String {
+        let json = self.json();
+        json["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error.code in {json}"))
+            .to_owned()
+    }
+
+    pub fn message(&self) -> String {
+        self.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+/// Sends one request through the router.
+pub async fn send(state: &AppState, request: Request<Body>) -> Reply {
+    let response = app(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// POSTs a JSON body to /v1/certificates.
+pub async fn issue(state: &AppState, body: impl Into<Body>) -> Reply {
+    send(
+        state,
+        Request::post("/v1/certificates")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.into())
+            .unwrap(),
+    )
+    .await
+}
+
+/// POSTs a JSON value to /v1/certificates.
+pub async fn issue_json(state: &AppState, body: Value) -> Reply {
+    issue(state, body.to_string()).await
+}
+
+/// GETs a path.
+pub async fn get(state: &AppState, path: &str) -> Reply {
+    send(state, Request::get(path).body(Body::empty()).unwrap()).await
+}
