@@ -1,0 +1,118 @@
+//! Running real peers (openssl, curl, pkilint) from tests. A missing tool is
+//! a failure that says how to get it, never a silent skip.
+
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs a command to completion, failing the test if it cannot start.
+pub fn run(program: &str, args: &[&str], dir: &Path) -> Output {
+    Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}); it is installed by scripts/test"))
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_for_port(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("server exited before listening: {status}");
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listened on port {port} within 20 s");
+}
+
+/// A child process killed when dropped.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `openssl s_server` requiring a client certificate from `client_ca`.
+pub fn start_s_server(dir: &Path, server_cert: &str, server_key: &str, client_ca: &str) -> (Guard, u16) {
+    let port = free_port();
+    let mut child = Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            &port.to_string(),
+            "-cert",
+            server_cert,
+            "-key",
+            server_key,
+            "-Verify",
+            "1",
+            "-verify_return_error",
+            "-CAfile",
+            client_ca,
+            "-www",
+        ])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run openssl ({e}); it is installed by scripts/test"));
+    wait_for_port(port, &mut child);
+    (Guard(child), port)
+}
+
+/// Writes a self-signed TLS server certificate for localhost into `dir`.
+pub fn write_server_identity(dir: &Path) -> (&'static str, &'static str) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::hours(1);
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server-key.pem"), key.serialize_pem()).unwrap();
+    ("server.pem", "server-key.pem")
+}
+
+/// Calls the s_server with curl presenting `cert`/`key`; returns (success, stdout+stderr).
+pub fn curl_mtls(dir: &Path, port: u16, cert: &str, key: &str) -> (bool, String) {
+    let out = run(
+        "curl",
+        &[
+            "-sS",
+            "--max-time",
+            "10",
+            "--cacert",
+            "server.pem",
+            "--cert",
+            cert,
+            "--key",
+            key,
+            &format!("https://localhost:{port}/"),
+        ],
+        dir,
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
