@@ -1,1 +1,149 @@
-fn main() {}
+//! Issuance cost in process: the crypto floor (key generation plus one CA
+//! signature, with ring directly), `issuer::issue` per key type, and one
+//! request through the router. The floor and the issuance run in the same
+//! process so their ratio is meaningful on a noisy machine.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request};
+use criterion::{criterion_group, criterion_main, Criterion};
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair};
+use session_ca::auth::Caller;
+use session_ca::ca::init::{create_ca, InitOptions};
+use session_ca::config::{Config, ConfigOrigin, DEFAULT_CONFIG};
+use session_ca::request::IssueRequest;
+use session_ca::{app, issuer, AppState, CaStore, FixedClock, KeyType, SharedClock, SystemClock};
+use tower::ServiceExt;
+
+fn setup() -> (tempfile::TempDir, AppState) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("signer-key");
+    let now = time::OffsetDateTime::now_utc();
+    create_ca(
+        &InitOptions {
+            dir: ca_dir.clone(),
+            key_type: KeyType::EcdsaP256,
+            subject: "CN=Bench CA".into(),
+            validity_days: 30,
+            intermediate: false,
+            force: true,
+        },
+        now - time::Duration::hours(1),
+    )
+    .unwrap();
+    let text = DEFAULT_CONFIG.replace("file:signer-key", &format!("file:{}", ca_dir.display()));
+    let config = Config::from_toml(
+        ConfigOrigin::Embedded,
+        &text,
+        &BTreeMap::<String, String>::new(),
+        &[],
+    )
+    .unwrap();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let cas = runtime.block_on(CaStore::load(&config, &clock)).unwrap();
+    let state = AppState {
+        config: Arc::new(config),
+        cas,
+        clock: Arc::new(FixedClock::new(now)),
+    };
+    (dir, state)
+}
+
+/// What every issuance must at least do: generate the leaf key and make one
+/// signature with the (P-256) CA key over a certificate-sized message.
+fn crypto_floor(c: &mut Criterion) {
+    let rng = SystemRandom::new();
+    let ca_pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+    let ca = EcdsaKeyPair::from_pkcs8(
+        &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        ca_pkcs8.as_ref(),
+        &rng,
+    )
+    .unwrap();
+    let tbs = vec![0x5a_u8; 640];
+    let mut group = c.benchmark_group("crypto_floor");
+    group.bench_function("ecdsa-p256", |b| {
+        b.iter(|| {
+            let k = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+                .unwrap();
+            let sig = ca.sign(&rng, &tbs).unwrap();
+            (k, sig)
+        })
+    });
+    group.bench_function("ecdsa-p384", |b| {
+        b.iter(|| {
+            let k = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P384_SHA384_ASN1_SIGNING, &rng)
+                .unwrap();
+            let sig = ca.sign(&rng, &tbs).unwrap();
+            (k, sig)
+        })
+    });
+    group.bench_function("ed25519", |b| {
+        b.iter(|| {
+            let k = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+            let sig = ca.sign(&rng, &tbs).unwrap();
+            (k, sig)
+        })
+    });
+    group.finish();
+}
+
+fn issuance(c: &mut Criterion) {
+    let (_dir, state) = setup();
+    let ca = state.cas.get("default").unwrap();
+    let profile = state.config.profile("default").unwrap();
+    let now = state.clock.now();
+    let mut group = c.benchmark_group("issue");
+    for key_type in KeyType::ALL {
+        let body = format!(
+            r#"{{"session_id":"92fea10a-0905-40cc-aca1-54ee52e89c71","transaction_id":"tx-1","key_type":"{key_type}","claims":{{"agent":"bench"}}}}"#
+        );
+        group.bench_function(key_type.as_str(), |b| {
+            b.iter(|| {
+                let request = IssueRequest::from_json(body.as_bytes()).unwrap();
+                let plan = profile.plan(&request, &Caller::Anonymous, "req-1").unwrap();
+                issuer::issue(&ca, &plan, now).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn router(c: &mut Criterion) {
+    let (_dir, state) = setup();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let router = app(state);
+    let body = r#"{"session_id":"92fea10a-0905-40cc-aca1-54ee52e89c71","transaction_id":"tx-1","claims":{"agent":"bench"}}"#;
+    c.bench_function("router/post_certificates_p256", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let response = router
+                    .clone()
+                    .oneshot(
+                        Request::post("/v1/certificates")
+                            .header(header::CONTENT_TYPE, "application/json")
+                            .body(Body::from(body))
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 201);
+                axum::body::to_bytes(response.into_body(), 1 << 20)
+                    .await
+                    .unwrap()
+            })
+        })
+    });
+}
+
+criterion_group!(benches, crypto_floor, issuance, router);
+criterion_main!(benches);

@@ -15,27 +15,54 @@ use time::{Duration, OffsetDateTime};
 use tools::*;
 
 fn write_reply(dir: &Path, body: &Value, prefix: &str) {
-    std::fs::write(dir.join(format!("{prefix}cert.pem")), body["certificate"].as_str().unwrap()).unwrap();
-    std::fs::write(dir.join(format!("{prefix}key.pem")), body["private_key"].as_str().unwrap()).unwrap();
-    let chain: String = body["ca_chain"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    std::fs::write(
+        dir.join(format!("{prefix}cert.pem")),
+        body["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(format!("{prefix}key.pem")),
+        body["private_key"].as_str().unwrap(),
+    )
+    .unwrap();
+    let chain: String = body["ca_chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
     std::fs::write(dir.join(format!("{prefix}chain.pem")), chain).unwrap();
 }
 
 /// pkilint findings at WARNING or above, as (code, message).
 fn pkilint_findings(dir: &Path, file: &str) -> Vec<(String, String)> {
-    let out = run("lint_pkix_cert", &["lint", "-s", "WARNING", "-f", "JSON", file], dir);
+    let out = run(
+        "lint_pkix_cert",
+        &["lint", "-s", "WARNING", "-f", "JSON", file],
+        dir,
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     if text.trim().is_empty() {
-        assert!(out.status.success(), "pkilint failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pkilint failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return Vec::new();
     }
-    let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("pkilint output ({e}): {text}"));
+    let report: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("pkilint output ({e}): {text}"));
     report["results"]
         .as_array()
         .unwrap()
         .iter()
         .flat_map(|r| r["finding_descriptions"].as_array().unwrap().clone())
-        .map(|f| (f["code"].as_str().unwrap().to_owned(), f["message"].as_str().unwrap_or("").to_owned()))
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_owned(),
+                f["message"].as_str().unwrap_or("").to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -45,12 +72,16 @@ async fn openssl_and_pkilint_accept_every_key_type() {
     let t0_epoch = t0().unix_timestamp().to_string();
     for intermediate in [false, true] {
         for ca_key in KeyType::ALL {
-            let service = TestService::with(ca_key, intermediate, t0() - Duration::days(1), 365, t0()).await;
+            let service =
+                TestService::with(ca_key, intermediate, t0() - Duration::days(1), 365, t0()).await;
             let dir = service.dir.path();
             for key_type in KeyType::ALL {
                 let case = format!("CA {ca_key} intermediate={intermediate} leaf {key_type}");
                 // "default" last: the openssl -text check below reads its certificate.
-                for (profile, session_id) in [("plain", "a session id with spaces"), ("default", SESSION_ID)] {
+                for (profile, session_id) in [
+                    ("plain", "a session id with spaces"),
+                    ("default", SESSION_ID),
+                ] {
                     if profile == "plain" && key_type != KeyType::EcdsaP256 {
                         continue; // the plain profile allows P-256 only
                     }
@@ -72,11 +103,22 @@ async fn openssl_and_pkilint_accept_every_key_type() {
 
                     let out = run(
                         "openssl",
-                        &["verify", "-x509_strict", "-purpose", "sslclient", "-attime", &t0_epoch, "-CAfile", "chain.pem", "cert.pem"],
+                        &[
+                            "verify",
+                            "-x509_strict",
+                            "-purpose",
+                            "sslclient",
+                            "-attime",
+                            &t0_epoch,
+                            "-CAfile",
+                            "chain.pem",
+                            "cert.pem",
+                        ],
                         dir,
                     );
                     assert!(
-                        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("cert.pem: OK"),
+                        out.status.success()
+                            && String::from_utf8_lossy(&out.stdout).contains("cert.pem: OK"),
                         "{case} {profile}: openssl verify: {}{}",
                         String::from_utf8_lossy(&out.stdout),
                         String::from_utf8_lossy(&out.stderr)
@@ -90,17 +132,28 @@ async fn openssl_and_pkilint_accept_every_key_type() {
                         .iter()
                         .filter(|(code, message)| {
                             !(code == "pkix.invalid_uri_syntax"
-                                && message == &format!("Invalid URI syntax: \"urn:uuid:{SESSION_ID}\""))
+                                && message
+                                    == &format!("Invalid URI syntax: \"urn:uuid:{SESSION_ID}\""))
                         })
                         .collect();
-                    assert!(unexpected.is_empty(), "{case} {profile}: pkilint: {unexpected:?}");
+                    assert!(
+                        unexpected.is_empty(),
+                        "{case} {profile}: pkilint: {unexpected:?}"
+                    );
                     if profile == "plain" {
-                        assert!(findings.is_empty(), "{case}: a certificate without URN SAN lints clean: {findings:?}");
+                        assert!(
+                            findings.is_empty(),
+                            "{case}: a certificate without URN SAN lints clean: {findings:?}"
+                        );
                     }
                 }
 
                 // openssl's own decoding shows each claim OID with its value.
-                let out = run("openssl", &["x509", "-in", "cert.pem", "-noout", "-text"], dir);
+                let out = run(
+                    "openssl",
+                    &["x509", "-in", "cert.pem", "-noout", "-text"],
+                    dir,
+                );
                 let text = String::from_utf8_lossy(&out.stdout);
                 for (oid, value) in [
                     ("1.3.6.1.4.1.32473.1.1", SESSION_ID),
@@ -108,14 +161,30 @@ async fn openssl_and_pkilint_accept_every_key_type() {
                     ("1.3.6.1.4.1.32473.1.100", "iOS Agent String"),
                     ("1.3.6.1.4.1.32473.1.101", r#"{"lat":"52.15","lon":"4.49"}"#),
                 ] {
-                    let at = text.find(&format!("{oid}:")).unwrap_or_else(|| panic!("{case}: {oid} not in:\n{text}"));
+                    let at = text
+                        .find(&format!("{oid}:"))
+                        .unwrap_or_else(|| panic!("{case}: {oid} not in:\n{text}"));
                     let shown: String = text[at..].lines().nth(1).unwrap_or("").trim().to_owned();
-                    assert!(shown.ends_with(value), "{case}: {oid} shows {shown:?}, want ..{value:?}");
+                    assert!(
+                        shown.ends_with(value),
+                        "{case}: {oid} shows {shown:?}, want ..{value:?}"
+                    );
                 }
-                assert!(text.contains("X509v3 Basic Constraints: critical\n                CA:FALSE"), "{case}");
-                assert!(text.contains("X509v3 Key Usage: critical\n                Digital Signature\n"), "{case}");
+                assert!(
+                    text.contains("X509v3 Basic Constraints: critical\n                CA:FALSE"),
+                    "{case}"
+                );
+                assert!(
+                    text.contains(
+                        "X509v3 Key Usage: critical\n                Digital Signature\n"
+                    ),
+                    "{case}"
+                );
                 assert!(text.contains("TLS Web Client Authentication"), "{case}");
-                assert!(text.contains(&format!("URI:urn:uuid:{SESSION_ID}")), "{case}");
+                assert!(
+                    text.contains(&format!("URI:urn:uuid:{SESSION_ID}")),
+                    "{case}"
+                );
             }
             // The CA certificates lint clean too.
             for file in ["ca-cert.pem", "root-cert.pem"] {
@@ -134,29 +203,59 @@ async fn openssl_and_pkilint_accept_every_key_type() {
 async fn mtls_handshake_with_openssl_s_server() {
     let now = OffsetDateTime::now_utc();
     let ours = TestService::with(KeyType::EcdsaP256, true, now - Duration::hours(1), 30, now).await;
-    let other = TestService::with(KeyType::EcdsaP256, false, now - Duration::hours(1), 30, now).await;
+    let other =
+        TestService::with(KeyType::EcdsaP256, false, now - Duration::hours(1), 30, now).await;
     let dir = ours.dir.path();
     let (server_cert, server_key) = write_server_identity(dir);
 
     // A certificate from our signer, another CA's, and one that expired (issued with a clock 1 h back).
-    write_reply(dir, &issue_json(&ours.state, json!({"session_id": SESSION_ID})).await.json(), "good-");
-    write_reply(dir, &issue_json(&other.state, json!({"session_id": SESSION_ID})).await.json(), "other-");
-    let past = ours.at(now - Duration::minutes(50), now - Duration::minutes(30)).await;
-    write_reply(dir, &issue_json(&past, json!({"session_id": SESSION_ID, "ttl_seconds": 60})).await.json(), "expired-");
+    write_reply(
+        dir,
+        &issue_json(&ours.state, json!({"session_id": SESSION_ID}))
+            .await
+            .json(),
+        "good-",
+    );
+    write_reply(
+        dir,
+        &issue_json(&other.state, json!({"session_id": SESSION_ID}))
+            .await
+            .json(),
+        "other-",
+    );
+    let past = ours
+        .at(now - Duration::minutes(50), now - Duration::minutes(30))
+        .await;
+    write_reply(
+        dir,
+        &issue_json(&past, json!({"session_id": SESSION_ID, "ttl_seconds": 60}))
+            .await
+            .json(),
+        "expired-",
+    );
 
     let (_server, port) = start_s_server(dir, server_cert, server_key, "good-chain.pem");
 
     let (ok, text) = curl_mtls(dir, port, "good-cert.pem", "good-key.pem");
     assert!(ok, "our certificate is accepted: {text}");
-    assert!(text.contains("s_server"), "the s_server status page came back: {text}");
+    assert!(
+        text.contains("s_server"),
+        "the s_server status page came back: {text}"
+    );
 
     let (ok, text) = curl_mtls(dir, port, "other-cert.pem", "other-key.pem");
     assert!(!ok, "another CA's certificate is refused: {text}");
-    assert!(text.contains("alert unknown ca"), "refused for the right reason: {text}");
+    assert!(
+        text.contains("alert unknown ca"),
+        "refused for the right reason: {text}"
+    );
 
     let (ok, text) = curl_mtls(dir, port, "expired-cert.pem", "expired-key.pem");
     assert!(!ok, "an expired certificate is refused: {text}");
-    assert!(text.contains("alert certificate expired"), "refused for the right reason: {text}");
+    assert!(
+        text.contains("alert certificate expired"),
+        "refused for the right reason: {text}"
+    );
 
     // And the accepted one still works after the refusals (the server is alive).
     let (ok, text) = curl_mtls(dir, port, "good-cert.pem", "good-key.pem");

@@ -19,7 +19,11 @@ pub fn run(program: &str, args: &[&str], dir: &Path) -> Output {
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits until something accepts connections on `port`.
@@ -48,7 +52,12 @@ impl Drop for Guard {
 }
 
 /// Starts `openssl s_server` requiring a client certificate from `client_ca`.
-pub fn start_s_server(dir: &Path, server_cert: &str, server_key: &str, client_ca: &str) -> (Guard, u16) {
+pub fn start_s_server(
+    dir: &Path,
+    server_cert: &str,
+    server_key: &str,
+    client_ca: &str,
+) -> (Guard, u16) {
     let port = free_port();
     let mut child = Command::new("openssl")
         .args([
@@ -80,7 +89,8 @@ pub fn start_s_server(dir: &Path, server_cert: &str, server_key: &str, client_ca
 pub fn write_server_identity(dir: &Path) -> (&'static str, &'static str) {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params =
-        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::hours(1);

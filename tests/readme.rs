@@ -1,0 +1,77 @@
+//! The README's curl, jq and openssl examples, run verbatim (ports aside)
+//! against a real `session-ca serve`. Run by scripts/test.
+
+#[path = "common/tools.rs"]
+mod tools;
+
+use std::process::{Command, Stdio};
+
+use tools::{free_port, wait_for_port, Guard};
+
+const BIN: &str = env!("CARGO_BIN_EXE_session-ca");
+
+/// The first ```bash block after `<!-- readme-test:NAME -->` in README.md.
+fn readme_block(name: &str) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let marker = format!("<!-- readme-test:{name} -->");
+    let after = &readme[readme
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{marker} not in README"))..];
+    let start = after.find("```bash\n").unwrap() + "```bash\n".len();
+    let end = after[start..].find("```").unwrap();
+    after[start..start + end].to_owned()
+}
+
+fn bash(dir: &std::path::Path, script: &str) -> (bool, String) {
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+#[ignore = "needs curl, jq and openssl; run scripts/test"]
+fn readme_curl_example_yields_a_certificate_that_completes_mtls() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Guard(child);
+    wait_for_port(port, &mut server.0);
+
+    let issue = readme_block("issue").replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+    let (ok, output) = bash(dir.path(), &issue);
+    assert!(ok, "README issue example failed:\n{issue}\n{output}");
+    let cert = std::fs::read_to_string(dir.path().join("cert.pem")).unwrap();
+    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "key.pem is private to its owner");
+    }
+
+    let tls_port = free_port();
+    let mtls = readme_block("mtls").replace("8443", &tls_port.to_string());
+    let (ok, output) = bash(dir.path(), &mtls);
+    assert!(ok, "README mTLS example failed:\n{mtls}\n{output}");
+    assert!(output.contains("HTTP 200"), "{output}");
+}
