@@ -88,6 +88,10 @@ impl FromStr for ObjectId {
                 "under arcs 0 and 1 the second arc must be at most 39",
             ));
         }
+        // X.690 §8.19.4 encodes the first two arcs as one number, 40 * a + b.
+        if arcs[1] >= u64::MAX - 80 {
+            return Err(invalid("the second arc is too large to encode"));
+        }
         Ok(ObjectId { arcs })
     }
 }
@@ -232,11 +236,19 @@ mod tests {
             ("1.3.", "decimal"),
             ("1.03", "leading zeros"),
             ("1.3.99999999999999999999999", "2^64"),
+            ("2.18446744073709551600", "too large to encode"),
         ] {
             let err = bad.parse::<ObjectId>().unwrap_err().to_string();
             assert!(err.contains(why), "{bad:?}: {err}");
         }
         assert!("2.999.1".parse::<ObjectId>().is_ok());
+        // The largest encodable second arc still encodes.
+        let big: ObjectId = format!("2.{}", u64::MAX - 81).parse().unwrap();
+        let der = yasna::construct_der(|w| {
+            w.write_oid(&yasna::models::ObjectIdentifier::from_slice(big.arcs()))
+        });
+        assert_eq!(der[0], 0x06, "an OBJECT IDENTIFIER");
+        assert!(format!("2.{}", u64::MAX - 80).parse::<ObjectId>().is_err());
     }
 
     #[test]

@@ -194,14 +194,21 @@ impl Config {
                     origin: origin.to_string(),
                     message: e.to_string(),
                 })?;
-        for (name, value) in env.vars() {
-            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
-                continue;
-            };
-            if !rest.contains("__") {
-                continue; // SESSION_CA_CONFIG, SESSION_CA_LOG: not settings paths
-            }
-            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        let mut env_settings: Vec<(String, Vec<String>, String)> = env
+            .vars()
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let rest = name.strip_prefix(ENV_PREFIX)?;
+                // SESSION_CA_CONFIG, SESSION_CA_LOG, ...: not settings paths.
+                rest.contains("__").then(|| {
+                    let path = rest.split("__").map(str::to_ascii_lowercase).collect();
+                    (name.clone(), path, value)
+                })
+            })
+            .collect();
+        // Whole tables first, then the keys inside them, whatever the environment's order.
+        env_settings.sort_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| a.1.cmp(&b.1)));
+        for (name, path, value) in env_settings {
             set_path(&mut table, &path, env_value(&value)).map_err(|why| ConfigError::Invalid {
                 origin: format!("environment variable {name}"),
                 field: path.join("."),
@@ -434,6 +441,13 @@ struct RawClaimSpec {
 /// duplicate a standard extension (RFC 5280 §4.2.1 id-ce, §4.2.2 id-pe).
 const RESERVED_ARCS: [&str; 2] = ["2.5.29", "1.3.6.1.5.5.7.1"];
 
+fn reserved_arcs() -> Vec<ObjectId> {
+    RESERVED_ARCS
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect()
+}
+
 fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -486,6 +500,15 @@ impl RawConfig {
             .oid_arc
             .parse()
             .map_err(|e| invalid("claims.oid_arc".into(), format!("{e}")))?;
+        if let Some(clash) = reserved_arcs()
+            .iter()
+            .find(|r| oid_arc == **r || oid_arc.is_below(r) || r.is_below(&oid_arc))
+        {
+            return Err(invalid(
+                "claims.oid_arc".into(),
+                format!("{oid_arc} overlaps the standard X.509 extension arc {clash}; use your own arc (a PEN)"),
+            ));
+        }
         if self.claims.max_json_depth == 0 || self.claims.max_json_depth > MAX_JSON_DEPTH_CAP {
             return Err(invalid(
                 "claims.max_json_depth".into(),
@@ -714,10 +737,7 @@ fn validate_profile(
         .iter()
         .map(|c| (c.oid(oid_arc), c.name().to_owned()))
         .collect();
-    let reserved: Vec<ObjectId> = RESERVED_ARCS
-        .iter()
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let reserved = reserved_arcs();
     for (claim, spec) in raw.claims {
         let field = |f: &str| format!(".claims.{claim}{f}");
         if !is_valid_name(&claim) || StandardClaim::ALL.iter().any(|c| c.name() == claim) {
@@ -910,6 +930,35 @@ mod tests {
     }
 
     #[test]
+    fn a_table_from_the_environment_is_applied_before_its_keys() {
+        /// An environment listing the key before its table (as a real one may).
+        struct KeyFirst;
+        impl EnvSource for KeyFirst {
+            fn vars(&self) -> Vec<(String, String)> {
+                vec![
+                    (
+                        "SESSION_CA_PROFILES__DEFAULT__BACKDATE".into(),
+                        "10s".into(),
+                    ),
+                    (
+                        "SESSION_CA_PROFILES__DEFAULT".into(),
+                        r#"{ ca = "default", backdate = "50s", subject = { O = "Env Bank" } }"#
+                            .into(),
+                    ),
+                ]
+            }
+        }
+        let env = KeyFirst;
+        let c = Config::from_toml(ConfigOrigin::Embedded, DEFAULT_CONFIG, &env, &[]).unwrap();
+        let p = c.profile("default").unwrap();
+        assert_eq!(p.backdate, Duration::from_secs(10));
+        assert_eq!(
+            p.subject,
+            [(SubjectAttribute::Organization, "Env Bank".to_owned())]
+        );
+    }
+
+    #[test]
     fn environment_names_the_file_to_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("session-ca.toml");
@@ -955,6 +1004,9 @@ mod tests {
             ("[server]\nmax_body_bytes = 10\n", "server.max_body_bytes", "between"),
             ("[server]\nport = 1\n", "server", "unknown field"),
             ("[claims]\noid_arc = \"1.99\"\n", "claims.oid_arc", "at most 39"),
+            ("[claims]\noid_arc = \"1.3.6.1.5.5.7.1\"\n", "claims.oid_arc", "overlaps"),
+            ("[claims]\noid_arc = \"2.5.29.7\"\n", "claims.oid_arc", "overlaps"),
+            ("[claims]\noid_arc = \"2.5\"\n", "claims.oid_arc", "overlaps"),
             ("[profiles.default]\nmax_ttl = \"25h\"\n", "profiles.default.max_ttl", "24h"),
             ("[profiles.default]\nmax_ttl = \"five\"\n", "profiles.default.max_ttl", "invalid duration"),
             ("[profiles.default]\ndefault_ttl = \"1h\"\n", "profiles.default.default_ttl", "max_ttl"),

@@ -17,6 +17,21 @@ pub enum FileKind {
 /// its old version, or complete. Secret files are created 0600 and never
 /// exist with wider permissions.
 pub fn write_atomically(path: &Path, contents: &[u8], kind: FileKind) -> std::io::Result<()> {
+    stage(path, contents, kind)?
+        .persist(path)
+        .map_err(|e| e.error)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")));
+    Ok(())
+}
+
+/// Writes `contents` to a synced temporary file beside `path`, with the
+/// final permissions, ready to be renamed onto `path` with
+/// [`tempfile::NamedTempFile::persist`] (or `persist_noclobber`).
+pub fn stage(
+    path: &Path,
+    contents: &[u8],
+    kind: FileKind,
+) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -27,7 +42,6 @@ pub fn write_atomically(path: &Path, contents: &[u8], kind: FileKind) -> std::io
         .suffix(".tmp")
         .tempfile_in(dir)?;
     tmp.write_all(contents)?;
-    tmp.as_file().sync_all()?;
     #[cfg(unix)]
     if kind == FileKind::Public {
         use std::os::unix::fs::PermissionsExt;
@@ -36,8 +50,21 @@ pub fn write_atomically(path: &Path, contents: &[u8], kind: FileKind) -> std::io
     }
     #[cfg(not(unix))]
     let _ = kind;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    tmp.as_file().sync_all()?;
+    Ok(tmp)
+}
+
+/// Flushes a directory's entries (the renames into it) to disk, where the
+/// platform allows; a failure only weakens durability, so it is not an error.
+pub fn sync_dir(dir: &Path) {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    if let Ok(handle) = std::fs::File::open(dir) {
+        let _ = handle.sync_all();
+    }
 }
 
 /// Creates a directory (and its parents) for key material, mode 0700 on Unix.

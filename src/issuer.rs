@@ -81,22 +81,17 @@ pub fn validity(
     })
 }
 
-/// A positive 127-bit serial number from the CSPRNG (RFC 5280 §4.1.2.2:
-/// unique, positive, at most 20 octets; CA/B BR §7.1: at least 64 random bits).
-pub fn random_serial() -> SerialNumber {
+/// A positive serial number of 127 random bits from the OS CSPRNG (RFC 5280
+/// §4.1.2.2: unique, positive, at most 20 octets; CA/B BR §7.1: at least 64
+/// random bits). DER drops leading zero octets, so 1 serial in 256 is shorter.
+pub fn random_serial() -> Result<SerialNumber, IssueError> {
     let mut bytes = [0u8; 16];
-    // SystemRandom reads the OS CSPRNG; if that fails the process cannot
-    // issue safely anyway, and ring documents no failure on supported OSes.
-    if SystemRandom::new().fill(&mut bytes).is_err() {
-        tracing::error!("the system CSPRNG failed; using a UUID v4 (also OS randomness) instead");
-        bytes = *uuid::Uuid::new_v4().as_bytes();
-    }
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| IssueError::Internal("the system CSPRNG failed"))?;
     bytes[0] &= 0x7f;
-    if bytes[0] == 0 {
-        // Keep 16 octets so every serial has the same length and stays non-zero.
-        bytes[0] = 0x01;
-    }
-    SerialNumber::from_slice(&bytes)
+    let significant = bytes.iter().position(|&b| b != 0).unwrap_or(15);
+    Ok(SerialNumber::from_slice(&bytes[significant..]))
 }
 
 /// Signs the certificate described by `plan` with `ca`, generating a fresh key.
@@ -112,7 +107,7 @@ pub fn issue(
         .map_err(|_| IssueError::KeyGeneration)?;
 
     let mut params = CertificateParams::default();
-    let serial = random_serial();
+    let serial = random_serial()?;
     let serial_hex = hex(&serial.to_bytes());
     params.serial_number = Some(serial);
     params.not_before = validity.not_before;

@@ -203,6 +203,28 @@ fn serve_refuses_a_ca_whose_key_does_not_match() {
 }
 
 #[test]
+fn serve_stops_cleanly_on_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Guard(child);
+    wait_for_port(port, &mut server.0);
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(server.0.wait().unwrap().success());
+}
+
+#[test]
 fn serve_with_the_embedded_default_issues_and_shuts_down_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -231,6 +253,8 @@ fn serve_with_the_embedded_default_issues_and_shuts_down_gracefully() {
     );
     assert_eq!(status, 201, "{body}");
     let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let (status, _) = http(port, "POST", "/v1/certificates", r#"{"ttl_seconds":0}"#);
+    assert_eq!(status, 422);
     let private_key = reply["private_key"].as_str().unwrap().to_owned();
     std::fs::write(
         dir.path().join("cert.pem"),
@@ -258,6 +282,10 @@ fn serve_with_the_embedded_default_issues_and_shuts_down_gracefully() {
     assert!(logs.contains("DEVELOPMENT CA"), "{logs}");
     assert!(logs.contains(r#""event":"certificate_issued""#), "{logs}");
     assert!(logs.contains(r#""transaction_id":"tx-1""#), "{logs}");
+    assert!(
+        logs.contains(r#""event":"issuance_denied""#) && logs.contains(r#""code":"ttl_too_short""#),
+        "{logs}"
+    );
     assert!(logs.contains("shutting down"), "{logs}");
     let key_body: String = private_key
         .lines()

@@ -261,3 +261,93 @@ async fn mtls_handshake_with_openssl_s_server() {
     let (ok, text) = curl_mtls(dir, port, "good-cert.pem", "good-key.pem");
     assert!(ok, "{text}");
 }
+
+/// A CA made by openssl with a repeated attribute in its subject: rcgen would
+/// re-encode the issuer name differently, so the signer must refuse it at load.
+#[tokio::test]
+#[ignore = "needs openssl; run scripts/test"]
+async fn a_ca_whose_name_cannot_be_reproduced_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    std::fs::create_dir(&ca_dir).unwrap();
+    let out = run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/OU=payments/OU=cards/CN=Odd CA",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca-cert.pem",
+        ],
+        &ca_dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let source: std::sync::Arc<dyn session_ca::CaSource> =
+        std::sync::Arc::new(session_ca::ca::file::FileCaSource::new(ca_dir.clone()));
+    let clock: session_ca::SharedClock = std::sync::Arc::new(session_ca::SystemClock);
+    let err = session_ca::CaStore::from_sources(
+        vec![("odd".into(), source, std::time::Duration::from_secs(60))],
+        &clock,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("ca-cert.pem") && err.contains("would not name it as their issuer"),
+        "{err}"
+    );
+
+    // The same CA with a simple subject loads.
+    let out = run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/O=payments/CN=Plain CA",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca-cert.pem",
+        ],
+        &ca_dir,
+    );
+    assert!(out.status.success());
+    let source: std::sync::Arc<dyn session_ca::CaSource> =
+        std::sync::Arc::new(session_ca::ca::file::FileCaSource::new(ca_dir));
+    session_ca::CaStore::from_sources(
+        vec![("plain".into(), source, std::time::Duration::from_secs(60))],
+        &clock,
+    )
+    .await
+    .unwrap();
+}

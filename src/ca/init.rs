@@ -4,12 +4,13 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, DnValue, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
 use super::file::{CA_CERT_FILE, CA_KEY_FILE, CHAIN_FILE, ROOT_CERT_FILE, ROOT_KEY_FILE};
 use super::CaError;
-use crate::files::{create_private_dir, write_atomically, FileKind};
+use crate::files::{create_private_dir, stage, sync_dir, FileKind};
 use crate::issuer::{key_identifier, random_serial};
 use crate::keys::KeyType;
 
@@ -98,6 +99,7 @@ pub(crate) fn dn_value(ty: &DnType, value: &str) -> DnValue {
 }
 
 fn ca_params(
+    serial: SerialNumber,
     key: &KeyPair,
     subject: &[(DnType, String)],
     path_len: u8,
@@ -116,7 +118,7 @@ fn ca_params(
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
     // RFC 5280 §4.2.1.3: a CA signs certificates (and CRLs, should it ever publish them).
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.serial_number = Some(random_serial());
+    params.serial_number = Some(serial);
     params.not_before = not_before;
     params.not_after = not_after;
     params.use_authority_key_identifier_extension = signed_by_other;
@@ -160,7 +162,10 @@ pub fn create_ca(options: &InitOptions, now: OffsetDateTime) -> Result<CreatedCa
         }
     }
 
-    let not_before = now;
+    // Backdated an hour, so relying parties whose clocks run a little behind
+    // accept the CA (and leaf backdates are not clamped away) from the start.
+    let not_before = now - Duration::hours(1);
+    let serial = || random_serial().map_err(|e| CaError::Create(e.to_string()));
     let not_after = now + Duration::days(i64::from(options.validity_days));
     let generate = || {
         options
@@ -180,11 +185,19 @@ pub fn create_ca(options: &InitOptions, now: OffsetDateTime) -> Result<CreatedCa
                 *value = root_name(value);
             }
         }
-        let root_params = ca_params(&root_key, &root_subject, 1, not_before, not_after, false);
+        let root_params = ca_params(
+            serial()?,
+            &root_key,
+            &root_subject,
+            1,
+            not_before,
+            not_after,
+            false,
+        );
         let root_cert = root_params.self_signed(&root_key).map_err(sign_err)?;
         let root_issuer = Issuer::new(root_params, root_key);
         let ca_key = generate()?;
-        let ca_params = ca_params(&ca_key, &subject, 0, not_before, not_after, true);
+        let ca_params = ca_params(serial()?, &ca_key, &subject, 0, not_before, not_after, true);
         let ca_cert = ca_params
             .signed_by(&ca_key, &root_issuer)
             .map_err(sign_err)?;
@@ -204,7 +217,7 @@ pub fn create_ca(options: &InitOptions, now: OffsetDateTime) -> Result<CreatedCa
         ));
     } else {
         let key: KeyPair = generate()?;
-        let params = ca_params(&key, &subject, 0, not_before, not_after, false);
+        let params = ca_params(serial()?, &key, &subject, 0, not_before, not_after, false);
         let cert = params.self_signed(&key).map_err(sign_err)?;
         issuing_cert_pem = cert.pem();
         outputs.push((CA_KEY_FILE, key.serialize_pem(), FileKind::Secret));
@@ -221,13 +234,33 @@ pub fn create_ca(options: &InitOptions, now: OffsetDateTime) -> Result<CreatedCa
             let _ = std::fs::remove_file(options.dir.join(stale));
         }
     }
-    let mut files = Vec::new();
+    // Every file is written to a temporary file first; only when all exist
+    // are they renamed into place, so a failure leaves no partial CA.
+    let mut staged = Vec::new();
     for (name, contents, kind) in outputs {
         let path = options.dir.join(name);
-        write_atomically(&path, contents.as_bytes(), kind)
+        let tmp = stage(&path, contents.as_bytes(), kind)
             .map_err(|e| CaError::Create(format!("cannot write {}: {e}", path.display())))?;
+        staged.push((path, tmp));
+    }
+    let mut files = Vec::new();
+    for (path, tmp) in staged {
+        let placed = if options.force {
+            tmp.persist(&path)
+        } else {
+            // Refuse to replace a file that appeared since the check above.
+            tmp.persist_noclobber(&path)
+        };
+        placed.map_err(|e| {
+            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                CaError::WouldOverwrite(path.display().to_string())
+            } else {
+                CaError::Create(format!("cannot write {}: {}", path.display(), e.error))
+            }
+        })?;
         files.push(path);
     }
+    sync_dir(&options.dir);
     Ok(CreatedCa {
         files,
         issuing_cert_pem,

@@ -136,12 +136,39 @@ impl SigningCa {
         let chain_pem: Vec<String> = chain_der.iter().map(|der| to_pem(der)).collect();
         let chain_pem_bundle = chain_pem.concat();
 
+        // No certificate may outlive any certificate of its chain.
+        let (mut not_before, mut not_after) = (not_before, not_after);
+        for der in &chain_der[1..] {
+            let (_, cert) =
+                X509Certificate::from_der(der.as_ref()).map_err(|e| CaError::Invalid {
+                    origin: material.chain_origin.clone(),
+                    reason: format!("a certificate does not parse as X.509: {e}"),
+                })?;
+            if !eku_allows_client_auth(&cert).unwrap_or(false) {
+                return Err(CaError::Invalid {
+                    origin: material.chain_origin.clone(),
+                    reason: format!("{}: {EKU_EXCLUDES_CLIENT_AUTH}", cert.subject()),
+                });
+            }
+            not_before = not_before.max(cert.validity().not_before.to_datetime());
+            not_after = not_after.min(cert.validity().not_after.to_datetime());
+        }
+        if not_after <= now || not_before > now {
+            return Err(CaError::Invalid {
+                origin: material.chain_origin.clone(),
+                reason: format!(
+                    "a certificate of the chain is not valid now (the chain is valid from \
+                     {not_before} to {not_after})"
+                ),
+            });
+        }
+
         let issuer = Issuer::from_ca_cert_der(&cert_der, key).map_err(|_| CaError::Invalid {
             origin: material.cert_origin.clone(),
             reason: "rcgen cannot use this certificate's subject as an issuer name".into(),
         })?;
 
-        Ok(SigningCa {
+        let ca = SigningCa {
             name: name.to_owned(),
             issuer,
             cert_der,
@@ -151,7 +178,52 @@ impl SigningCa {
             subject,
             not_before,
             not_after,
-        })
+        };
+        ca.self_test(now).map_err(|reason| CaError::Invalid {
+            origin: material.cert_origin.clone(),
+            reason,
+        })?;
+        Ok(ca)
+    }
+
+    /// Signs a throwaway client certificate and checks it the way a backend
+    /// would: its issuer name must be the CA's subject byte for byte (rcgen
+    /// re-encodes the name, which loses repeated attributes) and it must
+    /// verify against the chain with rustls-webpki. This catches a broken
+    /// chain, an EKU on the CA that excludes clientAuth, and name mismatches
+    /// at load time instead of in every backend.
+    fn self_test(&self, now: OffsetDateTime) -> Result<(), String> {
+        let probe_key =
+            rcgen::KeyPair::generate().map_err(|_| "key generation failed".to_owned())?;
+        let mut params = rcgen::CertificateParams::default();
+        params.serial_number = Some(crate::issuer::random_serial().map_err(|e| e.to_string())?);
+        params.not_before = (now - time::Duration::seconds(1)).max(self.not_before);
+        params.not_after = (now + time::Duration::minutes(1)).min(self.not_after);
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "session-ca self-test");
+        params.is_ca = rcgen::IsCa::ExplicitNoCa;
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        let probe = params
+            .signed_by(&probe_key, &self.issuer)
+            .map_err(|e| format!("cannot sign a test certificate with this CA: {e}"))?;
+        let (_, parsed) = X509Certificate::from_der(probe.der().as_ref())
+            .map_err(|_| "the test certificate does not parse".to_owned())?;
+        let (_, ca) = X509Certificate::from_der(self.cert_der.as_ref())
+            .map_err(|_| "the CA certificate does not parse".to_owned())?;
+        if parsed.issuer().as_raw() != ca.subject().as_raw() {
+            return Err(
+                "certificates signed with this CA would not name it as their issuer \
+                        exactly (its subject has repeated or multi-valued attributes that \
+                        cannot be reproduced); re-issue the CA with a simple subject"
+                    .into(),
+            );
+        }
+        crate::inspect::verify_client_certificate(probe.der(), self.chain_pem_bundle.as_bytes(), now)
+            .map_err(|e| format!("a test client certificate signed with this CA does not verify against the chain: {e}"))
     }
 }
 
@@ -217,12 +289,39 @@ fn check_ca_certificate(
         Ok(None) => return Err("has no KeyUsage extension (keyCertSign is required)".into()),
         Err(e) => return Err(format!("has a malformed KeyUsage extension: {e}")),
     }
+    if !eku_allows_client_auth(&cert)? {
+        return Err(EKU_EXCLUDES_CLIENT_AUTH.into());
+    }
+    // RFC 5280 §4.2.1.2: CA certificates carry a SubjectKeyIdentifier; issued
+    // certificates point at it with their AuthorityKeyIdentifier.
+    let ski = cert
+        .iter_extensions()
+        .filter(|e| e.oid == x509_parser::oid_registry::OID_X509_EXT_SUBJECT_KEY_IDENTIFIER)
+        .count();
+    if ski != 1 {
+        return Err(
+            "must have exactly one SubjectKeyIdentifier extension (RFC 5280 §4.2.1.2)".into(),
+        );
+    }
     if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
         return Err("does not match the CA private key (different public keys)".into());
     }
     let not_before = cert.validity().not_before.to_datetime();
     let not_after = cert.validity().not_after.to_datetime();
     Ok((not_before, not_after, cert.subject().to_string()))
+}
+
+const EKU_EXCLUDES_CLIENT_AUTH: &str = "its ExtendedKeyUsage excludes clientAuth, so verifiers \
+     that apply EKU to the chain (openssl among them) would reject every certificate it issues";
+
+/// Whether a CA certificate's EKU, if it has one, admits client certificates
+/// (clientAuth or anyExtendedKeyUsage).
+fn eku_allows_client_auth(cert: &X509Certificate<'_>) -> Result<bool, String> {
+    match cert.extended_key_usage() {
+        Ok(None) => Ok(true),
+        Ok(Some(eku)) => Ok(eku.value.client_auth || eku.value.any),
+        Err(e) => Err(format!("has a malformed ExtendedKeyUsage extension: {e}")),
+    }
 }
 
 /// One CA's slot: its source and the current checked material.
@@ -497,6 +596,19 @@ mod tests {
                 "chain.pem: the chain must start with the issuing CA certificate",
             ),
         ];
+        let with_eku = {
+            let mut params = CertificateParams::default();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+            params.not_before = t0() - TimeDuration::days(1);
+            params.not_after = t0() + TimeDuration::days(30);
+            params.self_signed(&key).unwrap().pem()
+        };
+        let cases = cases.into_iter().chain([(
+            material(&key, with_eku, None),
+            "c.pem: its ExtendedKeyUsage excludes clientAuth",
+        )]);
         for (material, want) in cases {
             let got = err(&material);
             assert!(got.starts_with(want), "want {want:?}, got {got:?}");

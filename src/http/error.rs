@@ -17,14 +17,9 @@ pub enum AppError {
     /// The request breaks the profile's policy.
     #[error(transparent)]
     Policy(#[from] PolicyError),
-    /// No profile by that name.
-    #[error("unknown profile {name:?}; available: {available}")]
-    UnknownProfile {
-        /// The name asked for.
-        name: String,
-        /// The configured names.
-        available: String,
-    },
+    /// No profile by that name (the name is shortened to 64 characters).
+    #[error("unknown profile {0:?}")]
+    UnknownProfile(String),
     /// The body is larger than allowed.
     #[error("the request body is larger than the limit of {limit} bytes")]
     BodyTooLarge {
@@ -56,7 +51,8 @@ pub enum AppError {
         /// The path asked for.
         path: String,
     },
-    /// The CA cannot sign (expired, not yet valid, not loaded).
+    /// The CA cannot sign (expired, not yet valid, not loaded); the detail is
+    /// logged, the client is told only that the CA is unavailable.
     #[error("no usable CA for this profile: {0}")]
     CaUnavailable(String),
     /// A fault that is not the caller's; the detail is logged, never sent.
@@ -78,6 +74,15 @@ impl From<IssueError> for AppError {
 }
 
 impl AppError {
+    /// An unknown-profile error echoing at most 64 characters of the name.
+    pub fn unknown_profile(name: &str) -> AppError {
+        let mut shown: String = name.chars().take(64).collect();
+        if shown.len() < name.len() {
+            shown.push('…');
+        }
+        AppError::UnknownProfile(shown)
+    }
+
     /// Status and stable code, in one exhaustive match.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
@@ -93,7 +98,7 @@ impl AppError {
                 (StatusCode::FORBIDDEN, "caller_not_allowed")
             }
             AppError::Policy(p) => (StatusCode::UNPROCESSABLE_ENTITY, p.code()),
-            AppError::UnknownProfile { .. } => (StatusCode::NOT_FOUND, "unknown_profile"),
+            AppError::UnknownProfile(_) => (StatusCode::NOT_FOUND, "unknown_profile"),
             AppError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             AppError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
@@ -110,12 +115,26 @@ impl AppError {
     /// The message sent to the client: precise for client errors, generic for server faults.
     pub fn public_message(&self) -> String {
         match self {
-            AppError::Internal(_) => {
-                "the signer hit an internal error; the cause is in its logs".into()
-            }
+            AppError::Internal(_) => INTERNAL_MESSAGE.into(),
+            AppError::CaUnavailable(_) => "the CA for this profile cannot sign right now \
+                (expired, not yet valid or not loaded); the cause is in the signer's logs"
+                .into(),
             other => other.to_string(),
         }
     }
+}
+
+const INTERNAL_MESSAGE: &str = "the signer hit an internal error; the cause is in its logs";
+
+/// The response for a handler that panicked (it should never happen; the
+/// panic message stays in the log, never in the response).
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic".into());
+    AppError::Internal(format!("handler panicked: {detail}")).into_response()
 }
 
 impl IntoResponse for AppError {
@@ -135,5 +154,47 @@ impl IntoResponse for AppError {
             }
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_of(response: Response) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn server_faults_say_nothing_of_their_cause() {
+        let response = AppError::Internal("rcgen exploded at /secret/path".into()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = body_of(response).await;
+        assert_eq!(body["error"]["code"], "internal_error");
+        assert!(!body.to_string().contains("secret"), "{body}");
+
+        let response = panic_response(Box::new("index out of bounds: private detail"));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = body_of(response).await;
+        assert_eq!(body["error"]["code"], "internal_error");
+        assert!(!body.to_string().contains("private detail"), "{body}");
+
+        let response =
+            AppError::CaUnavailable("CA \"payments-ca\" expired at 2026".into()).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!body_of(response).await.to_string().contains("payments-ca"));
+    }
+
+    #[test]
+    fn unknown_profile_names_are_shortened() {
+        let long = "p".repeat(10_000);
+        let message = AppError::unknown_profile(&long).public_message();
+        assert!(message.len() < 100, "{message}");
+        assert_eq!(
+            AppError::unknown_profile("x").public_message(),
+            "unknown profile \"x\""
+        );
     }
 }

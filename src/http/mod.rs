@@ -53,6 +53,9 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panic_response,
+        ))
         .with_state(state)
 }
 
@@ -64,8 +67,8 @@ pub(crate) fn allowed_methods(path: &str) -> &'static str {
     }
 }
 
-/// The response body of a successful issuance.
-#[derive(Debug, Serialize, Deserialize)]
+/// The response body of a successful issuance. Its `Debug` elides the key.
+#[derive(Serialize, Deserialize)]
 pub struct IssueResponse {
     /// Serial number, lower-case hex.
     pub serial: String,
@@ -91,6 +94,18 @@ pub struct IssueResponse {
     pub session_id: String,
     /// The correlation id in the certificate's `request_id` claim.
     pub request_id: String,
+}
+
+impl std::fmt::Debug for IssueResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssueResponse")
+            .field("serial", &self.serial)
+            .field("private_key", &"[secret key elided]")
+            .field("not_after", &self.not_after)
+            .field("profile", &self.profile)
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
 }
 
 fn request_id(headers: &HeaderMap) -> String {
@@ -191,16 +206,7 @@ fn issue_for(
     let profile = state
         .config
         .profile(profile_name)
-        .ok_or_else(|| AppError::UnknownProfile {
-            name: profile_name.clone(),
-            available: state
-                .config
-                .profiles
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+        .ok_or_else(|| AppError::unknown_profile(profile_name))?;
     let plan = profile.plan(&request, caller, request_id)?;
     let ca = state
         .cas
@@ -253,16 +259,7 @@ async fn ca_chain(
     let profile = state
         .config
         .profile(&name)
-        .ok_or_else(|| AppError::UnknownProfile {
-            name: name.clone(),
-            available: state
-                .config
-                .profiles
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+        .ok_or_else(|| AppError::unknown_profile(&name))?;
     let ca = state
         .cas
         .get(&profile.ca)
