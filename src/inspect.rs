@@ -46,19 +46,18 @@ pub struct Inspection {
     pub fingerprint_sha256: String,
 }
 
-/// Reads the first certificate from PEM, or DER.
+/// Reads the first certificate from PEM, or DER (a DER certificate starts
+/// with a SEQUENCE tag, 0x30).
 pub fn read_certificate(input: &[u8]) -> Result<CertificateDer<'static>, InspectError> {
-    if input.starts_with(b"-----") || input.iter().take(64).all(u8::is_ascii) {
-        if let Some(first) = CertificateDer::pem_slice_iter(input).next() {
-            return first.map_err(|e| InspectError::Malformed(format!("malformed PEM: {e}")));
-        }
-        if input.iter().all(u8::is_ascii) {
-            return Err(InspectError::Malformed(
-                "no PEM CERTIFICATE block found".into(),
-            ));
-        }
+    if input.first() == Some(&0x30) {
+        return Ok(CertificateDer::from(input.to_vec()));
     }
-    Ok(CertificateDer::from(input.to_vec()))
+    match CertificateDer::pem_slice_iter(input).next() {
+        Some(first) => first.map_err(|e| InspectError::Malformed(format!("malformed PEM: {e}"))),
+        None => Err(InspectError::Malformed(
+            "neither a DER certificate nor PEM with a CERTIFICATE block".into(),
+        )),
+    }
 }
 
 /// Decodes a certificate. `names` maps claim OIDs to names; extensions
@@ -187,16 +186,30 @@ pub fn verify_client_certificate(
         .map_err(|e| InspectError::NotVerified(format!("{e:?}")))
 }
 
+/// Certificate text with control and bidi-override characters escaped, so a
+/// hostile certificate cannot rewrite the terminal it is inspected in.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if claims::is_safe_char(c) {
+                c.to_string()
+            } else {
+                c.escape_unicode().to_string()
+            }
+        })
+        .collect()
+}
+
 impl fmt::Display for Inspection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "subject:      {}", self.subject)?;
-        writeln!(f, "issuer:       {}", self.issuer)?;
+        writeln!(f, "subject:      {}", printable(&self.subject))?;
+        writeln!(f, "issuer:       {}", printable(&self.issuer))?;
         writeln!(f, "serial:       {}", self.serial)?;
         writeln!(f, "not before:   {}", rfc3339(self.not_before))?;
         writeln!(f, "not after:    {}", rfc3339(self.not_after))?;
         writeln!(f, "sha256:       {}", self.fingerprint_sha256)?;
         for san in &self.sans {
-            writeln!(f, "SAN:          {san}")?;
+            writeln!(f, "SAN:          {}", printable(san))?;
         }
         if self.claims.is_empty() {
             writeln!(f, "claims:       none")?;
@@ -224,4 +237,25 @@ pub enum InspectError {
     /// The certificate does not verify against the given CAs.
     #[error("the certificate does not verify against the given CA: {0}")]
     NotVerified(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_escapes_are_neutralised() {
+        assert_eq!(printable("CN=ok"), "CN=ok");
+        assert_eq!(printable("CN=\u{1b}[2J"), "CN=\\u{1b}[2J");
+        assert_eq!(printable("a\u{202e}b"), "a\\u{202e}b");
+    }
+
+    #[test]
+    fn garbage_is_not_a_certificate() {
+        assert!(read_certificate(b"hello").is_err());
+        let der = read_certificate(&[0x30, 0x03, 0x02, 0x01, 0x01]).unwrap();
+        let names = BTreeMap::new();
+        let arc: ObjectId = claims::DEFAULT_OID_ARC.parse().unwrap();
+        assert!(inspect(&der, &names, &arc).is_err());
+    }
 }

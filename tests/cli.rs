@@ -325,7 +325,7 @@ fn serve_with_the_embedded_default_issues_and_shuts_down_gracefully() {
     let out = session_ca(dir.path(), &["inspect", "junk.pem"]);
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("no PEM CERTIFICATE block"),
+        text(&out).contains("nor PEM with a CERTIFICATE block"),
         "{}",
         text(&out)
     );
