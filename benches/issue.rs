@@ -46,7 +46,14 @@ fn setup() -> (tempfile::TempDir, AppState) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let cas = runtime.block_on(CaStore::load(&config, &clock)).unwrap();
+    let cas = runtime
+        .block_on(CaStore::load(
+            &config,
+            &clock,
+            &Default::default(),
+            session_ca::ca::OnLoadFailure::Fail,
+        ))
+        .unwrap();
     let state = AppState {
         config: Arc::new(config),
         cas,

@@ -12,12 +12,16 @@ pub enum AuthMode {
     /// listen address is loopback, for local development.
     #[default]
     None,
+    /// AWS IAM (Lambda behind a Function URL or API Gateway with `AWS_IAM`
+    /// auth): the caller is the principal ARN from the request context.
+    Iam,
 }
 
 impl fmt::Display for AuthMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             AuthMode::None => "none",
+            AuthMode::Iam => "iam",
         })
     }
 }

@@ -61,6 +61,18 @@ agent = { oid = "1.3.6.1.4.1.32473.1.100", type = "string", max_len = 256 }
 geo   = { oid = "1.3.6.1.4.1.32473.1.101", type = "json",   max_len = 256 }
 "#;
 
+/// The configuration of Lambda mode when no file is given: like
+/// [`DEFAULT_CONFIG`], with IAM callers and the CA in Parameter Store under
+/// `/session-ca/default` (set `SESSION_CA_CAS__DEFAULT__SOURCE` to change it).
+pub fn lambda_default_config() -> String {
+    DEFAULT_CONFIG
+        .replace("auth = \"none\"", "auth = \"iam\"")
+        .replace(
+            "source = \"file:signer-key\"",
+            "source = \"ssm:/session-ca/default\"",
+        )
+}
+
 /// A read-only view of environment variables.
 pub trait EnvSource {
     /// Every variable as (name, value).
@@ -127,6 +139,9 @@ pub struct ServerConfig {
 pub enum CaSourceSpec {
     /// A directory holding `ca-key.pem`, `ca-cert.pem` and optionally `chain.pem`.
     File(PathBuf),
+    /// AWS Systems Manager Parameter Store: `PREFIX/key` (SecureString),
+    /// `PREFIX/cert` and `PREFIX/chain`.
+    Ssm(String),
 }
 
 /// A configured CA.
@@ -165,6 +180,16 @@ impl Config {
         env: &dyn EnvSource,
         overrides: &[(String, toml::Value)],
     ) -> Result<Config, ConfigError> {
+        Self::load_with_default(file, env, overrides, DEFAULT_CONFIG)
+    }
+
+    /// As [`Config::load`], with `default` as the text used when no file is named.
+    pub fn load_with_default(
+        file: Option<&Path>,
+        env: &dyn EnvSource,
+        overrides: &[(String, toml::Value)],
+        default: &str,
+    ) -> Result<Config, ConfigError> {
         let path = file
             .map(Path::to_path_buf)
             .or_else(|| env.var(ENV_CONFIG_FILE).map(PathBuf::from));
@@ -176,7 +201,7 @@ impl Config {
                 })?;
                 (ConfigOrigin::File(path), text)
             }
-            None => (ConfigOrigin::Embedded, DEFAULT_CONFIG.to_owned()),
+            None => (ConfigOrigin::Embedded, default.to_owned()),
         };
         Self::from_toml(origin, &text, env, overrides)
     }
@@ -527,12 +552,33 @@ impl RawConfig {
             }
             let source = match raw.source.split_once(':') {
                 Some(("file", dir)) if !dir.is_empty() => CaSourceSpec::File(PathBuf::from(dir)),
+                Some(("ssm", prefix)) => {
+                    let valid = prefix.len() > 1
+                        && prefix.len() <= 1000
+                        && prefix.starts_with('/')
+                        && !prefix.ends_with('/')
+                        && !prefix.contains("//")
+                        && prefix
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b));
+                    if !valid {
+                        return Err(invalid(
+                            field("source"),
+                            format!(
+                                "invalid Parameter Store prefix {prefix:?}; write e.g. \
+                                 \"ssm:/session-ca/prod\" (a path of letters, digits, '_', '.', \
+                                 '-' and '/', starting with '/', no trailing '/')"
+                            ),
+                        ));
+                    }
+                    CaSourceSpec::Ssm(prefix.to_owned())
+                }
                 _ => {
                     return Err(invalid(
                         field("source"),
                         format!(
                             "unsupported CA source {:?}; write \"file:DIR\" (a directory made by \
-                             `session-ca init`)",
+                             `session-ca init`) or \"ssm:/PREFIX\" (Parameter Store)",
                             raw.source
                         ),
                     ))
@@ -897,6 +943,34 @@ mod tests {
             names[&"1.3.6.1.4.1.32473.1.3".parse().unwrap()],
             "requester"
         );
+    }
+
+    #[test]
+    fn lambda_default_uses_iam_and_parameter_store() {
+        let c = Config::from_toml(
+            ConfigOrigin::Embedded,
+            &lambda_default_config(),
+            &no_env(),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.server.auth, AuthMode::Iam);
+        assert_eq!(
+            c.cas["default"].source,
+            CaSourceSpec::Ssm("/session-ca/default".into())
+        );
+        for bad in [
+            "ssm:",
+            "ssm:/",
+            "ssm:relative",
+            "ssm:/a/",
+            "ssm:/a//b",
+            "ssm:/a b",
+        ] {
+            let text = format!("[cas.default]\nsource = \"{bad}\"\n[profiles.default]\n");
+            let err = load(&text).unwrap_err().to_string();
+            assert!(err.contains("cas.default.source"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -9,8 +9,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use session_ca::auth::AuthMode;
 use session_ca::ca::init::{ca_exists, create_ca, InitOptions, DEFAULT_CA_SUBJECT};
-use session_ca::config::{CaSourceSpec, ConfigOrigin, ProcessEnv};
+use session_ca::ca::ssm::SsmSettings;
+use session_ca::ca::OnLoadFailure;
+use session_ca::config::{lambda_default_config, CaSourceSpec, ConfigOrigin, ProcessEnv};
 use session_ca::inspect::{inspect, read_certificate, verify_client_certificate};
 use session_ca::{app, AppState, CaStore, Clock, Config, KeyType, SharedClock, SystemClock};
 
@@ -31,6 +34,30 @@ enum Command {
     Init(InitArgs),
     /// Show a certificate's validity, subject and claims; verify it with --ca.
     Inspect(InspectArgs),
+    /// Upload the CA in a directory to AWS Systems Manager Parameter Store.
+    PublishSsm(PublishArgs),
+}
+
+#[derive(Debug, Args)]
+struct PublishArgs {
+    /// Parameter name prefix, e.g. /session-ca/prod (writes PREFIX/key, /cert, /chain).
+    #[arg(long)]
+    prefix: String,
+    /// KMS key (id, ARN or alias) for the SecureString key; default: alias/aws/ssm.
+    #[arg(long)]
+    kms_key_id: Option<String>,
+    /// Replace an existing CA under the prefix.
+    #[arg(long)]
+    overwrite: bool,
+    /// Directory holding the CA (as written by `init`).
+    #[arg(long, default_value = "signer-key")]
+    dir: PathBuf,
+    /// AWS region (default: from the AWS environment).
+    #[arg(long)]
+    region: Option<String>,
+    /// SSM endpoint override (default: from the AWS environment, e.g. AWS_ENDPOINT_URL_SSM).
+    #[arg(long)]
+    endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -104,20 +131,95 @@ fn init_logging() {
     }
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 fn main() -> Result<()> {
+    // Lambda runs the binary with no arguments and AWS_LAMBDA_RUNTIME_API set.
+    if std::env::args_os().len() == 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        init_logging();
+        return runtime()?.block_on(lambda());
+    }
     let cli = Cli::parse();
     init_logging();
     match cli.command {
-        Command::Serve(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            runtime.block_on(serve(args))
-        }
+        Command::Serve(args) => runtime()?.block_on(serve(args)),
         Command::Init(args) => init(args),
         Command::Inspect(args) => inspect_command(args),
+        Command::PublishSsm(args) => runtime()?.block_on(publish_ssm(args)),
     }
+}
+
+/// Lambda mode: configuration from the environment, CA loaded once per
+/// execution environment before the first event, IAM callers. A CA that
+/// cannot be loaded yields 503s (and retries), never an init failure that
+/// API Gateway would turn into an opaque 502.
+async fn lambda() -> Result<()> {
+    let config = Config::load_with_default(None, &ProcessEnv, &[], &lambda_default_config())?;
+    if config.server.auth == AuthMode::None {
+        bail!(
+            "auth \"none\" is for local development only; Lambda mode needs server.auth = \"iam\""
+        );
+    }
+    let clock: SharedClock = Arc::new(SystemClock);
+    let cas = CaStore::load(
+        &config,
+        &clock,
+        &SsmSettings::default(),
+        OnLoadFailure::ServeUnavailable,
+    )
+    .await?;
+    log_loaded(&cas);
+    cas.spawn_refresh(clock.clone());
+    let state = AppState {
+        config: Arc::new(config),
+        cas,
+        clock,
+    };
+    session_ca::http::lambda::run(state)
+        .await
+        .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
+}
+
+fn log_loaded(cas: &CaStore) {
+    for (name, ca) in cas.all() {
+        if let Some(ca) = ca {
+            tracing::info!(ca = %name, subject = %ca.subject, not_after = %session_ca::audit::rfc3339(ca.not_after), "CA loaded");
+        }
+    }
+}
+
+async fn publish_ssm(args: PublishArgs) -> Result<()> {
+    let source = session_ca::ca::file::FileCaSource::new(args.dir.clone());
+    let material = session_ca::CaSource::load(&source).await?;
+    // Check it exactly as the signer will before anything leaves this machine.
+    session_ca::SigningCa::from_material("publish", &material, SystemClock.now())?;
+    let client = session_ca::ca::ssm::client(&SsmSettings {
+        endpoint_url: args.endpoint_url,
+        region: args.region,
+        static_credentials: None,
+    })
+    .await;
+    let written = session_ca::ca::ssm::publish(
+        &client,
+        &args.prefix,
+        &material,
+        args.kms_key_id.as_deref(),
+        args.overwrite,
+    )
+    .await?;
+    for name in written {
+        println!("wrote {name}");
+    }
+    println!(
+        "configure the signer with SESSION_CA_CAS__DEFAULT__SOURCE=ssm:{}",
+        args.prefix
+    );
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
@@ -136,21 +238,32 @@ async fn serve(args: ServeArgs) -> Result<()> {
         )]
     };
     let config = Config::load(args.config.as_deref(), &ProcessEnv, &overrides)?;
+    if config.server.auth == AuthMode::Iam {
+        bail!(
+            "auth \"iam\" takes the caller from the Lambda request context, which `serve` does \
+             not have; use it in Lambda mode"
+        );
+    }
     let clock: SharedClock = Arc::new(SystemClock);
 
     if config.origin == ConfigOrigin::Embedded {
         for ca in config.cas.values() {
-            let CaSourceSpec::File(dir) = &ca.source;
-            if !ca_exists(dir) {
-                create_development_ca(dir, &*clock)?;
+            if let CaSourceSpec::File(dir) = &ca.source {
+                if !ca_exists(dir) {
+                    create_development_ca(dir, &*clock)?;
+                }
             }
         }
     }
 
-    let cas = CaStore::load(&config, &clock).await?;
-    for ca in cas.all() {
-        tracing::info!(ca = %ca.name, subject = %ca.subject, not_after = %session_ca::audit::rfc3339(ca.not_after), "CA loaded");
-    }
+    let cas = CaStore::load(
+        &config,
+        &clock,
+        &SsmSettings::default(),
+        OnLoadFailure::Fail,
+    )
+    .await?;
+    log_loaded(&cas);
     cas.spawn_refresh(clock.clone());
 
     let listen = config.server.listen.clone();

@@ -843,7 +843,14 @@ async fn the_embedded_default_profile_issues_without_any_fields() {
     )
     .unwrap();
     let clock: session_ca::SharedClock = std::sync::Arc::new(session_ca::FixedClock::new(t0()));
-    let cas = session_ca::CaStore::load(&config, &clock).await.unwrap();
+    let cas = session_ca::CaStore::load(
+        &config,
+        &clock,
+        &Default::default(),
+        session_ca::ca::OnLoadFailure::Fail,
+    )
+    .await
+    .unwrap();
     let state = session_ca::AppState {
         config: std::sync::Arc::new(config),
         cas,

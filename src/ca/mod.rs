@@ -7,6 +7,7 @@
 
 pub mod file;
 pub mod init;
+pub mod ssm;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 use rcgen::{Issuer, KeyPair};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -324,13 +325,28 @@ fn eku_allows_client_auth(cert: &X509Certificate<'_>) -> Result<bool, String> {
     }
 }
 
-/// One CA's slot: its source and the current checked material.
+/// One CA's slot: its source and the current checked material (none until
+/// a first load succeeds).
 #[derive(Debug)]
 struct CaSlot {
     source: Arc<dyn CaSource>,
     refresh: Duration,
-    current: ArcSwap<SigningCa>,
+    current: ArcSwapOption<SigningCa>,
 }
+
+/// What to do when a CA cannot be loaded at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnLoadFailure {
+    /// Refuse to start (a local server: the operator is watching).
+    Fail,
+    /// Start without it: requests get 503 `ca_unavailable`, `/healthz` says
+    /// so, and the refresh task keeps retrying (Lambda: an init failure
+    /// would surface as an opaque 502).
+    ServeUnavailable,
+}
+
+/// Retry interval while a CA has never loaded.
+const RETRY_UNLOADED: Duration = Duration::from_secs(5);
 
 /// Every configured CA, each swappable atomically on refresh.
 #[derive(Debug, Clone, Default)]
@@ -339,34 +355,68 @@ pub struct CaStore {
 }
 
 impl CaStore {
-    /// Builds the source for each configured CA and loads it once. Any CA
-    /// that cannot be loaded and checked fails start-up with the reason.
-    pub async fn load(config: &Config, clock: &SharedClock) -> Result<CaStore, CaError> {
+    /// Builds the source for each configured CA (one SSM client for all
+    /// Parameter Store CAs) and loads each once.
+    pub async fn load(
+        config: &Config,
+        clock: &SharedClock,
+        ssm_settings: &ssm::SsmSettings,
+        on_failure: OnLoadFailure,
+    ) -> Result<CaStore, CaError> {
+        let mut ssm_client = None;
         let mut sources = Vec::new();
         for (name, ca) in &config.cas {
             let source: Arc<dyn CaSource> = match &ca.source {
                 CaSourceSpec::File(dir) => Arc::new(file::FileCaSource::new(dir.clone())),
+                CaSourceSpec::Ssm(prefix) => {
+                    if ssm_client.is_none() {
+                        ssm_client = Some(ssm::client(ssm_settings).await);
+                    }
+                    let client = ssm_client.clone().unwrap_or_else(|| unreachable!());
+                    Arc::new(ssm::SsmCaSource::new(client, prefix.clone()))
+                }
             };
             sources.push((name.clone(), source, ca.refresh));
         }
-        Self::from_sources(sources, clock).await
+        Self::from_sources_with(sources, clock, on_failure).await
     }
 
-    /// Loads CAs from explicit sources: (name, source, refresh interval).
+    /// Loads CAs from explicit sources: (name, source, refresh interval),
+    /// failing if any cannot be loaded.
     pub async fn from_sources(
         sources: Vec<(String, Arc<dyn CaSource>, Duration)>,
         clock: &SharedClock,
     ) -> Result<CaStore, CaError> {
+        Self::from_sources_with(sources, clock, OnLoadFailure::Fail).await
+    }
+
+    /// Loads CAs from explicit sources with the given start-up policy.
+    pub async fn from_sources_with(
+        sources: Vec<(String, Arc<dyn CaSource>, Duration)>,
+        clock: &SharedClock,
+        on_failure: OnLoadFailure,
+    ) -> Result<CaStore, CaError> {
         let mut slots = BTreeMap::new();
         for (name, source, refresh) in sources {
-            let material = source.load().await?;
-            let ca = SigningCa::from_material(&name, &material, clock.now())?;
+            let loaded = match source.load().await {
+                Ok(material) => SigningCa::from_material(&name, &material, clock.now()),
+                Err(e) => Err(e),
+            };
+            let current = match (loaded, on_failure) {
+                (Ok(ca), _) => Some(Arc::new(ca)),
+                (Err(e), OnLoadFailure::Fail) => return Err(e),
+                (Err(e), OnLoadFailure::ServeUnavailable) => {
+                    tracing::error!(ca = %name, source = %source.describe(), error = %e,
+                        "CA not loaded; answering 503 ca_unavailable and retrying");
+                    None
+                }
+            };
             slots.insert(
                 name,
                 CaSlot {
                     source,
                     refresh,
-                    current: ArcSwap::from_pointee(ca),
+                    current: ArcSwapOption::new(current),
                 },
             );
         }
@@ -375,36 +425,45 @@ impl CaStore {
         })
     }
 
-    /// The current material of CA `name`.
+    /// The current material of CA `name`, if it is configured and loaded.
     pub fn get(&self, name: &str) -> Option<Arc<SigningCa>> {
-        self.slots.get(name).map(|slot| slot.current.load_full())
+        self.slots
+            .get(name)
+            .and_then(|slot| slot.current.load_full())
     }
 
-    /// Every CA, by name.
-    pub fn all(&self) -> Vec<Arc<SigningCa>> {
-        self.slots.values().map(|s| s.current.load_full()).collect()
+    /// Every configured CA by name, with its material when loaded.
+    pub fn all(&self) -> Vec<(String, Option<Arc<SigningCa>>)> {
+        self.slots
+            .iter()
+            .map(|(name, s)| (name.clone(), s.current.load_full()))
+            .collect()
     }
 
     /// Reloads CA `name` from its source now. On failure the last good
-    /// material stays in service and the error is returned.
+    /// material stays in service and the error is returned. Returns whether
+    /// the material changed.
     pub async fn refresh(&self, name: &str, clock: &SharedClock) -> Result<bool, CaError> {
         let Some(slot) = self.slots.get(name) else {
             return Ok(false);
         };
         let material = slot.source.load().await?;
         let fresh = SigningCa::from_material(name, &material, clock.now())?;
-        let changed = {
-            let current = slot.current.load();
-            current.cert_der != fresh.cert_der || current.chain_der != fresh.chain_der
+        let changed = match slot.current.load().as_ref() {
+            Some(current) => {
+                current.cert_der != fresh.cert_der || current.chain_der != fresh.chain_der
+            }
+            None => true,
         };
         if changed {
-            slot.current.store(Arc::new(fresh));
+            slot.current.store(Some(Arc::new(fresh)));
         }
         Ok(changed)
     }
 
-    /// Spawns one task per CA that reloads it at its refresh interval,
-    /// logging (never panicking on) failures.
+    /// Spawns one task per CA that reloads it at its refresh interval (every
+    /// few seconds while it has never loaded), logging, never panicking on,
+    /// failures.
     pub fn spawn_refresh(&self, clock: SharedClock) -> Vec<tokio::task::JoinHandle<()>> {
         self.slots
             .iter()
@@ -415,15 +474,15 @@ impl CaStore {
                 let every = slot.refresh;
                 let source = slot.source.describe();
                 tokio::spawn(async move {
-                    let mut ticker = tokio::time::interval(every);
-                    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    ticker.tick().await; // the first tick is immediate; the CA was just loaded
                     loop {
-                        ticker.tick().await;
+                        let loaded = store.get(&name).is_some();
+                        tokio::time::sleep(if loaded { every } else { every.min(RETRY_UNLOADED) })
+                            .await;
                         match store.refresh(&name, &clock).await {
-                            Ok(true) => tracing::info!(ca = %name, %source, "CA material changed; now signing with the new CA"),
+                            Ok(true) => tracing::info!(ca = %name, %source, "CA material loaded; signing with it now"),
                             Ok(false) => tracing::debug!(ca = %name, "CA material unchanged"),
-                            Err(e) => tracing::warn!(ca = %name, %source, error = %e, "CA refresh failed; still signing with the last good CA"),
+                            Err(e) if loaded => tracing::warn!(ca = %name, %source, error = %e, "CA refresh failed; still signing with the last good CA"),
+                            Err(e) => tracing::error!(ca = %name, %source, error = %e, "CA still not loaded"),
                         }
                     }
                 })

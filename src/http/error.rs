@@ -14,6 +14,9 @@ pub enum AppError {
     /// The body is not JSON.
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// No caller identity where the auth mode needs one.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
     /// The request breaks the profile's policy.
     #[error(transparent)]
     Policy(#[from] PolicyError),
@@ -94,6 +97,7 @@ impl AppError {
             }
             AppError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             AppError::BodyUnreadable(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
+            AppError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             AppError::Policy(PolicyError::CallerNotAllowed { .. }) => {
                 (StatusCode::FORBIDDEN, "caller_not_allowed")
             }

@@ -1,13 +1,14 @@
 //! The HTTP API: one axum `Router` used by the local server and (later) the Lambda runtime.
 
 pub mod error;
+pub mod lambda;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,13 +18,14 @@ use serde::{Deserialize, Serialize};
 pub use error::AppError;
 
 use crate::audit::{self, rfc3339};
-use crate::auth::Caller;
+use crate::auth::{AuthMode, Caller};
 use crate::ca::CaStore;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::issuer;
 use crate::keys::KeyType;
 use crate::request::IssueRequest;
+use lambda_http::request::RequestContext;
 
 /// Header carrying the correlation id, in and out.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -108,7 +110,20 @@ impl std::fmt::Debug for IssueResponse {
     }
 }
 
-fn request_id(headers: &HeaderMap) -> String {
+/// The correlation id: the Lambda request id, else the gateway's request id,
+/// else a well-formed `X-Request-Id` header, else a fresh UUID.
+fn request_id(
+    headers: &HeaderMap,
+    lambda: Option<&lambda_http::Context>,
+    gateway: Option<&RequestContext>,
+) -> String {
+    let trusted = lambda
+        .map(|c| c.request_id.as_str())
+        .or_else(|| gateway.and_then(lambda::gateway_request_id))
+        .filter(|id| (1..=128).contains(&id.len()) && id.chars().all(|c| c.is_ascii_graphic()));
+    if let Some(id) = trusted {
+        return id.to_owned();
+    }
     headers
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -144,15 +159,43 @@ fn with_request_id(mut response: Response, id: &str) -> Response {
     response
 }
 
+/// Who is calling, per the configured auth mode.
+fn authenticate(mode: AuthMode, gateway: Option<&RequestContext>) -> Result<Caller, AppError> {
+    match mode {
+        AuthMode::None => Ok(Caller::Anonymous),
+        AuthMode::Iam => gateway
+            .and_then(lambda::iam_principal)
+            .map(|arn| Caller::Principal(arn.to_owned()))
+            .ok_or(AppError::Unauthenticated(
+                "no IAM principal in the request context; call through a Function URL or API \
+                 Gateway route with AWS_IAM auth, signing the request with SigV4",
+            )),
+    }
+}
+
 async fn issue_certificate(
     State(state): State<AppState>,
+    gateway: Option<Extension<RequestContext>>,
+    lambda_context: Option<Extension<lambda_http::Context>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let id = request_id(&headers);
-    let caller = Caller::Anonymous;
+    let gateway = gateway.as_ref().map(|Extension(c)| c);
+    let id = request_id(
+        &headers,
+        lambda_context.as_ref().map(|Extension(c)| c),
+        gateway,
+    );
     let mut profile_name = String::new();
+    let caller = match authenticate(state.config.server.auth, gateway) {
+        Ok(caller) => caller,
+        Err(e) => {
+            let (status, code) = e.status_and_code();
+            audit::issuance_denied(code, status.as_u16(), "", "unauthenticated", &id);
+            return with_request_id(e.into_response(), &id);
+        }
+    };
     let result = issue_for(
         &state,
         &headers,
@@ -276,10 +319,10 @@ async fn ca_chain(
 pub struct CaHealth {
     /// The CA's configured name.
     pub name: String,
-    /// Its subject.
-    pub subject: String,
-    /// RFC 3339.
-    pub not_after: String,
+    /// Its subject (none while it has not loaded).
+    pub subject: Option<String>,
+    /// RFC 3339 (none while it has not loaded).
+    pub not_after: Option<String>,
     /// Whether it can sign now.
     pub usable: bool,
 }
@@ -298,12 +341,12 @@ async fn healthz(State(state): State<AppState>) -> Response {
     let cas: Vec<CaHealth> = state
         .cas
         .all()
-        .iter()
-        .map(|ca| CaHealth {
-            name: ca.name.clone(),
-            subject: ca.subject.clone(),
-            not_after: rfc3339(ca.not_after),
-            usable: ca.not_before <= now && now < ca.not_after,
+        .into_iter()
+        .map(|(name, ca)| CaHealth {
+            name,
+            subject: ca.as_ref().map(|ca| ca.subject.clone()),
+            not_after: ca.as_ref().map(|ca| rfc3339(ca.not_after)),
+            usable: ca.is_some_and(|ca| ca.not_before <= now && now < ca.not_after),
         })
         .collect();
     let ok = !cas.is_empty() && cas.iter().all(|c| c.usable);

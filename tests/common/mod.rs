@@ -149,7 +149,14 @@ pub async fn state_for(
     )
     .expect("test config");
     let load_clock: SharedClock = Arc::new(FixedClock::new(load_at));
-    let cas = CaStore::load(&config, &load_clock).await.expect("load CA");
+    let cas = CaStore::load(
+        &config,
+        &load_clock,
+        &Default::default(),
+        session_ca::ca::OnLoadFailure::Fail,
+    )
+    .await
+    .expect("load CA");
     AppState {
         config: Arc::new(config),
         cas,
