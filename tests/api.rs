@@ -760,6 +760,13 @@ async fn error_table() -> BTreeSet<String> {
     check_error(&reply, "invalid_body", "broken body stream");
     seen.insert("invalid_body".into());
 
+    // 401 when the auth mode needs an identity the request does not carry.
+    let iam = state_for(&service.ca_dir(), "[server]\nauth = \"iam\"\n", t0(), t0()).await;
+    let reply = issue_json(&iam, json!({})).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    check_error(&reply, "unauthenticated", "auth iam without identity");
+    seen.insert("unauthenticated".into());
+
     // 503 from an expired CA.
     let expired = service.at(t0(), t0() + Duration::days(365)).await;
     let reply = issue_json(&expired, json!({})).await;
