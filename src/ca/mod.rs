@@ -513,6 +513,9 @@ pub enum CaError {
     /// Creating a CA would overwrite existing files.
     #[error("{} already exists; pass --force to replace the CA in it", .0)]
     WouldOverwrite(String),
+    /// Publishing would replace a CA already in Parameter Store.
+    #[error("{0} already exist in Parameter Store; pass --overwrite to replace them")]
+    AlreadyPublished(String),
     /// Creating a CA failed.
     #[error("cannot create the CA: {0}")]
     Create(String),

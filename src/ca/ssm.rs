@@ -238,10 +238,7 @@ pub async fn publish(
             .filter_map(|p| p.name())
             .collect();
         if !names.is_empty() {
-            return Err(CaError::WouldOverwrite(format!(
-                "{} (in Parameter Store)",
-                names.join(", ")
-            )));
+            return Err(CaError::AlreadyPublished(names.join(", ")));
         }
     }
     let chain_pem = material

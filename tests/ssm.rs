@@ -1,0 +1,432 @@
+//! The Parameter Store CA source against a real SSM endpoint emulator
+//! (moto_server), through the real aws-sdk-ssm client. Run by scripts/test.
+
+mod common;
+#[path = "common/moto.rs"]
+mod moto;
+#[path = "common/tools.rs"]
+mod tools;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_ssm::types::ParameterType;
+use axum::http::StatusCode;
+use common::*;
+use moto::Moto;
+use serde_json::json;
+use session_ca::ca::ssm::{self, material_from_parameters};
+use session_ca::ca::{CaMaterial, OnLoadFailure};
+use session_ca::config::{Config, ConfigOrigin};
+use session_ca::inspect::verify_client_certificate;
+use session_ca::{AppState, CaSource, CaStore, KeyType, SharedClock, SystemClock};
+
+fn local_ca(dir: &std::path::Path, name: &str) -> CaMaterial {
+    let ca_dir = dir.join(name);
+    make_ca(
+        &ca_dir,
+        KeyType::EcdsaP256,
+        true,
+        ::time::OffsetDateTime::now_utc(),
+        30,
+    );
+    let source = session_ca::ca::file::FileCaSource::new(ca_dir);
+    futures_block(source.load()).unwrap()
+}
+
+fn futures_block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
+async fn ssm_state(
+    moto_settings: &session_ca::ca::ssm::SsmSettings,
+    prefix: &str,
+    refresh: &str,
+    on_failure: OnLoadFailure,
+) -> Result<AppState, session_ca::ca::CaError> {
+    let text = format!(
+        "[cas.default]\nsource = \"ssm:{prefix}\"\nrefresh = \"{refresh}\"\n[profiles.default]\nuri_san = \"urn:uuid:{{session_id}}\"\n"
+    );
+    let config = Config::from_toml(
+        ConfigOrigin::File("ssm.toml".into()),
+        &text,
+        &std::collections::BTreeMap::<String, String>::new(),
+        &[],
+    )
+    .unwrap();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let cas = CaStore::load(&config, &clock, moto_settings, on_failure).await?;
+    Ok(AppState {
+        config: Arc::new(config),
+        cas,
+        clock,
+    })
+}
+
+async fn chain_in_ssm(client: &aws_sdk_ssm::Client, prefix: &str) -> String {
+    client
+        .get_parameter()
+        .name(format!("{prefix}/chain"))
+        .send()
+        .await
+        .unwrap()
+        .parameter()
+        .unwrap()
+        .value()
+        .unwrap()
+        .to_owned()
+}
+
+fn verifies(body: &serde_json::Value, chain: &str) -> bool {
+    let pem = body["certificate"].as_str().unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+    verify_client_certificate(
+        &pem.contents.into(),
+        chain.as_bytes(),
+        ::time::OffsetDateTime::now_utc(),
+    )
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto_server; run scripts/test"]
+async fn publish_load_and_issue_from_parameter_store() {
+    let moto = Moto::start();
+    let client = moto.client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let material = local_ca(dir.path(), "ca");
+
+    let written = ssm::publish(&client, "/session-ca/prod", &material, None, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        written,
+        [
+            "/session-ca/prod/key",
+            "/session-ca/prod/cert",
+            "/session-ca/prod/chain"
+        ]
+    );
+    let key = client
+        .get_parameter()
+        .name("/session-ca/prod/key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        key.parameter().unwrap().r#type(),
+        Some(&ParameterType::SecureString)
+    );
+
+    // A second publish does not clobber the CA unless asked to.
+    let other = local_ca(dir.path(), "other");
+    let err = ssm::publish(&client, "/session-ca/prod", &other, None, false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "/session-ca/prod/cert, /session-ca/prod/chain, /session-ca/prod/key already exist in \
+         Parameter Store; pass --overwrite to replace them"
+    );
+    assert_eq!(
+        chain_in_ssm(&client, "/session-ca/prod").await,
+        material.chain_pem.clone().unwrap()
+    );
+
+    let state = ssm_state(
+        &moto.settings(),
+        "/session-ca/prod",
+        "5m",
+        OnLoadFailure::Fail,
+    )
+    .await
+    .unwrap();
+    let reply = issue_json(&state, json!({"session_id": SESSION_ID})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json());
+    assert!(verifies(
+        &reply.json(),
+        &chain_in_ssm(&client, "/session-ca/prod").await
+    ));
+    let health = get(&state, "/healthz").await;
+    assert_eq!(health.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto_server; run scripts/test"]
+async fn bad_parameters_are_refused_with_their_names() {
+    let moto = Moto::start();
+    let client = moto.client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let material = local_ca(dir.path(), "ca");
+    let put = |name: &'static str, value: String, t: ParameterType| {
+        let client = client.clone();
+        async move {
+            client
+                .put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(t)
+                .overwrite(true)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+
+    // Missing chain.
+    put(
+        "/missing/key",
+        material.key_pem.expose().to_owned(),
+        ParameterType::SecureString,
+    )
+    .await;
+    put(
+        "/missing/cert",
+        material.cert_pem.clone(),
+        ParameterType::String,
+    )
+    .await;
+    let err = ssm_state(&moto.settings(), "/missing", "5m", OnLoadFailure::Fail)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("ssm:/missing/chain: cannot read: no such parameter"),
+        "{err}"
+    );
+
+    // The key stored as a plain String.
+    put(
+        "/plain/key",
+        material.key_pem.expose().to_owned(),
+        ParameterType::String,
+    )
+    .await;
+    put(
+        "/plain/cert",
+        material.cert_pem.clone(),
+        ParameterType::String,
+    )
+    .await;
+    put(
+        "/plain/chain",
+        material.chain_pem.clone().unwrap(),
+        ParameterType::String,
+    )
+    .await;
+    let err = ssm_state(&moto.settings(), "/plain", "5m", OnLoadFailure::Fail)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ssm:/plain/key: is of type String, expected SecureString"),
+        "{err}"
+    );
+
+    // A key read without decryption, as with a missing kms:Decrypt grant.
+    ssm::publish(&client, "/enc", &material, None, false)
+        .await
+        .unwrap();
+    let raw = client
+        .get_parameters()
+        .names("/enc/key")
+        .names("/enc/cert")
+        .names("/enc/chain")
+        .with_decryption(false)
+        .send()
+        .await
+        .unwrap();
+    let err = material_from_parameters("/enc", raw.parameters(), raw.invalid_parameters())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ssm:/enc/key") && err.contains("not decrypted"),
+        "{err}"
+    );
+
+    // Malformed PEM and a key that does not match the certificate.
+    put(
+        "/garbled/key",
+        "-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n".into(),
+        ParameterType::SecureString,
+    )
+    .await;
+    put(
+        "/garbled/cert",
+        material.cert_pem.clone(),
+        ParameterType::String,
+    )
+    .await;
+    put(
+        "/garbled/chain",
+        material.chain_pem.clone().unwrap(),
+        ParameterType::String,
+    )
+    .await;
+    let err = ssm_state(&moto.settings(), "/garbled", "5m", OnLoadFailure::Fail)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("ssm:/garbled/key: not a PEM PKCS#8 private key"),
+        "{err}"
+    );
+    let other = local_ca(dir.path(), "other");
+    put(
+        "/garbled/key",
+        other.key_pem.expose().to_owned(),
+        ParameterType::SecureString,
+    )
+    .await;
+    let err = ssm_state(&moto.settings(), "/garbled", "5m", OnLoadFailure::Fail)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("ssm:/garbled/cert: does not match the CA private key"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto_server; run scripts/test"]
+async fn rotation_is_picked_up_without_a_failed_request() {
+    let moto = Moto::start();
+    let client = moto.client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let old = local_ca(dir.path(), "old");
+    let new = local_ca(dir.path(), "new");
+    ssm::publish(&client, "/rotating", &old, None, false)
+        .await
+        .unwrap();
+    let state = ssm_state(&moto.settings(), "/rotating", "1s", OnLoadFailure::Fail)
+        .await
+        .unwrap();
+    let refresh = state.cas.spawn_refresh(state.clock.clone());
+    let old_chain = old.chain_pem.clone().unwrap();
+    let new_chain = new.chain_pem.clone().unwrap();
+
+    // Requests run continuously while the CA is replaced in Parameter Store.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (issued, from_new) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (state, stop, issued, from_new) = (
+            state.clone(),
+            stop.clone(),
+            issued.clone(),
+            from_new.clone(),
+        );
+        let (old_chain, new_chain) = (old_chain.clone(), new_chain.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let reply = issue_json(&state, json!({"session_id": SESSION_ID})).await;
+                assert_eq!(
+                    reply.status,
+                    StatusCode::CREATED,
+                    "a request failed during rotation"
+                );
+                let body = reply.json();
+                let (by_old, by_new) = (verifies(&body, &old_chain), verifies(&body, &new_chain));
+                assert!(
+                    by_old ^ by_new,
+                    "each certificate verifies against exactly one of the CAs"
+                );
+                issued.fetch_add(1, Ordering::Relaxed);
+                if by_new {
+                    from_new.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ssm::publish(&client, "/rotating", &new, None, true)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while from_new.load(Ordering::Relaxed) < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new CA was not picked up within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    load.await.expect("no request failed during rotation");
+    assert!(
+        issued.load(Ordering::Relaxed) > from_new.load(Ordering::Relaxed),
+        "some came from the old CA first"
+    );
+    for task in refresh {
+        task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto_server; run scripts/test"]
+async fn the_last_good_ca_serves_when_parameter_store_goes_away_and_a_cold_start_recovers() {
+    let moto = Moto::start();
+    let port = moto.port;
+    let client = moto.client().await;
+    let dir = tempfile::tempdir().unwrap();
+    ssm::publish(&client, "/flaky", &local_ca(dir.path(), "ca"), None, false)
+        .await
+        .unwrap();
+    let state = ssm_state(&moto.settings(), "/flaky", "1s", OnLoadFailure::Fail)
+        .await
+        .unwrap();
+
+    drop(moto); // the endpoint goes away
+    let err = state
+        .cas
+        .refresh("default", &state.clock)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("ssm:/flaky: cannot read: GetParameters failed"),
+        "{err}"
+    );
+    let reply = issue_json(&state, json!({})).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::CREATED,
+        "the last good CA keeps serving"
+    );
+
+    // A cold start while Parameter Store is unreachable: 503s, then recovery.
+    let cold = ssm_state(
+        &moto::settings_for(port),
+        "/flaky",
+        "1s",
+        OnLoadFailure::ServeUnavailable,
+    )
+    .await
+    .unwrap();
+    let reply = issue_json(&cold, json!({})).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.code(), "ca_unavailable");
+    assert_eq!(
+        get(&cold, "/healthz").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    let moto = Moto::start_on(Some(port)); // a fresh emulator: publish again
+    ssm::publish(
+        &moto.client().await,
+        "/flaky",
+        &local_ca(dir.path(), "ca2"),
+        None,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(cold.cas.refresh("default", &cold.clock).await.unwrap());
+    assert_eq!(
+        issue_json(&cold, json!({})).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(get(&cold, "/healthz").await.status, StatusCode::OK);
+}
