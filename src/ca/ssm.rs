@@ -232,11 +232,12 @@ pub async fn publish(
             .send()
             .await
             .map_err(|e| sdk_err("GetParameters", &DisplayErrorContext(&e)))?;
-        let names: Vec<&str> = existing
+        let mut names: Vec<&str> = existing
             .parameters()
             .iter()
             .filter_map(|p| p.name())
             .collect();
+        names.sort_unstable();
         if !names.is_empty() {
             return Err(CaError::AlreadyPublished(names.join(", ")));
         }
