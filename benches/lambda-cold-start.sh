@@ -47,8 +47,8 @@ for _ in $(seq "$runs"); do
   start=$(date +%s%N)
   AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$api_port/.rt" AWS_LAMBDA_FUNCTION_NAME=_ \
     AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 \
-    SESSION_CA_CAS__DEFAULT__SOURCE=ssm:/bench/ca SESSION_CA_LOG=warn \
-    "$bin" 2>/dev/null & fn=$!
+    SESSION_CA_CAS__DEFAULT__SOURCE=ssm:/bench/ca SESSION_CA_LOG="${SESSION_CA_LOG:-warn}" \
+    "$bin" 2>>"${FUNCTION_LOG:-/dev/null}" & fn=$!
   wait "$invoke"
   end=$(date +%s%N)
   kill -KILL "$fn" 2>/dev/null || true

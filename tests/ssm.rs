@@ -430,3 +430,64 @@ async fn the_last_good_ca_serves_when_parameter_store_goes_away_and_a_cold_start
     );
     assert_eq!(get(&cold, "/healthz").await.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto_server; run scripts/test"]
+async fn publish_ssm_command_uploads_once_and_overwrites_only_when_asked() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_session-ca"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["init"]).status.success());
+    let publish = [
+        "publish-ssm",
+        "--prefix",
+        "/cli/ca",
+        "--region",
+        "eu-west-1",
+        "--endpoint-url",
+        &moto.url(),
+    ];
+    let out = run(&publish);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("wrote /cli/ca/key")
+            && text.contains("SESSION_CA_CAS__DEFAULT__SOURCE=ssm:/cli/ca"),
+        "{text}"
+    );
+
+    let out = run(&publish);
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(
+        text.contains("already exist in Parameter Store; pass --overwrite"),
+        "{text}"
+    );
+
+    assert!(run(&["init", "--force"]).status.success());
+    let mut overwrite = publish.to_vec();
+    overwrite.push("--overwrite");
+    assert!(run(&overwrite).status.success());
+    let chain = chain_in_ssm(&moto.client().await, "/cli/ca").await;
+    assert_eq!(
+        chain,
+        std::fs::read_to_string(dir.path().join("signer-key/chain.pem")).unwrap()
+    );
+
+    // A CA that fails the signer's own checks never leaves the machine.
+    std::fs::write(dir.path().join("signer-key/ca-cert.pem"), "garbage").unwrap();
+    let out = run(&overwrite);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("signer-key/ca-cert.pem"));
+    assert_eq!(chain_in_ssm(&moto.client().await, "/cli/ca").await, chain);
+}

@@ -371,6 +371,7 @@ impl CaStore {
                 CaSourceSpec::Ssm(prefix) => {
                     if ssm_client.is_none() {
                         ssm_client = Some(ssm::client(ssm_settings).await);
+                        tracing::debug!("SSM client built");
                     }
                     let client = ssm_client.clone().unwrap_or_else(|| unreachable!());
                     Arc::new(ssm::SsmCaSource::new(client, prefix.clone()))
@@ -399,7 +400,10 @@ impl CaStore {
         let mut slots = BTreeMap::new();
         for (name, source, refresh) in sources {
             let loaded = match source.load().await {
-                Ok(material) => SigningCa::from_material(&name, &material, clock.now()),
+                Ok(material) => {
+                    tracing::debug!(ca = %name, source = %source.describe(), "CA material fetched");
+                    SigningCa::from_material(&name, &material, clock.now())
+                }
                 Err(e) => Err(e),
             };
             let current = match (loaded, on_failure) {
