@@ -605,7 +605,17 @@ impl RawConfig {
             ));
         }
         let mut profiles = BTreeMap::new();
+        let auth = self.server.auth;
         for (name, raw) in self.profiles {
+            if auth == AuthMode::Iam && raw.allowed_callers.is_none() {
+                return Err(invalid(
+                    format!("profiles.{name}.allowed_callers"),
+                    "required with auth \"iam\": list the principal ARN patterns that may use \
+                     this profile (e.g. [\"arn:aws:sts::123456789012:assumed-role/payments-*/*\"]), \
+                     or [\"*\"] to admit every principal that can invoke the function"
+                        .into(),
+                ));
+            }
             let profile = validate_profile(&name, raw, &oid_arc, self.claims.max_json_depth, &cas)
                 .map_err(|(field, message)| invalid(format!("profiles.{name}{field}"), message))?;
             profiles.insert(name, profile);
@@ -947,13 +957,25 @@ mod tests {
 
     #[test]
     fn lambda_default_uses_iam_and_parameter_store() {
-        let c = Config::from_toml(
+        let err = Config::from_toml(
             ConfigOrigin::Embedded,
             &lambda_default_config(),
             &no_env(),
             &[],
         )
-        .unwrap();
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("profiles.default.allowed_callers: required with auth"),
+            "{err}"
+        );
+        let env: BTreeMap<String, String> = [(
+            "SESSION_CA_PROFILES__DEFAULT__ALLOWED_CALLERS".to_owned(),
+            r#"["arn:aws:sts::123456789012:assumed-role/payments-*/*"]"#.to_owned(),
+        )]
+        .into();
+        let c =
+            Config::from_toml(ConfigOrigin::Embedded, &lambda_default_config(), &env, &[]).unwrap();
         assert_eq!(c.server.auth, AuthMode::Iam);
         assert_eq!(
             c.cas["default"].source,

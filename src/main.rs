@@ -159,12 +159,26 @@ fn main() -> Result<()> {
 /// cannot be loaded yields 503s (and retries), never an init failure that
 /// API Gateway would turn into an opaque 502.
 async fn lambda() -> Result<()> {
-    let config = Config::load_with_default(None, &ProcessEnv, &[], &lambda_default_config())?;
-    if config.server.auth == AuthMode::None {
-        bail!(
-            "auth \"none\" is for local development only; Lambda mode needs server.auth = \"iam\""
-        );
-    }
+    let config = Config::load_with_default(None, &ProcessEnv, &[], &lambda_default_config())
+        .map_err(anyhow::Error::from)
+        .and_then(|config| {
+            if config.server.auth == AuthMode::None {
+                bail!("server.auth: \"none\" is for local development only; Lambda mode needs \"iam\"");
+            }
+            Ok(config)
+        });
+    let config = match config {
+        Ok(config) => config,
+        Err(e) => {
+            // Answer every event with a 500 rather than failing the init,
+            // which callers would only see as an opaque 502.
+            tracing::error!(error = %e, "invalid configuration; answering every request with 500 internal_error");
+            return lambda_http::run(session_ca::http::misconfigured())
+                .await
+                .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"));
+        }
+    };
+    tracing::debug!("configuration loaded");
     let clock: SharedClock = Arc::new(SystemClock);
     let cas = CaStore::load(
         &config,
@@ -174,7 +188,8 @@ async fn lambda() -> Result<()> {
     )
     .await?;
     log_loaded(&cas);
-    cas.spawn_refresh(clock.clone());
+    // No background refresh: Lambda freezes the environment between events,
+    // so the router reloads due CAs at the start of requests instead.
     let state = AppState {
         config: Arc::new(config),
         cas,

@@ -761,7 +761,7 @@ async fn error_table() -> BTreeSet<String> {
     seen.insert("invalid_body".into());
 
     // 401 when the auth mode needs an identity the request does not carry.
-    let iam = state_for(&service.ca_dir(), "[server]\nauth = \"iam\"\n", t0(), t0()).await;
+    let iam = iam_state(&service.ca_dir()).await;
     let reply = issue_json(&iam, json!({})).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     check_error(&reply, "unauthenticated", "auth iam without identity");
@@ -773,6 +773,35 @@ async fn error_table() -> BTreeSet<String> {
     check_error(&reply, "ca_unavailable", "expired CA");
     seen.insert("ca_unavailable".into());
     seen
+}
+
+/// The test CA with auth `iam` (every profile then needs allowed_callers).
+async fn iam_state(ca_dir: &std::path::Path) -> session_ca::AppState {
+    let text = format!(
+        "[server]\nauth = \"iam\"\n[cas.default]\nsource = \"file:{}\"\n[profiles.default]\nallowed_callers = [\"*\"]\n",
+        ca_dir.display()
+    );
+    let config = session_ca::Config::from_toml(
+        session_ca::config::ConfigOrigin::File("iam.toml".into()),
+        &text,
+        &std::collections::BTreeMap::<String, String>::new(),
+        &[],
+    )
+    .unwrap();
+    let clock: session_ca::SharedClock = std::sync::Arc::new(session_ca::FixedClock::new(t0()));
+    let cas = session_ca::CaStore::load(
+        &config,
+        &clock,
+        &Default::default(),
+        session_ca::ca::OnLoadFailure::Fail,
+    )
+    .await
+    .unwrap();
+    session_ca::AppState {
+        config: std::sync::Arc::new(config),
+        cas,
+        clock,
+    }
 }
 
 fn check_error(reply: &Reply, code: &str, case: &str) {

@@ -125,6 +125,7 @@ async fn the_function_runs_under_the_lambda_runtime_emulator() {
         .env("AWS_REGION", "eu-west-1")
         .env("AWS_ENDPOINT_URL_SSM", moto.url())
         .env("SESSION_CA_CAS__DEFAULT__SOURCE", "ssm:/lambda-test/ca")
+        .env("SESSION_CA_CAS__DEFAULT__REFRESH", "1s")
         .env(
             "SESSION_CA_PROFILES__DEFAULT__ALLOWED_CALLERS",
             r#"["arn:aws:sts::123456789012:assumed-role/payments-*/*"]"#,
@@ -180,4 +181,44 @@ async fn the_function_runs_under_the_lambda_runtime_emulator() {
         .decode(response["body"].as_str().unwrap())
         .unwrap();
     assert_eq!(String::from_utf8(body).unwrap(), chain);
+
+    // Rotate the CA in Parameter Store: after the refresh interval the next
+    // event is signed by the new CA (the environment reloads it on request).
+    create_ca(
+        &InitOptions {
+            dir: dir.path().join("ca2"),
+            key_type: KeyType::Ed25519,
+            subject: "CN=Lambda Test CA 2".into(),
+            validity_days: 30,
+            intermediate: false,
+            force: false,
+        },
+        ::time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let rotated = session_ca::ca::file::FileCaSource::new(dir.path().join("ca2"))
+        .load()
+        .await
+        .unwrap();
+    session_ca::ca::ssm::publish(
+        &moto.client().await,
+        "/lambda-test/ca",
+        &rotated,
+        None,
+        true,
+    )
+    .await
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let response = invoke(port, "function_url_iam.json");
+    assert_eq!(response["statusCode"], 201, "{response}");
+    let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(body["certificate"].as_str().unwrap().as_bytes()).unwrap();
+    verify_client_certificate(
+        &pem.contents.into(),
+        rotated.chain_pem.as_ref().unwrap().as_bytes(),
+        ::time::OffsetDateTime::now_utc(),
+    )
+    .expect("signed by the rotated CA");
 }

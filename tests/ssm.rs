@@ -491,3 +491,88 @@ async fn publish_ssm_command_uploads_once_and_overwrites_only_when_asked() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("signer-key/ca-cert.pem"));
     assert_eq!(chain_in_ssm(&moto.client().await, "/cli/ca").await, chain);
 }
+
+/// Lambda freezes the environment between events, so in Lambda mode a due
+/// CA is reloaded at the start of a request, not by a background timer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto_server; run scripts/test"]
+async fn lambda_requests_reload_a_due_ca_and_recover_from_a_failed_cold_start() {
+    use tower::ServiceExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let port = tools::free_port();
+    let text = "[server]\nauth = \"iam\"\n[cas.default]\nsource = \"ssm:/lazy\"\nrefresh = \"1s\"\n\
+                [profiles.default]\nallowed_callers = [\"*\"]\n\
+                [profiles.default.claims]\nagent = { oid = \"1.3.6.1.4.1.32473.1.100\", type = \"string\", max_len = 64 }\n";
+    let config = Config::from_toml(
+        ConfigOrigin::File("lazy.toml".into()),
+        text,
+        &std::collections::BTreeMap::<String, String>::new(),
+        &[],
+    )
+    .unwrap();
+    let clock: SharedClock = Arc::new(SystemClock);
+    // Cold start while Parameter Store is unreachable: the function still starts.
+    let cas = CaStore::load(
+        &config,
+        &clock,
+        &moto::settings_for(port),
+        OnLoadFailure::ServeUnavailable,
+    )
+    .await
+    .unwrap();
+    let state = AppState {
+        config: Arc::new(config),
+        cas,
+        clock,
+    };
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/lambda/function_url_iam.json"
+    ))
+    .unwrap();
+    let call = |state: AppState| {
+        let request = lambda_http::request::from_str(&fixture).unwrap();
+        async move {
+            let response = session_ca::http::lambda::lambda_app(state)
+                .oneshot(request)
+                .await
+                .unwrap();
+            let status = response.status();
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            )
+        }
+    };
+    let (status, body) = call(state.clone()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "ca_unavailable");
+
+    let moto = Moto::start_on(Some(port));
+    let client = moto.client().await;
+    let old = local_ca(dir.path(), "old");
+    ssm::publish(&client, "/lazy", &old, None, false)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5_100)).await; // the retry interval of an unloaded CA
+    let (status, body) = call(state.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(verifies(&body, old.chain_pem.as_ref().unwrap()));
+
+    // Rotation: the first request after the refresh interval signs with the new CA.
+    let new = local_ca(dir.path(), "new");
+    ssm::publish(&client, "/lazy", &new, None, true)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (status, body) = call(state.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(
+        verifies(&body, new.chain_pem.as_ref().unwrap()),
+        "issued by the rotated CA"
+    );
+}

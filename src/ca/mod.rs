@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -332,6 +333,14 @@ struct CaSlot {
     source: Arc<dyn CaSource>,
     refresh: Duration,
     current: ArcSwapOption<SigningCa>,
+    /// Unix time at which [`CaStore::refresh_due`] next reloads this CA.
+    next_due: AtomicI64,
+    /// Set while one request reloads this CA, so others do not pile on.
+    refreshing: AtomicBool,
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
 }
 
 /// What to do when a CA cannot be loaded at start-up.
@@ -347,6 +356,10 @@ pub enum OnLoadFailure {
 
 /// Retry interval while a CA has never loaded.
 const RETRY_UNLOADED: Duration = Duration::from_secs(5);
+/// Retry interval after a failed reload of a CA that is serving.
+const RETRY_LOADED: Duration = Duration::from_secs(30);
+/// Longest a request waits for an on-request reload before using what it has.
+pub const ON_REQUEST_REFRESH_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Every configured CA, each swappable atomically on refresh.
 #[derive(Debug, Clone, Default)]
@@ -415,12 +428,18 @@ impl CaStore {
                     None
                 }
             };
+            let next_due = match &current {
+                Some(_) => clock.now().unix_timestamp() + secs(refresh),
+                None => clock.now().unix_timestamp(),
+            };
             slots.insert(
                 name,
                 CaSlot {
                     source,
                     refresh,
                     current: ArcSwapOption::new(current),
+                    next_due: AtomicI64::new(next_due),
+                    refreshing: AtomicBool::new(false),
                 },
             );
         }
@@ -463,6 +482,57 @@ impl CaStore {
             slot.current.store(Some(Arc::new(fresh)));
         }
         Ok(changed)
+    }
+
+    /// Reloads every CA whose refresh interval has passed (or that has never
+    /// loaded), waiting at most [`ON_REQUEST_REFRESH_TIMEOUT`]. This is the
+    /// refresh of Lambda mode: Lambda freezes the execution environment
+    /// between events, so a background timer would fire late and its SSM
+    /// call would be frozen mid-flight; a request is the only time the
+    /// environment runs. On failure the current CA stays in service and the
+    /// next attempt is a little later.
+    pub async fn refresh_due(&self, clock: &SharedClock) {
+        for (name, slot) in self.slots.iter() {
+            let now = clock.now().unix_timestamp();
+            if now < slot.next_due.load(Ordering::Acquire)
+                || slot.refreshing.swap(true, Ordering::AcqRel)
+            {
+                continue;
+            }
+            let loaded = slot.current.load().is_some();
+            let outcome =
+                tokio::time::timeout(ON_REQUEST_REFRESH_TIMEOUT, self.refresh(name, clock)).await;
+            let source = slot.source.describe();
+            let retry_in = match outcome {
+                Ok(Ok(changed)) => {
+                    if changed {
+                        tracing::info!(ca = %name, %source, "CA material loaded; signing with it now");
+                    }
+                    slot.refresh
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(ca = %name, %source, error = %e, loaded, "CA reload failed; keeping what is loaded");
+                    if loaded {
+                        RETRY_LOADED
+                    } else {
+                        RETRY_UNLOADED
+                    }
+                }
+                Err(_) => {
+                    tracing::warn!(ca = %name, %source, loaded, "CA reload timed out; keeping what is loaded");
+                    if loaded {
+                        RETRY_LOADED
+                    } else {
+                        RETRY_UNLOADED
+                    }
+                }
+            };
+            slot.next_due.store(
+                clock.now().unix_timestamp() + secs(retry_in),
+                Ordering::Release,
+            );
+            slot.refreshing.store(false, Ordering::Release);
+        }
     }
 
     /// Spawns one task per CA that reloads it at its refresh interval (every

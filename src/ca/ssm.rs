@@ -242,6 +242,38 @@ pub async fn publish(
             return Err(CaError::AlreadyPublished(names.join(", ")));
         }
     }
+    if overwrite && kms_key_id.is_none() {
+        // Replacing a key encrypted with a customer key must not silently
+        // fall back to alias/aws/ssm (and widen who can decrypt it).
+        let described = client
+            .describe_parameters()
+            .parameter_filters(
+                aws_sdk_ssm::types::ParameterStringFilter::builder()
+                    .key("Name")
+                    .option("Equals")
+                    .values(&key)
+                    .build()
+                    .map_err(|e| sdk_err("DescribeParameters", &e))?,
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_err("DescribeParameters", &DisplayErrorContext(&e)))?;
+        if let Some(existing) = described
+            .parameters()
+            .iter()
+            .filter_map(|p| p.key_id())
+            .find(|id| *id != "alias/aws/ssm")
+        {
+            return Err(CaError::Invalid {
+                origin: format!("ssm:{key}"),
+                reason: format!(
+                    "is encrypted with the KMS key {existing}; pass --kms-key-id to choose the \
+                     key for the replacement (without it the new key would be encrypted with \
+                     alias/aws/ssm)"
+                ),
+            });
+        }
+    }
     let chain_pem = material
         .chain_pem
         .clone()
@@ -281,7 +313,15 @@ pub async fn publish(
             .overwrite(overwrite)
             .send()
             .await
-            .map_err(|e| sdk_err(&format!("PutParameter {name}"), &DisplayErrorContext(&e)))?;
+            .map_err(|e| {
+                sdk_err(
+                    &format!(
+                        "PutParameter {name} (the key is already replaced, so the CA under \
+                         {prefix} is incomplete until this succeeds; rerun with --overwrite)"
+                    ),
+                    &DisplayErrorContext(&e),
+                )
+            })?;
     }
     Ok(vec![key, cert, chain])
 }

@@ -42,6 +42,12 @@ pub fn gateway_request_id(context: &RequestContext) -> Option<&str> {
 /// routes are the same behind every front door (`$default` stages and
 /// Function URLs have none).
 pub fn strip_stage<B>(mut request: Request<B>) -> Request<B> {
+    static STAGE_NOT_IN_PATH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *STAGE_NOT_IN_PATH
+        .get_or_init(|| std::env::var_os("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_some())
+    {
+        return request; // lambda_http added no stage, so there is none to remove
+    }
     let stage = match request.extensions().request_context_ref() {
         Some(RequestContext::ApiGatewayV1(c)) => c.stage.clone(),
         Some(RequestContext::ApiGatewayV2(c)) => c.stage.clone(),
@@ -73,11 +79,17 @@ pub fn strip_stage<B>(mut request: Request<B>) -> Request<B> {
     request
 }
 
-/// The service Lambda runs: the same router as `serve`, behind [`strip_stage`].
+/// The service Lambda runs: the same router as `serve`, behind
+/// [`strip_stage`], reloading due CAs at the start of each request (the only
+/// time a Lambda execution environment is not frozen).
 pub fn lambda_app(
     state: AppState,
 ) -> tower::util::MapRequest<axum::Router, fn(lambda_http::Request) -> lambda_http::Request> {
-    tower::util::MapRequest::new(app(state), strip_stage::<lambda_http::Body>)
+    let router = app(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state,
+        super::refresh_due_cas,
+    ));
+    tower::util::MapRequest::new(router, strip_stage::<lambda_http::Body>)
 }
 
 /// Runs the Lambda runtime loop until the execution environment ends.

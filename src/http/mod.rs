@@ -45,6 +45,17 @@ pub struct AppState {
     pub clock: SharedClock,
 }
 
+/// Reloads due CAs before a request is handled (Lambda mode; see
+/// [`CaStore::refresh_due`]).
+async fn refresh_due_cas(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    state.cas.refresh_due(&state.clock).await;
+    next.run(request).await
+}
+
 /// The service's routes.
 pub fn app(state: AppState) -> Router {
     let limit = state.config.server.max_body_bytes;
@@ -59,6 +70,14 @@ pub fn app(state: AppState) -> Router {
             error::panic_response,
         ))
         .with_state(state)
+}
+
+/// The service of a Lambda whose configuration is invalid: every request gets
+/// 500 `internal_error` (the cause was logged once at start-up).
+pub fn misconfigured() -> Router {
+    Router::new().fallback(|| async {
+        AppError::Internal("the signer's configuration is invalid (see its start-up log)".into())
+    })
 }
 
 /// The methods each route answers, for the `Allow` header of a 405.
