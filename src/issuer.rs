@@ -16,6 +16,7 @@ use crate::ca::SigningCa;
 use crate::claims;
 use crate::keys::{KeyType, SecretPem};
 use crate::policy::{CertificatePlan, SubjectAttribute};
+use rcgen::PublicKeyData as _;
 
 /// Fraction of the lifetime after which clients should renew (as linkerd does).
 pub const RENEW_AT_FRACTION: f64 = 0.7;
@@ -103,7 +104,7 @@ pub fn issue(
     let validity = validity(now, plan.ttl, plan.backdate, ca.not_before, ca.not_after)?;
     let key = plan
         .key_type
-        .generate()
+        .generate_fresh()
         .map_err(|_| IssueError::KeyGeneration)?;
 
     let mut params = CertificateParams::default();
@@ -138,7 +139,7 @@ pub fn issue(
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     // §4.2.1.1: AKI from the CA's SKI; §4.2.1.2: SKI by method 1 of RFC 7093.
     params.use_authority_key_identifier_extension = true;
-    params.key_identifier_method = key_identifier(key.public_key_raw());
+    params.key_identifier_method = key_identifier(key.der_bytes());
     // §4.2.1.6: optional URI SAN; the template expansion percent-encodes, so it is IA5.
     if let Some(uri) = &plan.uri_san {
         let ia5 = uri
@@ -167,7 +168,7 @@ pub fn issue(
         serial_hex,
         certificate_pem: cert.pem(),
         certificate_der: der,
-        private_key_pem: SecretPem::new(key.serialize_pem()),
+        private_key_pem: key.private_key_pem(),
         not_before: validity.not_before,
         not_after: validity.not_after,
         renew_after: validity.renew_after,

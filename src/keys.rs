@@ -49,6 +49,60 @@ impl KeyType {
         KeyPair::generate_for(self.algorithm()).map_err(|_| KeyError::Generation(self))
     }
 
+    /// Generates a fresh key pair for a certificate (see [`FreshKey`]).
+    pub fn generate_fresh(self) -> Result<FreshKey, KeyError> {
+        use ring::signature::{
+            EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING,
+            ECDSA_P384_SHA384_ASN1_SIGNING,
+        };
+        let rng = ring::rand::SystemRandom::new();
+        let failed = |_| KeyError::Generation(self);
+        // Each document ends with the public key, preceded by its BIT STRING
+        // header: uncompressed points for ECDSA (RFC 5915 publicKey [1]),
+        // the [1] IMPLICIT publicKey of a v2 OneAsymmetricKey for Ed25519
+        // (RFC 8410 §7).
+        let (pkcs8, header, len): (_, &[u8], usize) = match self {
+            KeyType::EcdsaP256 => (
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+                    .map_err(failed)?,
+                &[0x03, 0x42, 0x00, 0x04],
+                65,
+            ),
+            KeyType::EcdsaP384 => (
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &rng)
+                    .map_err(failed)?,
+                &[0x03, 0x62, 0x00, 0x04],
+                97,
+            ),
+            KeyType::Ed25519 => (
+                Ed25519KeyPair::generate_pkcs8(&rng).map_err(failed)?,
+                &[0x81, 0x21, 0x00],
+                32,
+            ),
+        };
+        let bytes = pkcs8.as_ref();
+        let tail_starts = bytes.len().saturating_sub(len);
+        let header_starts = tail_starts.saturating_sub(3);
+        let public_key = if bytes.len() > len + 3 && bytes[header_starts..].starts_with(header) {
+            bytes[tail_starts..].to_vec()
+        } else {
+            // Not the layout this was written against: parse it properly.
+            KeyPair::from_pkcs8_der_and_sign_algo(&bytes.into(), self.algorithm())
+                .map_err(|_| KeyError::Generation(self))?
+                .public_key_raw()
+                .to_vec()
+        };
+        let pkcs8 = match self {
+            KeyType::Ed25519 => ed25519_pkcs8_v1(bytes).ok_or(KeyError::Generation(self))?,
+            _ => bytes.to_vec(),
+        };
+        Ok(FreshKey {
+            pkcs8,
+            public_key,
+            key_type: self,
+        })
+    }
+
     /// The comma-separated list of all wire names, for error messages.
     pub fn all_names() -> String {
         Self::ALL
@@ -74,6 +128,73 @@ impl FromStr for KeyType {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| KeyError::UnknownType(s.to_owned()))
     }
+}
+
+/// A freshly generated key pair: its PKCS#8 document and its public key.
+///
+/// The public key is read from the document ring has just written (it ends
+/// with the public key) instead of parsing the document again, which for
+/// ECDSA would recompute the public key: a second scalar multiplication,
+/// as costly as the key generation itself. Its `Debug` never shows the key.
+pub struct FreshKey {
+    pkcs8: Vec<u8>,
+    public_key: Vec<u8>,
+    key_type: KeyType,
+}
+
+impl FreshKey {
+    /// The private key as PKCS#8 PEM (RFC 7468 `PRIVATE KEY`).
+    pub fn private_key_pem(&self) -> SecretPem {
+        let block = pem::Pem::new("PRIVATE KEY", self.pkcs8.clone());
+        SecretPem::new(pem::encode_config(
+            &block,
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        ))
+    }
+
+    /// The key type.
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+}
+
+impl rcgen::PublicKeyData for FreshKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.public_key
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.key_type.algorithm()
+    }
+}
+
+impl fmt::Debug for FreshKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FreshKey")
+            .field("key_type", &self.key_type)
+            .field("private_key", &"[secret key elided]")
+            .finish()
+    }
+}
+
+/// RFC 8410 §7 PKCS#8 v1 prefix of an Ed25519 private key (a 32-byte seed follows).
+const ED25519_PKCS8_V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+/// The same prefix in ring's v2 document (which adds the public key at the end).
+const ED25519_PKCS8_V2_PREFIX: [u8; 16] = [
+    0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// Rewrites ring's Ed25519 PKCS#8 v2 (OneAsymmetricKey with the public key)
+/// as v1 (the seed only): OpenSSL 3.0 and Java's KeyStore refuse v2, and
+/// every reader derives the public key from the seed anyway.
+fn ed25519_pkcs8_v1(v2: &[u8]) -> Option<Vec<u8>> {
+    let seed = v2.strip_prefix(&ED25519_PKCS8_V2_PREFIX)?.get(..32)?;
+    let mut v1 = Vec::with_capacity(48);
+    v1.extend_from_slice(&ED25519_PKCS8_V1_PREFIX);
+    v1.extend_from_slice(seed);
+    Some(v1)
 }
 
 /// PEM text holding a private key. Its `Debug` never shows the key.
@@ -121,6 +242,29 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", k.as_str()));
         }
         assert!("rsa-2048".parse::<KeyType>().is_err());
+    }
+
+    #[test]
+    fn fresh_keys_carry_the_public_key_of_their_pkcs8() {
+        use rcgen::PublicKeyData as _;
+        for k in KeyType::ALL {
+            for _ in 0..20 {
+                let fresh = k.generate_fresh().unwrap();
+                let pem = fresh.private_key_pem();
+                let parsed = KeyPair::from_pem(pem.expose()).unwrap();
+                if k == KeyType::Ed25519 {
+                    let der = pem::parse(pem.expose()).unwrap().into_contents();
+                    assert_eq!(der.len(), 48, "PKCS#8 v1: seed only");
+                    assert!(der.starts_with(&ED25519_PKCS8_V1_PREFIX));
+                }
+                assert_eq!(parsed.algorithm(), k.algorithm());
+                assert_eq!(fresh.der_bytes(), parsed.public_key_raw(), "{k}");
+                assert_eq!(
+                    format!("{fresh:?}"),
+                    format!("FreshKey {{ key_type: {k:?}, private_key: \"[secret key elided]\" }}")
+                );
+            }
+        }
     }
 
     #[test]

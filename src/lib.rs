@@ -5,7 +5,8 @@
 //! certificate carrying the facts as X.509 extensions ([`issuer`],
 //! [`claims`]) with a CA loaded by a [`ca::CaSource`], and returns PEM
 //! certificate, key and chain. The same [`http::app`] router serves a local
-//! TCP listener and (in a later build) AWS Lambda.
+//! TCP listener and AWS Lambda ([`http::lambda`]), with the CA in a local
+//! directory or in AWS Systems Manager Parameter Store ([`ca::ssm`]).
 //!
 //! The architecture is described in `DESIGN.md`; the HTTP contract is
 //! `api-spec/openapi.yaml`.

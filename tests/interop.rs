@@ -148,6 +148,24 @@ async fn openssl_and_pkilint_accept_every_key_type() {
                     }
                 }
 
+                // openssl reads the private key (PKCS#8; v2 with the public key for Ed25519)
+                // and finds it matches the certificate.
+                let key_pub = run("openssl", &["pkey", "-in", "key.pem", "-pubout"], dir);
+                let cert_pub = run(
+                    "openssl",
+                    &["x509", "-in", "cert.pem", "-noout", "-pubkey"],
+                    dir,
+                );
+                assert!(
+                    key_pub.status.success(),
+                    "{case}: {}",
+                    String::from_utf8_lossy(&key_pub.stderr)
+                );
+                assert_eq!(
+                    key_pub.stdout, cert_pub.stdout,
+                    "{case}: key matches certificate"
+                );
+
                 // openssl's own decoding shows each claim OID with its value.
                 let out = run(
                     "openssl",
@@ -186,6 +204,17 @@ async fn openssl_and_pkilint_accept_every_key_type() {
                     "{case}"
                 );
             }
+            // openssl reads the CA keys too (Ed25519 as PKCS#8 v1).
+            let key = run(
+                "openssl",
+                &["pkey", "-in", "ca-key.pem", "-noout"],
+                &service.ca_dir(),
+            );
+            assert!(
+                key.status.success(),
+                "CA {ca_key}: {}",
+                String::from_utf8_lossy(&key.stderr)
+            );
             // The CA certificates lint clean too.
             for file in ["ca-cert.pem", "root-cert.pem"] {
                 if file == "root-cert.pem" && !intermediate {

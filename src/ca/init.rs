@@ -167,18 +167,24 @@ pub fn create_ca(options: &InitOptions, now: OffsetDateTime) -> Result<CreatedCa
     let not_before = now - Duration::hours(1);
     let serial = || random_serial().map_err(|e| CaError::Create(e.to_string()));
     let not_after = now + Duration::days(i64::from(options.validity_days));
-    let generate = || {
-        options
+    // The key and the PEM written for it (PKCS#8 as every reader accepts it:
+    // v1 for Ed25519, see `FreshKey`).
+    let generate = || -> Result<(KeyPair, String), CaError> {
+        let fresh = options
             .key_type
-            .generate()
-            .map_err(|e| CaError::Create(e.to_string()))
+            .generate_fresh()
+            .map_err(|e| CaError::Create(e.to_string()))?;
+        let pem = fresh.private_key_pem();
+        let key = KeyPair::from_pem(pem.expose())
+            .map_err(|e| CaError::Create(format!("the new key does not parse: {e}")))?;
+        Ok((key, pem.expose().to_owned()))
     };
     let sign_err = |e: rcgen::Error| CaError::Create(format!("signing failed: {e}"));
 
     let mut outputs: Vec<(&str, String, FileKind)> = Vec::new();
     let issuing_cert_pem;
     if options.intermediate {
-        let root_key = generate()?;
+        let (root_key, root_key_pem) = generate()?;
         let mut root_subject = subject.clone();
         for (ty, value) in root_subject.iter_mut() {
             if *ty == DnType::CommonName {
@@ -196,19 +202,15 @@ pub fn create_ca(options: &InitOptions, now: OffsetDateTime) -> Result<CreatedCa
         );
         let root_cert = root_params.self_signed(&root_key).map_err(sign_err)?;
         let root_issuer = Issuer::new(root_params, root_key);
-        let ca_key = generate()?;
+        let (ca_key, ca_key_pem) = generate()?;
         let ca_params = ca_params(serial()?, &ca_key, &subject, 0, not_before, not_after, true);
         let ca_cert = ca_params
             .signed_by(&ca_key, &root_issuer)
             .map_err(sign_err)?;
         issuing_cert_pem = ca_cert.pem();
-        outputs.push((
-            ROOT_KEY_FILE,
-            root_issuer.key().serialize_pem(),
-            FileKind::Secret,
-        ));
+        outputs.push((ROOT_KEY_FILE, root_key_pem, FileKind::Secret));
         outputs.push((ROOT_CERT_FILE, root_cert.pem(), FileKind::Public));
-        outputs.push((CA_KEY_FILE, ca_key.serialize_pem(), FileKind::Secret));
+        outputs.push((CA_KEY_FILE, ca_key_pem, FileKind::Secret));
         outputs.push((CA_CERT_FILE, ca_cert.pem(), FileKind::Public));
         outputs.push((
             CHAIN_FILE,
@@ -216,11 +218,11 @@ pub fn create_ca(options: &InitOptions, now: OffsetDateTime) -> Result<CreatedCa
             FileKind::Public,
         ));
     } else {
-        let key: KeyPair = generate()?;
+        let (key, key_pem) = generate()?;
         let params = ca_params(serial()?, &key, &subject, 0, not_before, not_after, false);
         let cert = params.self_signed(&key).map_err(sign_err)?;
         issuing_cert_pem = cert.pem();
-        outputs.push((CA_KEY_FILE, key.serialize_pem(), FileKind::Secret));
+        outputs.push((CA_KEY_FILE, key_pem, FileKind::Secret));
         outputs.push((CA_CERT_FILE, cert.pem(), FileKind::Public));
         outputs.push((CHAIN_FILE, cert.pem(), FileKind::Public));
     }

@@ -1,4 +1,4 @@
-//! The HTTP API: one axum `Router` used by the local server and (later) the Lambda runtime.
+//! The HTTP API: one axum `Router`, served by the local TCP server and by the Lambda runtime.
 
 pub mod error;
 pub mod lambda;
