@@ -132,6 +132,10 @@ pub struct ServerConfig {
     pub auth: AuthMode,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Largest total size of the request headers (names and values), in bytes.
+    pub max_header_bytes: usize,
+    /// Longest a request may take, body upload included.
+    pub request_timeout: Duration,
 }
 
 /// Where a CA's key and certificates come from.
@@ -375,6 +379,9 @@ struct RawServer {
     auth: AuthMode,
     #[serde(default = "default_max_body_bytes")]
     max_body_bytes: usize,
+    #[serde(default = "default_max_header_bytes")]
+    max_header_bytes: usize,
+    request_timeout: Option<DurationSetting>,
 }
 
 impl Default for RawServer {
@@ -383,12 +390,18 @@ impl Default for RawServer {
             listen: default_listen(),
             auth: AuthMode::default(),
             max_body_bytes: default_max_body_bytes(),
+            max_header_bytes: default_max_header_bytes(),
+            request_timeout: None,
         }
     }
 }
 
 fn default_listen() -> OneOrMany {
     OneOrMany::One("127.0.0.1:8080".into())
+}
+
+fn default_max_header_bytes() -> usize {
+    16 * 1024
 }
 
 fn default_max_body_bytes() -> usize {
@@ -513,6 +526,24 @@ impl RawConfig {
                 ));
             }
         }
+        if !(1024..=1024 * 1024).contains(&self.server.max_header_bytes) {
+            return Err(invalid(
+                "server.max_header_bytes".into(),
+                "must be between 1024 and 1048576".into(),
+            ));
+        }
+        let request_timeout = self
+            .server
+            .request_timeout
+            .map_or(Duration::from_secs(10), |d| d.0);
+        if request_timeout < Duration::from_millis(100)
+            || request_timeout > Duration::from_secs(300)
+        {
+            return Err(invalid(
+                "server.request_timeout".into(),
+                "must be between 100ms and 5m".into(),
+            ));
+        }
         if !(1024..=16 * 1024 * 1024).contains(&self.server.max_body_bytes) {
             return Err(invalid(
                 "server.max_body_bytes".into(),
@@ -627,6 +658,8 @@ impl RawConfig {
                 listen,
                 auth: self.server.auth,
                 max_body_bytes: self.server.max_body_bytes,
+                max_header_bytes: self.server.max_header_bytes,
+                request_timeout,
             },
             oid_arc,
             cas,
@@ -947,6 +980,8 @@ mod tests {
         assert_eq!(p.claims.len(), 2);
         assert_eq!(config.server.listen, ["127.0.0.1:8080".parse().unwrap()]);
         assert_eq!(config.server.max_body_bytes, 65536);
+        assert_eq!(config.server.max_header_bytes, 16384);
+        assert_eq!(config.server.request_timeout, Duration::from_secs(10));
         let names = config.claim_names();
         assert_eq!(names[&"1.3.6.1.4.1.32473.1.101".parse().unwrap()], "geo");
         assert_eq!(
@@ -1098,6 +1133,8 @@ mod tests {
             ("[server]\nlisten = \"localhost\"\n", "server.listen", "IP:port"),
             ("[server]\nauth = \"magic\"\n", "server.auth", "unknown variant"),
             ("[server]\nmax_body_bytes = 10\n", "server.max_body_bytes", "between"),
+            ("[server]\nmax_header_bytes = 10\n", "server.max_header_bytes", "between"),
+            ("[server]\nrequest_timeout = \"1h\"\n", "server.request_timeout", "between"),
             ("[server]\nport = 1\n", "server", "unknown field"),
             ("[claims]\noid_arc = \"1.99\"\n", "claims.oid_arc", "at most 39"),
             ("[claims]\noid_arc = \"1.3.6.1.5.5.7.1\"\n", "claims.oid_arc", "overlaps"),

@@ -760,6 +760,49 @@ async fn error_table() -> BTreeSet<String> {
     check_error(&reply, "invalid_body", "broken body stream");
     seen.insert("invalid_body".into());
 
+    // Headers over server.max_header_bytes (16 KiB by default).
+    let reply = send(
+        s,
+        Request::post("/v1/certificates")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-padding", "p".repeat(17 * 1024))
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    check_error(&reply, "headers_too_large", "17 KiB header");
+    seen.insert("headers_too_large".into());
+
+    // A body that never finishes arriving (slowloris) hits server.request_timeout.
+    let slow = state_for(
+        &service.ca_dir(),
+        "[server]\nrequest_timeout = \"300ms\"\n",
+        t0(),
+        t0(),
+    )
+    .await;
+    let stalled = futures_util::StreamExt::chain(
+        futures_util::stream::iter(vec![Ok::<_, std::io::Error>(
+            axum::body::Bytes::from_static(b"{"),
+        )]),
+        futures_util::stream::pending(),
+    );
+    let started = std::time::Instant::now();
+    let reply = send(
+        &slow,
+        Request::post("/v1/certificates")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(stalled))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::REQUEST_TIMEOUT);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    check_error(&reply, "request_timeout", "stalled body");
+    assert!(reply.message().contains("300 ms"), "{}", reply.message());
+    seen.insert("request_timeout".into());
+
     // 401 when the auth mode needs an identity the request does not carry.
     let iam = iam_state(&service.ca_dir()).await;
     let reply = issue_json(&iam, json!({})).await;

@@ -29,6 +29,18 @@ pub enum AppError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The request headers are larger than allowed.
+    #[error("the request headers are larger than the limit of {limit} bytes")]
+    HeadersTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The request (body upload included) took longer than allowed.
+    #[error("the request took longer than the limit of {} ms", limit.as_millis())]
+    RequestTimeout {
+        /// The limit.
+        limit: std::time::Duration,
+    },
     /// The body could not be read.
     #[error("the request body could not be read: {0}")]
     BodyUnreadable(String),
@@ -108,6 +120,11 @@ impl AppError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
             }
             AppError::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            AppError::HeadersTooLarge { .. } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
+            AppError::RequestTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             AppError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }

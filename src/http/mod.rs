@@ -56,9 +56,38 @@ async fn refresh_due_cas(
     next.run(request).await
 }
 
+/// Enforces the header-size limit and the request timeout (body upload
+/// included), each with a JSON error naming the limit.
+async fn enforce_limits(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let server = &state.config.server;
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > server.max_header_bytes {
+        return AppError::HeadersTooLarge {
+            limit: server.max_header_bytes,
+        }
+        .into_response();
+    }
+    match tokio::time::timeout(server.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => AppError::RequestTimeout {
+            limit: server.request_timeout,
+        }
+        .into_response(),
+    }
+}
+
 /// The service's routes.
 pub fn app(state: AppState) -> Router {
     let limit = state.config.server.max_body_bytes;
+    let limits = axum::middleware::from_fn_with_state(state.clone(), enforce_limits);
     Router::new()
         .route("/v1/certificates", post(issue_certificate))
         .route("/v1/ca", get(ca_chain))
@@ -66,6 +95,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(limits)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,
         ))
