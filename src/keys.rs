@@ -44,11 +44,6 @@ impl KeyType {
         }
     }
 
-    /// Generates a fresh key pair of this type from the system CSPRNG.
-    pub fn generate(self) -> Result<KeyPair, KeyError> {
-        KeyPair::generate_for(self.algorithm()).map_err(|_| KeyError::Generation(self))
-    }
-
     /// Generates a fresh key pair for a certificate (see [`FreshKey`]).
     pub fn generate_fresh(self) -> Result<FreshKey, KeyError> {
         use ring::signature::{
@@ -81,16 +76,17 @@ impl KeyType {
             ),
         };
         let bytes = pkcs8.as_ref();
-        let tail_starts = bytes.len().saturating_sub(len);
-        let header_starts = tail_starts.saturating_sub(3);
-        let public_key = if bytes.len() > len + 3 && bytes[header_starts..].starts_with(header) {
-            bytes[tail_starts..].to_vec()
-        } else {
-            // Not the layout this was written against: parse it properly.
-            KeyPair::from_pkcs8_der_and_sign_algo(&bytes.into(), self.algorithm())
-                .map_err(|_| KeyError::Generation(self))?
-                .public_key_raw()
-                .to_vec()
+        let public_key = match public_key_in_pkcs8(bytes, header, len) {
+            Some(public_key) => public_key.to_vec(),
+            // Not the layout this was written against (a ring upgrade?):
+            // parse the document properly; Ed25519 has no such way back.
+            None if self != KeyType::Ed25519 => {
+                KeyPair::from_pkcs8_der_and_sign_algo(&bytes.into(), self.algorithm())
+                    .map_err(|_| KeyError::Generation(self))?
+                    .public_key_raw()
+                    .to_vec()
+            }
+            None => return Err(KeyError::Generation(self)),
         };
         let pkcs8 = match self {
             KeyType::Ed25519 => ed25519_pkcs8_v1(bytes).ok_or(KeyError::Generation(self))?,
@@ -175,6 +171,16 @@ impl fmt::Debug for FreshKey {
             .field("private_key", &"[secret key elided]")
             .finish()
     }
+}
+
+/// The public key at the end of a PKCS#8 document, if it is preceded by
+/// `header` (its BIT STRING header) and `len` bytes long.
+fn public_key_in_pkcs8<'a>(pkcs8: &'a [u8], header: &[u8], len: usize) -> Option<&'a [u8]> {
+    let key_starts = pkcs8.len().checked_sub(len)?;
+    let header_starts = key_starts.checked_sub(3)?;
+    pkcs8[header_starts..]
+        .starts_with(header)
+        .then(|| &pkcs8[key_starts..])
 }
 
 /// RFC 8410 §7 PKCS#8 v1 prefix of an Ed25519 private key (a 32-byte seed follows).
@@ -269,7 +275,12 @@ mod tests {
 
     #[test]
     fn secret_pem_debug_hides_the_key() {
-        let pem = KeyType::EcdsaP256.generate().unwrap().serialize_pem();
+        let pem = KeyType::EcdsaP256
+            .generate_fresh()
+            .unwrap()
+            .private_key_pem()
+            .expose()
+            .to_owned();
         let secret = SecretPem::new(pem.clone());
         let shown = format!("{secret:?}");
         assert_eq!(shown, "[secret key elided]");
@@ -280,11 +291,35 @@ mod tests {
     #[test]
     fn generated_keys_have_the_requested_algorithm() {
         for k in KeyType::ALL {
-            let pair = k.generate().unwrap();
-            assert_eq!(pair.algorithm(), k.algorithm());
-            assert!(pair
-                .serialize_pem()
-                .starts_with("-----BEGIN PRIVATE KEY-----"));
+            let fresh = k.generate_fresh().unwrap();
+            assert_eq!(fresh.key_type(), k);
+            let pem = fresh.private_key_pem();
+            assert!(pem.expose().starts_with("-----BEGIN PRIVATE KEY-----"));
+            assert_eq!(
+                KeyPair::from_pem(pem.expose()).unwrap().algorithm(),
+                k.algorithm()
+            );
         }
+    }
+
+    #[test]
+    fn the_public_key_is_found_only_behind_its_header() {
+        let doc = [0x30, 0x03, 0x42, 0x00, 0x04, 0xaa, 0xbb];
+        let p256 = [0x03, 0x42, 0x00, 0x04];
+        assert_eq!(
+            public_key_in_pkcs8(&doc, &p256, 3),
+            Some(&[0x04, 0xaa, 0xbb][..])
+        );
+        assert_eq!(
+            public_key_in_pkcs8(&doc, &[0x03, 0x62, 0x00, 0x04], 3),
+            None
+        );
+        assert_eq!(public_key_in_pkcs8(&doc, &p256, 30), None, "too short");
+        assert_eq!(public_key_in_pkcs8(&[], &[0x81, 0x21, 0x00], 32), None);
+        assert_eq!(
+            ed25519_pkcs8_v1(&[0u8; 83]),
+            None,
+            "not the v2 layout of ring"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! The `session-ca` command: `serve`, `init` and `inspect`.
+//! The `session-ca` command: `serve`, `init`, `inspect` and `publish-ssm`, and Lambda mode.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -109,7 +109,26 @@ fn parse_key_type(s: &str) -> Result<KeyType, String> {
         .map_err(|e: session_ca::keys::KeyError| e.to_string())
 }
 
+/// Whether an event is a TRACE event of the AWS SDK, which logs whole
+/// request bodies at that level (for publish-ssm: the CA private key).
+fn is_aws_sdk_trace(metadata: &tracing::Metadata<'_>) -> bool {
+    *metadata.level() == tracing::Level::TRACE
+        && [
+            "aws_smithy",
+            "aws_sdk",
+            "aws_config",
+            "aws_runtime",
+            "aws_sigv4",
+        ]
+        .iter()
+        .any(|prefix| metadata.target().starts_with(prefix))
+}
+
 fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter =
         EnvFilter::try_from_env("SESSION_CA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match std::env::var("SESSION_CA_LOG_FORMAT").as_deref() {
@@ -117,18 +136,24 @@ fn init_logging() {
         Ok("text") => false,
         _ => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder
+    let output = if json {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .init();
+            .boxed()
     } else {
-        builder.init();
-    }
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed()
+    };
+    // Whatever SESSION_CA_LOG says, the SDK's trace events never reach the output.
+    let never_sdk_trace = tracing_subscriber::filter::filter_fn(|m| !is_aws_sdk_trace(m));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(output.with_filter(never_sdk_trace))
+        .init();
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

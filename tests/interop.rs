@@ -148,7 +148,7 @@ async fn openssl_and_pkilint_accept_every_key_type() {
                     }
                 }
 
-                // openssl reads the private key (PKCS#8; v2 with the public key for Ed25519)
+                // openssl reads the private key (PKCS#8 v1, for Ed25519 too)
                 // and finds it matches the certificate.
                 let key_pub = run("openssl", &["pkey", "-in", "key.pem", "-pubout"], dir);
                 let cert_pub = run(

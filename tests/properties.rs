@@ -11,11 +11,19 @@ use serde_json::{json, Map, Value};
 use session_ca::inspect::verify_client_certificate;
 use x509_parser::prelude::*;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+/// One runtime and one signer for all cases: a CA per case would only add
+/// key generation to every case.
+fn shared() -> &'static (tokio::runtime::Runtime, TestService) {
+    static SHARED: std::sync::OnceLock<(tokio::runtime::Runtime, TestService)> =
+        std::sync::OnceLock::new();
+    SHARED.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let service = runtime.block_on(TestService::new());
+        (runtime, service)
+    })
 }
 
 fn arbitrary_json() -> impl Strategy<Value = Value> {
@@ -97,16 +105,14 @@ proptest! {
 
     #[test]
     fn arbitrary_json_never_gives_a_server_error(value in arbitrary_json()) {
-        let rt = runtime();
-        let service = rt.block_on(TestService::new());
+        let (rt, service) = shared();
         let reply = rt.block_on(issue_json(&service.state, value.clone()));
         check_no_server_error(&reply, &value.to_string())?;
     }
 
     #[test]
     fn arbitrary_bytes_never_give_a_server_error(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-        let rt = runtime();
-        let service = rt.block_on(TestService::new());
+        let (rt, service) = shared();
         let reply = rt.block_on(issue(&service.state, bytes.clone()));
         check_no_server_error(&reply, &format!("{bytes:02x?}"))?;
     }
@@ -125,8 +131,7 @@ proptest! {
         lat in -90.0f64..90.0,
     ) {
         let session_id = uuid::Builder::from_random_bytes(session).into_uuid().to_string();
-        let rt = runtime();
-        let service = rt.block_on(TestService::new());
+        let (rt, service) = shared();
         let request = json!({
             "session_id": session_id, "transaction_id": transaction, "ttl_seconds": ttl,
             "key_type": key_type, "claims": {"agent": agent, "geo": {"lat": lat}},

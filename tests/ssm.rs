@@ -443,6 +443,8 @@ async fn publish_ssm_command_uploads_once_and_overwrites_only_when_asked() {
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("RUST_BACKTRACE", "0")
+            // At trace level the SDK logs request bodies; they must not reach the output.
+            .env("SESSION_CA_LOG", "trace")
             .output()
             .unwrap()
     };
@@ -465,6 +467,14 @@ async fn publish_ssm_command_uploads_once_and_overwrites_only_when_asked() {
             && text.contains("SESSION_CA_CAS__DEFAULT__SOURCE=ssm:/cli/ca"),
         "{text}"
     );
+    assert!(
+        text.contains("aws_smithy_runtime"),
+        "the SDK's debug logging was on: {text}"
+    );
+    let key = std::fs::read_to_string(dir.path().join("signer-key/ca-key.pem")).unwrap();
+    for line in key.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!text.contains(line), "the CA private key reached the log");
+    }
 
     let out = run(&publish);
     let text = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -339,6 +339,15 @@ struct CaSlot {
     refreshing: AtomicBool,
 }
 
+/// Clears an "in progress" flag when dropped.
+struct ClearOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
 }
@@ -499,6 +508,8 @@ impl CaStore {
             {
                 continue;
             }
+            // Cleared however this ends, even if the request future is dropped mid-reload.
+            let _reloading = ClearOnDrop(&slot.refreshing);
             let loaded = slot.current.load().is_some();
             let outcome =
                 tokio::time::timeout(ON_REQUEST_REFRESH_TIMEOUT, self.refresh(name, clock)).await;
@@ -531,7 +542,6 @@ impl CaStore {
                 clock.now().unix_timestamp() + secs(retry_in),
                 Ordering::Release,
             );
-            slot.refreshing.store(false, Ordering::Release);
         }
     }
 

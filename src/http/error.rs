@@ -11,7 +11,7 @@ use crate::request::RequestError;
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// The body is not JSON.
+    /// The body is not JSON, or not a request.
     #[error(transparent)]
     Request(#[from] RequestError),
     /// No caller identity where the auth mode needs one.

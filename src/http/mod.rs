@@ -69,18 +69,25 @@ async fn enforce_limits(
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
-    if header_bytes > server.max_header_bytes {
-        return AppError::HeadersTooLarge {
-            limit: server.max_header_bytes,
+    let issuing = request.uri().path() == "/v1/certificates";
+    let refused = |e: AppError| {
+        if issuing {
+            // Still an issuance decision: it gets its audit event.
+            let (status, code) = e.status_and_code();
+            audit::issuance_denied(code, status.as_u16(), "", "unknown", "");
         }
-        .into_response();
+        e.into_response()
+    };
+    if header_bytes > server.max_header_bytes {
+        return refused(AppError::HeadersTooLarge {
+            limit: server.max_header_bytes,
+        });
     }
     match tokio::time::timeout(server.request_timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => AppError::RequestTimeout {
+        Err(_) => refused(AppError::RequestTimeout {
             limit: server.request_timeout,
-        }
-        .into_response(),
+        }),
     }
 }
 
