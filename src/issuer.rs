@@ -95,6 +95,20 @@ pub fn random_serial() -> Result<SerialNumber, IssueError> {
     Ok(SerialNumber::from_slice(&bytes[significant..]))
 }
 
+/// The content octets of a positive DER INTEGER with these big-endian
+/// bytes (X.690 §8.3): leading zeros dropped, one zero put back when the
+/// top bit would otherwise make it negative. This is what the certificate
+/// holds and what `openssl x509 -serial` prints.
+pub fn der_integer_content(bytes: &[u8]) -> Vec<u8> {
+    let significant = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    let value = &bytes[significant..];
+    match value.first() {
+        None => vec![0],
+        Some(&first) if first >= 0x80 => [&[0][..], value].concat(),
+        Some(_) => value.to_vec(),
+    }
+}
+
 /// Signs the certificate described by `plan` with `ca`, generating a fresh key.
 pub fn issue(
     ca: &SigningCa,
@@ -109,7 +123,7 @@ pub fn issue(
 
     let mut params = CertificateParams::default();
     let serial = random_serial()?;
-    let serial_hex = hex(&serial.to_bytes());
+    let serial_hex = hex(&der_integer_content(&serial.to_bytes()));
     params.serial_number = Some(serial);
     params.not_before = validity.not_before;
     params.not_after = validity.not_after;
@@ -210,4 +224,68 @@ pub enum IssueError {
     /// A fault that is not the caller's (logged, never sent).
     #[error("internal issuance failure: {0}")]
     Internal(&'static str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_hex_is_the_der_integer() {
+        assert_eq!(der_integer_content(&[0x00, 0x8a, 0x01]), [0x00, 0x8a, 0x01]);
+        assert_eq!(der_integer_content(&[0x8a, 0x01]), [0x00, 0x8a, 0x01]);
+        assert_eq!(der_integer_content(&[0x00, 0x00, 0x7f]), [0x7f]);
+        assert_eq!(der_integer_content(&[0x00, 0x00]), [0x00]);
+        for _ in 0..2000 {
+            let serial = random_serial().unwrap().to_bytes();
+            let content = der_integer_content(&serial);
+            assert!(content.len() <= 16, "{content:02x?}");
+            assert_eq!(content[0] & 0x80, 0, "positive");
+            // What yasna (and so the certificate) writes for it.
+            let der = yasna::construct_der(|w| w.write_bigint_bytes(&serial, true));
+            assert_eq!(&der[2..], &content[..], "{serial:02x?}");
+        }
+    }
+
+    #[test]
+    fn validity_is_clamped_and_renewal_is_at_70_percent() {
+        let now = OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap();
+        let ca_from = now - time::Duration::days(1);
+        let v = validity(
+            now,
+            Duration::from_secs(300),
+            Duration::from_secs(30),
+            ca_from,
+            now + time::Duration::days(1),
+        )
+        .unwrap();
+        assert_eq!(v.not_before, now - time::Duration::seconds(30));
+        assert_eq!(v.not_after, now + time::Duration::seconds(300));
+        assert_eq!(v.renew_after, now + time::Duration::seconds(210));
+        let v = validity(
+            now,
+            Duration::from_secs(300),
+            Duration::from_secs(30),
+            now - time::Duration::seconds(5),
+            now + time::Duration::seconds(100),
+        )
+        .unwrap();
+        assert_eq!(v.not_before, now - time::Duration::seconds(5));
+        assert_eq!(v.not_after, now + time::Duration::seconds(100));
+        assert_eq!(v.renew_after, now + time::Duration::seconds(70));
+        assert!(matches!(
+            validity(now, Duration::from_secs(1), Duration::ZERO, ca_from, now),
+            Err(IssueError::CaExpired(_))
+        ));
+        assert!(matches!(
+            validity(
+                now,
+                Duration::from_secs(1),
+                Duration::ZERO,
+                now + time::Duration::seconds(1),
+                now + time::Duration::days(1)
+            ),
+            Err(IssueError::CaNotYetValid(_))
+        ));
+    }
 }
