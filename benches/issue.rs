@@ -44,6 +44,7 @@ fn setup() -> (tempfile::TempDir, AppState) {
     .unwrap();
     let clock: SharedClock = Arc::new(SystemClock);
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
     let cas = runtime
@@ -126,6 +127,7 @@ fn issuance(c: &mut Criterion) {
 fn router(c: &mut Criterion) {
     let (_dir, state) = setup();
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
     let router = app(state);
