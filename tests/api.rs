@@ -190,33 +190,22 @@ fn check_certificate(service: &TestService, body: &Value, key_type: KeyType) {
         body["fingerprint_sha256"],
         session_ca::issuer::hex(digest.as_ref())
     );
-    let chain: Vec<&str> = body["ca_chain"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let chain = chain_of(body);
     assert_eq!(
-        chain.concat(),
+        chain,
         std::fs::read_to_string(service.ca_dir().join("chain.pem")).unwrap()
     );
 
     // An independent verifier (rustls-webpki) accepts it for client auth now.
     let leaf = rustls_pki_types::CertificateDer::from(der);
-    verify_client_certificate(&leaf, chain.concat().as_bytes(), t0()).unwrap();
+    verify_client_certificate(&leaf, chain.as_bytes(), t0()).unwrap();
     // ... and not after it expired, nor before it started.
-    assert!(verify_client_certificate(
-        &leaf,
-        chain.concat().as_bytes(),
-        t0() + Duration::seconds(301)
-    )
-    .is_err());
-    assert!(verify_client_certificate(
-        &leaf,
-        chain.concat().as_bytes(),
-        t0() - Duration::seconds(31)
-    )
-    .is_err());
+    assert!(
+        verify_client_certificate(&leaf, chain.as_bytes(), t0() + Duration::seconds(301)).is_err()
+    );
+    assert!(
+        verify_client_certificate(&leaf, chain.as_bytes(), t0() - Duration::seconds(31)).is_err()
+    );
 }
 
 #[tokio::test]
@@ -229,7 +218,7 @@ async fn intermediate_chains_verify() {
     let chain = body["ca_chain"].as_array().unwrap();
     assert_eq!(chain.len(), 2, "issuing CA then root");
     let leaf = rustls_pki_types::CertificateDer::from(cert_der(&body));
-    let bundle: String = chain.iter().map(|c| c.as_str().unwrap()).collect();
+    let bundle = chain_of(&body);
     verify_client_certificate(&leaf, bundle.as_bytes(), t0()).unwrap();
     // Trusting only the root (as a backend would) with the intermediate from the chain also works;
     // trusting a different root does not.
@@ -824,27 +813,7 @@ async fn iam_state(ca_dir: &std::path::Path) -> session_ca::AppState {
         "[server]\nauth = \"iam\"\n[cas.default]\nsource = \"file:{}\"\n[profiles.default]\nallowed_callers = [\"*\"]\n",
         ca_dir.display()
     );
-    let config = session_ca::Config::from_toml(
-        session_ca::config::ConfigOrigin::File("iam.toml".into()),
-        &text,
-        &std::collections::BTreeMap::<String, String>::new(),
-        &[],
-    )
-    .unwrap();
-    let clock: session_ca::SharedClock = std::sync::Arc::new(session_ca::FixedClock::new(t0()));
-    let cas = session_ca::CaStore::load(
-        &config,
-        &clock,
-        &Default::default(),
-        session_ca::ca::OnLoadFailure::Fail,
-    )
-    .await
-    .unwrap();
-    session_ca::AppState {
-        config: std::sync::Arc::new(config),
-        cas,
-        clock,
-    }
+    state_from_toml(&text, t0(), t0()).await
 }
 
 fn check_error(reply: &Reply, code: &str, case: &str) {
@@ -914,27 +883,7 @@ async fn the_embedded_default_profile_issues_without_any_fields() {
     );
     let text = session_ca::config::DEFAULT_CONFIG
         .replace("file:signer-key", &format!("file:{}", ca_dir.display()));
-    let config = session_ca::Config::from_toml(
-        session_ca::config::ConfigOrigin::Embedded,
-        &text,
-        &std::collections::BTreeMap::<String, String>::new(),
-        &[],
-    )
-    .unwrap();
-    let clock: session_ca::SharedClock = std::sync::Arc::new(session_ca::FixedClock::new(t0()));
-    let cas = session_ca::CaStore::load(
-        &config,
-        &clock,
-        &Default::default(),
-        session_ca::ca::OnLoadFailure::Fail,
-    )
-    .await
-    .unwrap();
-    let state = session_ca::AppState {
-        config: std::sync::Arc::new(config),
-        cas,
-        clock,
-    };
+    let state = state_from_toml(&text, t0(), t0()).await;
     let reply = issue(&state, "{}").await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json());
 }

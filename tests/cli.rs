@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use tools::{free_port, wait_for_port, Guard};
+use tools::{free_port, start_serve, wait_for_port, Guard};
 
 const BIN: &str = env!("CARGO_BIN_EXE_session-ca");
 
@@ -205,16 +205,7 @@ fn serve_refuses_a_ca_whose_key_does_not_match() {
 #[test]
 fn serve_stops_cleanly_on_sigint() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Guard(child);
-    wait_for_port(port, &mut server.0);
+    let (mut server, _port) = start_serve(BIN, dir.path());
     let pid = server.0.id().to_string();
     assert!(Command::new("kill")
         .args(["-INT", &pid])

@@ -25,13 +25,7 @@ fn write_reply(dir: &Path, body: &Value, prefix: &str) {
         body["private_key"].as_str().unwrap(),
     )
     .unwrap();
-    let chain: String = body["ca_chain"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap())
-        .collect();
-    std::fs::write(dir.join(format!("{prefix}chain.pem")), chain).unwrap();
+    std::fs::write(dir.join(format!("{prefix}chain.pem")), chain_of(body)).unwrap();
 }
 
 /// pkilint findings at WARNING or above, as (code, message).

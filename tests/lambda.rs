@@ -4,18 +4,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use axum::http::StatusCode;
 use common::*;
 use http_body_util::BodyExt;
 use lambda_http::RequestExt;
 use serde_json::{json, Value};
-use session_ca::config::{Config, ConfigOrigin};
 use session_ca::http::lambda::lambda_app;
 use session_ca::inspect::verify_client_certificate;
-use session_ca::{AppState, CaStore, FixedClock, KeyType, SharedClock};
+use session_ca::{AppState, KeyType};
 use tower::ServiceExt;
 use x509_parser::prelude::*;
 
@@ -44,27 +40,7 @@ agent = {{ oid = "1.3.6.1.4.1.32473.1.100", type = "string", max_len = 256 }}
 "#,
         ca_dir.display()
     );
-    let config = Config::from_toml(
-        ConfigOrigin::File("lambda.toml".into()),
-        &text,
-        &BTreeMap::<String, String>::new(),
-        &[],
-    )
-    .unwrap();
-    let clock: SharedClock = Arc::new(FixedClock::new(t0()));
-    let cas = CaStore::load(
-        &config,
-        &clock,
-        &Default::default(),
-        session_ca::ca::OnLoadFailure::Fail,
-    )
-    .await
-    .unwrap();
-    AppState {
-        config: Arc::new(config),
-        cas,
-        clock,
-    }
+    state_from_toml(&text, t0(), t0()).await
 }
 
 fn fixture(name: &str) -> lambda_http::Request {
@@ -146,12 +122,7 @@ async fn allowed_principals_get_certificates_naming_them() {
             "{file}"
         );
         assert_eq!(body["request_id"], request_id);
-        let chain: String = body["ca_chain"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_str().unwrap())
-            .collect();
+        let chain = chain_of(&body);
         verify_client_certificate(&pem.contents.clone().into(), chain.as_bytes(), t0()).unwrap();
     }
 }

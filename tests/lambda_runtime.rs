@@ -7,6 +7,7 @@
 //! supervisor (watchexec) is signalled it takes down unrelated processes of
 //! the session, and the test would rebuild the crate with other features.
 
+mod common;
 #[path = "common/moto.rs"]
 mod moto;
 #[path = "common/tools.rs"]
@@ -15,11 +16,11 @@ mod tools;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use common::ca_material;
 use moto::Moto;
 use serde_json::Value;
-use session_ca::ca::init::{create_ca, InitOptions};
 use session_ca::inspect::verify_client_certificate;
-use session_ca::{CaSource, KeyType};
+use session_ca::KeyType;
 use tools::{free_port, wait_for_port};
 
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
@@ -63,22 +64,14 @@ fn invoke(port: u16, fixture: &str) -> Value {
 async fn the_function_runs_under_the_lambda_runtime_emulator() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    create_ca(
-        &InitOptions {
-            dir: dir.path().join("ca"),
-            key_type: KeyType::EcdsaP256,
-            subject: "CN=Lambda Test CA".into(),
-            validity_days: 30,
-            intermediate: true,
-            force: false,
-        },
+    let material = ca_material(
+        &dir.path().join("ca"),
+        KeyType::EcdsaP256,
+        true,
         ::time::OffsetDateTime::now_utc(),
+        30,
     )
-    .unwrap();
-    let material = session_ca::ca::file::FileCaSource::new(dir.path().join("ca"))
-        .load()
-        .await
-        .unwrap();
+    .await;
     session_ca::ca::ssm::publish(
         &moto.client().await,
         "/lambda-test/ca",
@@ -184,22 +177,14 @@ async fn the_function_runs_under_the_lambda_runtime_emulator() {
 
     // Rotate the CA in Parameter Store: after the refresh interval the next
     // event is signed by the new CA (the environment reloads it on request).
-    create_ca(
-        &InitOptions {
-            dir: dir.path().join("ca2"),
-            key_type: KeyType::Ed25519,
-            subject: "CN=Lambda Test CA 2".into(),
-            validity_days: 30,
-            intermediate: false,
-            force: false,
-        },
+    let rotated = ca_material(
+        &dir.path().join("ca2"),
+        KeyType::Ed25519,
+        false,
         ::time::OffsetDateTime::now_utc(),
+        30,
     )
-    .unwrap();
-    let rotated = session_ca::ca::file::FileCaSource::new(dir.path().join("ca2"))
-        .load()
-        .await
-        .unwrap();
+    .await;
     session_ca::ca::ssm::publish(
         &moto.client().await,
         "/lambda-test/ca",

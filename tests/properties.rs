@@ -140,7 +140,7 @@ proptest! {
         prop_assert_eq!(reply.status, StatusCode::CREATED, "{} -> {}", request, String::from_utf8_lossy(&reply.body));
         let body = reply.json();
         let (_, pem) = x509_parser::pem::parse_x509_pem(body["certificate"].as_str().unwrap().as_bytes()).unwrap();
-        let chain: String = body["ca_chain"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+        let chain = chain_of(&body);
         let verified = verify_client_certificate(&pem.contents.clone().into(), chain.as_bytes(), t0());
         prop_assert!(verified.is_ok(), "{:?}", verified);
         let (_, cert) = X509Certificate::from_der(&pem.contents).unwrap();

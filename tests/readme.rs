@@ -4,9 +4,9 @@
 #[path = "common/tools.rs"]
 mod tools;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use tools::{free_port, wait_for_port, Guard};
+use tools::{free_port, start_serve};
 
 const BIN: &str = env!("CARGO_BIN_EXE_session-ca");
 
@@ -43,16 +43,7 @@ fn bash(dir: &std::path::Path, script: &str) -> (bool, String) {
 #[ignore = "needs curl, jq and openssl; run scripts/test"]
 fn readme_curl_example_yields_a_certificate_that_completes_mtls() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Guard(child);
-    wait_for_port(port, &mut server.0);
+    let (_server, port) = start_serve(BIN, dir.path());
 
     let issue = readme_block("issue").replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
     let (ok, output) = bash(dir.path(), &issue);

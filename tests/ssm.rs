@@ -20,23 +20,31 @@ use session_ca::ca::ssm::{self, material_from_parameters};
 use session_ca::ca::{CaMaterial, OnLoadFailure};
 use session_ca::config::{Config, ConfigOrigin};
 use session_ca::inspect::verify_client_certificate;
-use session_ca::{AppState, CaSource, CaStore, KeyType, SharedClock, SystemClock};
+use session_ca::{AppState, CaStore, KeyType, SharedClock, SystemClock};
 
-fn local_ca(dir: &std::path::Path, name: &str) -> CaMaterial {
-    let ca_dir = dir.join(name);
-    make_ca(
-        &ca_dir,
-        KeyType::EcdsaP256,
-        true,
-        ::time::OffsetDateTime::now_utc(),
-        30,
-    );
-    let source = session_ca::ca::file::FileCaSource::new(ca_dir);
-    futures_block(source.load()).unwrap()
+async fn local_ca(dir: &std::path::Path, name: &str) -> CaMaterial {
+    let now = ::time::OffsetDateTime::now_utc();
+    ca_material(&dir.join(name), KeyType::EcdsaP256, true, now, 30).await
 }
 
-fn futures_block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+/// Writes the key, certificate and chain parameters under `prefix`, each
+/// with the given type (overwriting).
+async fn put_ca(
+    client: &aws_sdk_ssm::Client,
+    prefix: &str,
+    parameters: [(&str, String, ParameterType); 3],
+) {
+    for (name, value, kind) in parameters {
+        client
+            .put_parameter()
+            .name(format!("{prefix}/{name}"))
+            .value(value)
+            .r#type(kind)
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap();
+    }
 }
 
 async fn ssm_state(
@@ -95,7 +103,7 @@ async fn publish_load_and_issue_from_parameter_store() {
     let moto = Moto::start();
     let client = moto.client().await;
     let dir = tempfile::tempdir().unwrap();
-    let material = local_ca(dir.path(), "ca");
+    let material = local_ca(dir.path(), "ca").await;
 
     let written = ssm::publish(&client, "/session-ca/prod", &material, None, false)
         .await
@@ -120,7 +128,7 @@ async fn publish_load_and_issue_from_parameter_store() {
     );
 
     // A second publish does not clobber the CA unless asked to.
-    let other = local_ca(dir.path(), "other");
+    let other = local_ca(dir.path(), "other").await;
     let err = ssm::publish(&client, "/session-ca/prod", &other, None, false)
         .await
         .unwrap_err()
@@ -159,35 +167,25 @@ async fn bad_parameters_are_refused_with_their_names() {
     let moto = Moto::start();
     let client = moto.client().await;
     let dir = tempfile::tempdir().unwrap();
-    let material = local_ca(dir.path(), "ca");
-    let put = |name: &'static str, value: String, t: ParameterType| {
-        let client = client.clone();
-        async move {
-            client
-                .put_parameter()
-                .name(name)
-                .value(value)
-                .r#type(t)
-                .overwrite(true)
-                .send()
-                .await
-                .unwrap();
-        }
-    };
-
+    let material = local_ca(dir.path(), "ca").await;
     // Missing chain.
-    put(
-        "/missing/key",
-        material.key_pem.expose().to_owned(),
-        ParameterType::SecureString,
-    )
-    .await;
-    put(
-        "/missing/cert",
-        material.cert_pem.clone(),
-        ParameterType::String,
-    )
-    .await;
+    for (name, value, kind) in [
+        (
+            "key",
+            material.key_pem.expose().to_owned(),
+            ParameterType::SecureString,
+        ),
+        ("cert", material.cert_pem.clone(), ParameterType::String),
+    ] {
+        client
+            .put_parameter()
+            .name(format!("/missing/{name}"))
+            .value(value)
+            .r#type(kind)
+            .send()
+            .await
+            .unwrap();
+    }
     let err = ssm_state(&moto.settings(), "/missing", "5m", OnLoadFailure::Fail)
         .await
         .unwrap_err()
@@ -198,22 +196,19 @@ async fn bad_parameters_are_refused_with_their_names() {
     );
 
     // The key stored as a plain String.
-    put(
-        "/plain/key",
-        material.key_pem.expose().to_owned(),
-        ParameterType::String,
-    )
-    .await;
-    put(
-        "/plain/cert",
-        material.cert_pem.clone(),
-        ParameterType::String,
-    )
-    .await;
-    put(
-        "/plain/chain",
-        material.chain_pem.clone().unwrap(),
-        ParameterType::String,
+    let chain = material.chain_pem.clone().unwrap();
+    put_ca(
+        &client,
+        "/plain",
+        [
+            (
+                "key",
+                material.key_pem.expose().to_owned(),
+                ParameterType::String,
+            ),
+            ("cert", material.cert_pem.clone(), ParameterType::String),
+            ("chain", chain.clone(), ParameterType::String),
+        ],
     )
     .await;
     let err = ssm_state(&moto.settings(), "/plain", "5m", OnLoadFailure::Fail)
@@ -247,22 +242,15 @@ async fn bad_parameters_are_refused_with_their_names() {
     );
 
     // Malformed PEM and a key that does not match the certificate.
-    put(
-        "/garbled/key",
-        "-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n".into(),
-        ParameterType::SecureString,
-    )
-    .await;
-    put(
-        "/garbled/cert",
-        material.cert_pem.clone(),
-        ParameterType::String,
-    )
-    .await;
-    put(
-        "/garbled/chain",
-        material.chain_pem.clone().unwrap(),
-        ParameterType::String,
+    let garbled = "-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n";
+    put_ca(
+        &client,
+        "/garbled",
+        [
+            ("key", garbled.to_owned(), ParameterType::SecureString),
+            ("cert", material.cert_pem.clone(), ParameterType::String),
+            ("chain", chain.clone(), ParameterType::String),
+        ],
     )
     .await;
     let err = ssm_state(&moto.settings(), "/garbled", "5m", OnLoadFailure::Fail)
@@ -273,11 +261,19 @@ async fn bad_parameters_are_refused_with_their_names() {
         err.starts_with("ssm:/garbled/key: not a PEM PKCS#8 private key"),
         "{err}"
     );
-    let other = local_ca(dir.path(), "other");
-    put(
-        "/garbled/key",
-        other.key_pem.expose().to_owned(),
-        ParameterType::SecureString,
+    let other = local_ca(dir.path(), "other").await;
+    put_ca(
+        &client,
+        "/garbled",
+        [
+            (
+                "key",
+                other.key_pem.expose().to_owned(),
+                ParameterType::SecureString,
+            ),
+            ("cert", material.cert_pem.clone(), ParameterType::String),
+            ("chain", chain, ParameterType::String),
+        ],
     )
     .await;
     let err = ssm_state(&moto.settings(), "/garbled", "5m", OnLoadFailure::Fail)
@@ -296,8 +292,8 @@ async fn rotation_is_picked_up_without_a_failed_request() {
     let moto = Moto::start();
     let client = moto.client().await;
     let dir = tempfile::tempdir().unwrap();
-    let old = local_ca(dir.path(), "old");
-    let new = local_ca(dir.path(), "new");
+    let old = local_ca(dir.path(), "old").await;
+    let new = local_ca(dir.path(), "new").await;
     ssm::publish(&client, "/rotating", &old, None, false)
         .await
         .unwrap();
@@ -371,9 +367,15 @@ async fn the_last_good_ca_serves_when_parameter_store_goes_away_and_a_cold_start
     let port = moto.port;
     let client = moto.client().await;
     let dir = tempfile::tempdir().unwrap();
-    ssm::publish(&client, "/flaky", &local_ca(dir.path(), "ca"), None, false)
-        .await
-        .unwrap();
+    ssm::publish(
+        &client,
+        "/flaky",
+        &local_ca(dir.path(), "ca").await,
+        None,
+        false,
+    )
+    .await
+    .unwrap();
     let state = ssm_state(&moto.settings(), "/flaky", "1s", OnLoadFailure::Fail)
         .await
         .unwrap();
@@ -417,7 +419,7 @@ async fn the_last_good_ca_serves_when_parameter_store_goes_away_and_a_cold_start
     ssm::publish(
         &moto.client().await,
         "/flaky",
-        &local_ca(dir.path(), "ca2"),
+        &local_ca(dir.path(), "ca2").await,
         None,
         false,
     )
@@ -564,7 +566,7 @@ async fn lambda_requests_reload_a_due_ca_and_recover_from_a_failed_cold_start() 
 
     let moto = Moto::start_on(Some(port));
     let client = moto.client().await;
-    let old = local_ca(dir.path(), "old");
+    let old = local_ca(dir.path(), "old").await;
     ssm::publish(&client, "/lazy", &old, None, false)
         .await
         .unwrap();
@@ -574,7 +576,7 @@ async fn lambda_requests_reload_a_due_ca_and_recover_from_a_failed_cold_start() 
     assert!(verifies(&body, old.chain_pem.as_ref().unwrap()));
 
     // Rotation: the first request after the refresh interval signs with the new CA.
-    let new = local_ca(dir.path(), "new");
+    let new = local_ca(dir.path(), "new").await;
     ssm::publish(&client, "/lazy", &new, None, true)
         .await
         .unwrap();

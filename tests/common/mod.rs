@@ -141,9 +141,15 @@ pub async fn state_for(
     load_at: OffsetDateTime,
     now: OffsetDateTime,
 ) -> AppState {
+    state_from_toml(&config_text(ca_dir, extra), load_at, now).await
+}
+
+/// App state for a configuration text, loading its CAs at `load_at` and
+/// serving with the clock fixed at `now`.
+pub async fn state_from_toml(text: &str, load_at: OffsetDateTime, now: OffsetDateTime) -> AppState {
     let config = Config::from_toml(
         ConfigOrigin::File("test.toml".into()),
-        &config_text(ca_dir, extra),
+        text,
         &std::collections::BTreeMap::<String, String>::new(),
         &[],
     )
@@ -162,6 +168,32 @@ pub async fn state_for(
         cas,
         clock: Arc::new(FixedClock::new(now)),
     }
+}
+
+/// Creates a CA in `ca_dir` (as `make_ca`) and reads it back as CA material.
+pub async fn ca_material(
+    ca_dir: &Path,
+    key_type: KeyType,
+    intermediate: bool,
+    now: OffsetDateTime,
+    days: u32,
+) -> session_ca::ca::CaMaterial {
+    make_ca(ca_dir, key_type, intermediate, now, days);
+    session_ca::CaSource::load(&session_ca::ca::file::FileCaSource::new(
+        ca_dir.to_path_buf(),
+    ))
+    .await
+    .expect("read the CA back")
+}
+
+/// The `ca_chain` of an issuance response as one PEM document.
+pub fn chain_of(body: &Value) -> String {
+    body["ca_chain"]
+        .as_array()
+        .expect("ca_chain")
+        .iter()
+        .map(|c| c.as_str().expect("PEM string"))
+        .collect()
 }
 
 /// A response, decoded.

@@ -41,6 +41,22 @@ pub fn wait_for_port(port: u16, child: &mut Child) {
     panic!("nothing listened on port {port} within 20 s");
 }
 
+/// Starts `bin serve` in `dir` on a free loopback port, output discarded,
+/// and waits until it listens.
+pub fn start_serve(bin: &str, dir: &Path) -> (Guard, u16) {
+    let port = free_port();
+    let child = Command::new(bin)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {bin} serve: {e}"));
+    let mut server = Guard(child);
+    wait_for_port(port, &mut server.0);
+    (server, port)
+}
+
 /// A child process killed when dropped.
 pub struct Guard(pub Child);
 
