@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::auth::{AuthMode, CallerPattern};
 use crate::claims::{ClaimType, ObjectId, StandardClaim, DEFAULT_OID_ARC};
+use crate::csr::CsrKeyType;
 use crate::keys::KeyType;
 use crate::policy::{ClaimSpec, Profile, SubjectAttribute};
 
@@ -50,6 +51,9 @@ refresh = "5m"
 [profiles.default]
 ca = "default"
 key_types = ["ecdsa-p256", "ecdsa-p384", "ed25519"]
+allow_server_keys = true
+allow_csr = true
+csr_key_types = ["ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-2048", "rsa-3072", "rsa-4096"]
 default_ttl = "5m"
 max_ttl = "15m"
 backdate = "30s"
@@ -447,6 +451,9 @@ struct RawProfile {
     #[serde(default = "default_ca_name")]
     ca: String,
     key_types: Option<Vec<KeyType>>,
+    allow_server_keys: Option<bool>,
+    allow_csr: Option<bool>,
+    csr_key_types: Option<Vec<CsrKeyType>>,
     default_ttl: Option<DurationSetting>,
     max_ttl: Option<DurationSetting>,
     backdate: Option<DurationSetting>,
@@ -707,6 +714,26 @@ fn validate_profile(
     if key_types.iter().collect::<BTreeSet<_>>().len() != key_types.len() {
         return Err(err(".key_types", "lists a key type twice".into()));
     }
+    let allow_server_keys = raw.allow_server_keys.unwrap_or(true);
+    let allow_csr = raw.allow_csr.unwrap_or(true);
+    if !allow_server_keys && !allow_csr {
+        return Err(err(
+            ".allow_csr",
+            "and allow_server_keys are both false, so the profile could issue nothing".into(),
+        ));
+    }
+    let csr_key_types = raw
+        .csr_key_types
+        .unwrap_or_else(|| CsrKeyType::ALL.to_vec());
+    if csr_key_types.is_empty() {
+        return Err(err(
+            ".csr_key_types",
+            "must list at least one key type (set allow_csr = false to refuse CSRs)".into(),
+        ));
+    }
+    if csr_key_types.iter().collect::<BTreeSet<_>>().len() != csr_key_types.len() {
+        return Err(err(".csr_key_types", "lists a key type twice".into()));
+    }
 
     let default_ttl = raw.default_ttl.map_or(Duration::from_secs(300), |d| d.0);
     let max_ttl = raw.max_ttl.map_or(Duration::from_secs(900), |d| d.0);
@@ -907,6 +934,9 @@ fn validate_profile(
         name: name.to_owned(),
         ca: raw.ca,
         key_types,
+        allow_server_keys,
+        allow_csr,
+        csr_key_types,
         default_ttl,
         max_ttl,
         backdate,
@@ -1148,6 +1178,10 @@ mod tests {
             ("[profiles.default]\nbackdate = \"1500ms\"\n", "profiles.default.backdate", "whole"),
             ("[profiles.default]\nca = \"nope\"\n", "profiles.default.ca", "no CA named"),
             ("[profiles.default]\nkey_types = []\n", "profiles.default.key_types", "at least one"),
+            ("[profiles.default]\nallow_csr = false\nallow_server_keys = false\n", "profiles.default.allow_csr", "issue nothing"),
+            ("[profiles.default]\ncsr_key_types = []\n", "profiles.default.csr_key_types", "at least one"),
+            ("[profiles.default]\ncsr_key_types = [\"rsa-1024\"]\n", "profiles.default.csr_key_types", "unknown variant"),
+            ("[profiles.default]\ncsr_key_types = [\"ed25519\", \"ed25519\"]\n", "profiles.default.csr_key_types", "twice"),
             ("[profiles.default]\nkey_types = [\"rsa-2048\"]\n", "profiles.default.key_types", "unknown variant"),
             ("[profiles.default]\nsubject = { CN = \"x\" }\n", "profiles.default.subject.CN", "CN is the session id"),
             ("[profiles.default]\nsubject = { C = \"Netherlands\" }\n", "profiles.default.subject.C", "two-letter"),

@@ -14,15 +14,17 @@ use time::OffsetDateTime;
 use crate::ca::init::dn_value;
 use crate::ca::SigningCa;
 use crate::claims;
-use crate::keys::{KeyType, SecretPem};
-use crate::policy::{CertificatePlan, SubjectAttribute};
-use rcgen::PublicKeyData as _;
+use crate::csr::CsrKey;
+use crate::keys::{FreshKey, SecretPem};
+use crate::pkcs12::{self, KeyStoreFile};
+use crate::policy::{CertificatePlan, KeySource, SubjectAttribute};
+use rcgen::PublicKeyData;
 
 /// Fraction of the lifetime after which clients should renew (as linkerd does).
 pub const RENEW_AT_FRACTION: f64 = 0.7;
 
 /// A freshly issued certificate and everything returned with it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct IssuedCertificate {
     /// Serial number, lower-case hex.
     pub serial_hex: String,
@@ -30,16 +32,18 @@ pub struct IssuedCertificate {
     pub certificate_pem: String,
     /// The certificate, DER.
     pub certificate_der: Vec<u8>,
-    /// The private key, PKCS#8 PEM.
-    pub private_key_pem: SecretPem,
+    /// The private key, PKCS#8 PEM (none in CSR mode: the caller holds it).
+    pub private_key_pem: Option<SecretPem>,
+    /// The key, certificate and chain as PKCS#12, when the plan asked for it.
+    pub pkcs12: Option<KeyStoreFile>,
     /// `notBefore`.
     pub not_before: OffsetDateTime,
     /// `notAfter`.
     pub not_after: OffsetDateTime,
     /// When the client should fetch a new certificate.
     pub renew_after: OffsetDateTime,
-    /// The key type generated.
-    pub key_type: KeyType,
+    /// The certified key's type (`ecdsa-p256`, `rsa-3072`, ...).
+    pub key_type: &'static str,
     /// SHA-256 of the DER certificate, lower-case hex.
     pub fingerprint_sha256: String,
 }
@@ -109,17 +113,44 @@ pub fn der_integer_content(bytes: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Signs the certificate described by `plan` with `ca`, generating a fresh key.
+/// The public key a certificate is made for.
+enum SubjectKey<'a> {
+    Fresh(FreshKey),
+    Csr(&'a CsrKey),
+}
+
+impl PublicKeyData for SubjectKey<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        match self {
+            SubjectKey::Fresh(key) => key.der_bytes(),
+            SubjectKey::Csr(key) => key.der_bytes(),
+        }
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            SubjectKey::Fresh(key) => key.algorithm(),
+            SubjectKey::Csr(key) => key.algorithm(),
+        }
+    }
+}
+
+/// Signs the certificate described by `plan` with `ca`, for a fresh key or
+/// the CSR's key as the plan says.
 pub fn issue(
     ca: &SigningCa,
     plan: &CertificatePlan,
     now: OffsetDateTime,
 ) -> Result<IssuedCertificate, IssueError> {
     let validity = validity(now, plan.ttl, plan.backdate, ca.not_before, ca.not_after)?;
-    let key = plan
-        .key_type
-        .generate_fresh()
-        .map_err(|_| IssueError::KeyGeneration)?;
+    let key = match &plan.key {
+        KeySource::Generate(key_type) => SubjectKey::Fresh(
+            key_type
+                .generate_fresh()
+                .map_err(|_| IssueError::KeyGeneration)?,
+        ),
+        KeySource::Csr(csr) => SubjectKey::Csr(csr),
+    };
 
     let mut params = CertificateParams::default();
     let serial = random_serial()?;
@@ -178,15 +209,30 @@ pub fn issue(
         .map_err(|_| IssueError::Internal("signing failed"))?;
     let der = cert.der().to_vec();
     let fingerprint = ring::digest::digest(&ring::digest::SHA256, &der);
+    let fresh = match &key {
+        SubjectKey::Fresh(fresh) => Some(fresh),
+        SubjectKey::Csr(_) => None,
+    };
+    let pkcs12 = match fresh {
+        Some(fresh) if plan.pkcs12 => {
+            let chain: Vec<&[u8]> = ca.chain_der.iter().map(|c| c.as_ref()).collect();
+            Some(
+                pkcs12::key_store(fresh.pkcs8_der(), &der, &chain)
+                    .map_err(|_| IssueError::Internal("PKCS#12 encoding failed"))?,
+            )
+        }
+        _ => None,
+    };
     Ok(IssuedCertificate {
         serial_hex,
         certificate_pem: cert.pem(),
         certificate_der: der,
-        private_key_pem: key.private_key_pem(),
+        private_key_pem: fresh.map(FreshKey::private_key_pem),
+        pkcs12,
         not_before: validity.not_before,
         not_after: validity.not_after,
         renew_after: validity.renew_after,
-        key_type: plan.key_type,
+        key_type: plan.key.key_type_name(),
         fingerprint_sha256: hex(fingerprint.as_ref()),
     })
 }

@@ -152,6 +152,11 @@ impl FreshKey {
     pub fn key_type(&self) -> KeyType {
         self.key_type
     }
+
+    /// The private key as PKCS#8 DER, for the PKCS#12 writer.
+    pub(crate) fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
 }
 
 impl rcgen::PublicKeyData for FreshKey {

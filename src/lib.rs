@@ -20,11 +20,13 @@ pub mod ca;
 pub mod claims;
 pub mod clock;
 pub mod config;
+pub mod csr;
 pub mod files;
 pub mod http;
 pub mod inspect;
 pub mod issuer;
 pub mod keys;
+pub mod pkcs12;
 pub mod policy;
 pub mod request;
 

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::auth::{Caller, CallerPattern};
 use crate::claims::{self, ClaimType, ObjectId, StandardClaim};
+use crate::csr::{CsrError, CsrKey, CsrKeyType};
 use crate::keys::KeyType;
 use crate::request::{json_depth, IssueRequest};
 
@@ -80,6 +81,12 @@ pub struct Profile {
     pub ca: String,
     /// Key types callers may ask for; the first is used when they do not say.
     pub key_types: Vec<KeyType>,
+    /// Whether the signer may generate keys (`allow_server_keys`).
+    pub allow_server_keys: bool,
+    /// Whether callers may send a CSR for their own key (`allow_csr`).
+    pub allow_csr: bool,
+    /// Key types a CSR may carry.
+    pub csr_key_types: Vec<CsrKeyType>,
     /// Lifetime when the request names none.
     pub default_ttl: Duration,
     /// Longest lifetime a request may ask for.
@@ -111,8 +118,10 @@ pub struct CertificatePlan {
     pub profile: String,
     /// The CA to sign with.
     pub ca: String,
-    /// The key type to generate.
-    pub key_type: KeyType,
+    /// Where the certificate's key comes from.
+    pub key: KeySource,
+    /// Whether to return a PKCS#12 key store as well.
+    pub pkcs12: bool,
     /// Session id (subject CN).
     pub session_id: String,
     /// Transaction id, when sent.
@@ -131,6 +140,26 @@ pub struct CertificatePlan {
     pub requester: Option<String>,
 }
 
+/// Where a certificate's key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A key pair the signer generates and returns.
+    Generate(KeyType),
+    /// The verified public key of the caller's CSR; the private key never
+    /// reaches the signer.
+    Csr(CsrKey),
+}
+
+impl KeySource {
+    /// The key type's wire name (`ecdsa-p256`, `rsa-3072`, ...).
+    pub fn key_type_name(&self) -> &'static str {
+        match self {
+            KeySource::Generate(k) => k.as_str(),
+            KeySource::Csr(csr) => csr.key_type().as_str(),
+        }
+    }
+}
+
 impl Profile {
     /// Applies this profile to a request from `caller`, producing a plan or
     /// the first rule the request breaks.
@@ -141,31 +170,7 @@ impl Profile {
         request_id: &str,
     ) -> Result<CertificatePlan, PolicyError> {
         self.admit(caller)?;
-        if request.csr.is_some() {
-            return Err(PolicyError::NotSupported(
-                "CSR mode (`csr`) is not supported by this signer yet; omit `csr` or send null \
-                 to have the key generated server-side"
-                    .into(),
-            ));
-        }
-        if request.pkcs12 {
-            return Err(PolicyError::NotSupported(
-                "PKCS#12 output (`pkcs12: true`) is not supported by this signer yet; omit it or \
-                 send false"
-                    .into(),
-            ));
-        }
-
-        let key_type = match request.key_type {
-            None => self.key_types[0],
-            Some(k) if self.key_types.contains(&k) => k,
-            Some(k) => {
-                return Err(PolicyError::KeyTypeNotAllowed {
-                    requested: k,
-                    allowed: self.key_types.clone(),
-                })
-            }
-        };
+        let key = self.key_source(request)?;
 
         let ttl = match request.ttl_seconds {
             None => self.default_ttl,
@@ -245,7 +250,8 @@ impl Profile {
         Ok(CertificatePlan {
             profile: self.name.clone(),
             ca: self.ca.clone(),
-            key_type,
+            key,
+            pkcs12: request.pkcs12,
             session_id,
             transaction_id,
             ttl,
@@ -255,6 +261,39 @@ impl Profile {
             extensions,
             requester: caller.identity().map(str::to_owned),
         })
+    }
+
+    /// The key the certificate will certify: a CSR's (verified) or a fresh
+    /// one of the requested type, as far as the profile allows either.
+    fn key_source(&self, request: &IssueRequest) -> Result<KeySource, PolicyError> {
+        if let Some(pem) = &request.csr {
+            if !self.allow_csr {
+                return Err(PolicyError::CsrNotAllowed {
+                    profile: self.name.clone(),
+                });
+            }
+            let csr = CsrKey::from_pem(pem).map_err(PolicyError::InvalidCsr)?;
+            if !self.csr_key_types.contains(&csr.key_type()) {
+                return Err(PolicyError::CsrKeyTypeNotAllowed {
+                    requested: csr.key_type(),
+                    allowed: self.csr_key_types.clone(),
+                });
+            }
+            return Ok(KeySource::Csr(csr));
+        }
+        if !self.allow_server_keys {
+            return Err(PolicyError::ServerKeysNotAllowed {
+                profile: self.name.clone(),
+            });
+        }
+        match request.key_type {
+            None => Ok(KeySource::Generate(self.key_types[0])),
+            Some(k) if self.key_types.contains(&k) => Ok(KeySource::Generate(k)),
+            Some(k) => Err(PolicyError::KeyTypeNotAllowed {
+                requested: k,
+                allowed: self.key_types.clone(),
+            }),
+        }
     }
 
     /// Checks that `caller` may use this profile.
@@ -394,9 +433,32 @@ pub enum PolicyError {
         /// The profile asked for.
         profile: String,
     },
-    /// A feature the request asks for that this build does not offer.
-    #[error("{0}")]
-    NotSupported(String),
+    /// The CSR cannot be used (malformed, bad signature, unsupported or weak
+    /// key): a 400, like other malformed input.
+    #[error(transparent)]
+    InvalidCsr(CsrError),
+    /// The profile does not take CSRs.
+    #[error(
+        "profile {profile:?} does not accept CSRs; omit `csr` to have the signer generate the key"
+    )]
+    CsrNotAllowed {
+        /// The profile's name.
+        profile: String,
+    },
+    /// The profile does not generate keys.
+    #[error("profile {profile:?} does not generate keys; send a PEM PKCS#10 request in `csr`")]
+    ServerKeysNotAllowed {
+        /// The profile's name.
+        profile: String,
+    },
+    /// The CSR's key type is not in the profile's `csr_key_types`.
+    #[error("the CSR's key is {requested}, which this profile does not certify; allowed: {}", csr_list(.allowed))]
+    CsrKeyTypeNotAllowed {
+        /// The CSR's key type.
+        requested: CsrKeyType,
+        /// What the profile allows.
+        allowed: Vec<CsrKeyType>,
+    },
     /// The key type is not in the profile's `key_types`.
     #[error("key_type {requested} is not allowed by this profile; allowed: {}", list(.allowed))]
     KeyTypeNotAllowed {
@@ -487,8 +549,12 @@ impl PolicyError {
     pub fn code(&self) -> &'static str {
         match self {
             PolicyError::CallerNotAllowed { .. } => "caller_not_allowed",
-            PolicyError::NotSupported(_) => "not_supported",
-            PolicyError::KeyTypeNotAllowed { .. } => "key_type_not_allowed",
+            PolicyError::InvalidCsr(_) => "invalid_csr",
+            PolicyError::CsrNotAllowed { .. } => "csr_not_allowed",
+            PolicyError::ServerKeysNotAllowed { .. } => "server_keys_not_allowed",
+            PolicyError::KeyTypeNotAllowed { .. } | PolicyError::CsrKeyTypeNotAllowed { .. } => {
+                "key_type_not_allowed"
+            }
             PolicyError::TtlTooShort => "ttl_too_short",
             PolicyError::TtlTooLong { .. } => "ttl_too_long",
             PolicyError::MissingField(_) => "missing_field",
@@ -501,6 +567,13 @@ impl PolicyError {
             PolicyError::InvalidClaimValue(_) => "invalid_claim_value",
         }
     }
+}
+
+fn csr_list(keys: &[CsrKeyType]) -> String {
+    keys.iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn list(keys: &[KeyType]) -> String {
@@ -540,6 +613,9 @@ pub(crate) mod tests {
             name: "default".into(),
             ca: "default".into(),
             key_types: vec![KeyType::EcdsaP256, KeyType::Ed25519],
+            allow_server_keys: true,
+            allow_csr: true,
+            csr_key_types: CsrKeyType::ALL.to_vec(),
             default_ttl: Duration::from_secs(300),
             max_ttl: Duration::from_secs(900),
             backdate: Duration::from_secs(30),
@@ -567,7 +643,8 @@ pub(crate) mod tests {
     #[test]
     fn defaults_fill_in() {
         let plan = plan(&profile(), json!({})).unwrap();
-        assert_eq!(plan.key_type, KeyType::EcdsaP256);
+        assert_eq!(plan.key, KeySource::Generate(KeyType::EcdsaP256));
+        assert!(!plan.pkcs12);
         assert_eq!(plan.ttl, Duration::from_secs(300));
         let uuid = uuid::Uuid::parse_str(&plan.session_id).unwrap();
         assert_eq!(uuid.get_version_num(), 4);
@@ -628,8 +705,8 @@ pub(crate) mod tests {
             (json!({"session_id": ""}), "invalid_field"),
             (json!({"session_id": "x".repeat(65)}), "invalid_field"),
             (json!({"transaction_id": "a\nb"}), "invalid_field"),
-            (json!({"csr": "-----BEGIN"}), "not_supported"),
-            (json!({"pkcs12": true}), "not_supported"),
+            (json!({"csr": "-----BEGIN"}), "invalid_csr"),
+            (json!({"csr": ""}), "invalid_csr"),
         ] {
             let err = plan(&p, body.clone()).unwrap_err();
             assert_eq!(err.code(), code, "{body}: {err}");
@@ -640,6 +717,19 @@ pub(crate) mod tests {
             PolicyError::NotAUuid {
                 field: "session_id"
             }
+        );
+        let mut csr_only = p.clone();
+        csr_only.allow_server_keys = false;
+        assert_eq!(
+            plan(&csr_only, json!({})).unwrap_err().code(),
+            "server_keys_not_allowed"
+        );
+        let mut keys_only = p.clone();
+        keys_only.allow_csr = false;
+        assert_eq!(
+            plan(&keys_only, json!({"csr": "x"})).unwrap_err().code(),
+            "csr_not_allowed",
+            "the profile refuses before the CSR is parsed"
         );
         let mut free = p.clone();
         free.uri_san = Some("urn:example:{session_id}".into());

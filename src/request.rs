@@ -36,10 +36,12 @@ pub struct IssueRequest {
     /// Profile-defined claims by name.
     #[serde(default)]
     pub claims: Option<ClaimValues>,
-    /// A PEM PKCS#10 request whose key is to be certified (not supported yet).
+    /// A PEM PKCS#10 request whose public key is to be certified (CSR
+    /// mode: no key is generated and none is returned).
     #[serde(default)]
     pub csr: Option<String>,
-    /// Whether to also return a PKCS#12 bundle (not supported yet).
+    /// Whether to also return the key, certificate and chain as a PKCS#12
+    /// key store with a fresh password.
     #[serde(default)]
     pub pkcs12: bool,
 }
@@ -62,13 +64,28 @@ impl IssueRequest {
                 "the body must be a JSON object, such as {\"profile\": \"default\"}".into(),
             ));
         }
-        serde_json::from_slice(body).map_err(|e| {
+        let request: IssueRequest = serde_json::from_slice(body).map_err(|e| {
             if e.is_data() {
                 RequestError::InvalidRequest(e.to_string())
             } else {
                 RequestError::InvalidJson(e.to_string())
             }
-        })
+        })?;
+        if request.csr.is_some() && request.key_type.is_some() {
+            return Err(RequestError::InvalidRequest(
+                "send either `key_type` (the signer generates the key) or `csr` (your own key), \
+                 not both"
+                    .into(),
+            ));
+        }
+        if request.csr.is_some() && request.pkcs12 {
+            return Err(RequestError::InvalidRequest(
+                "`pkcs12: true` needs the private key, which CSR mode never sees; build the \
+                 PKCS#12 file where the key is, or omit `csr`"
+                    .into(),
+            ));
+        }
+        Ok(request)
     }
 }
 
@@ -242,6 +259,8 @@ mod tests {
             b"{\"key_type\":\"rsa-1024\"}",
             b"{\"profile\":\"a\",\"profile\":\"b\"}",
             b"{\"claims\":[]}",
+            b"{\"csr\":\"x\",\"key_type\":\"ed25519\"}",
+            b"{\"csr\":\"x\",\"pkcs12\":true}",
         ] {
             assert!(
                 matches!(

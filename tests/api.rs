@@ -358,6 +358,11 @@ async fn ca_route_serves_the_pem_chain() {
         (reply.status, reply.code().as_str()),
         (StatusCode::NOT_FOUND, "unknown_profile")
     );
+    let reply = get(&service.state, "/v1/ca?format=pem").await;
+    assert_eq!(
+        String::from_utf8(reply.body).unwrap(),
+        std::fs::read_to_string(service.ca_dir().join("chain.pem")).unwrap()
+    );
     let reply = get(&service.state, "/v1/ca?format=der").await;
     assert_eq!(
         (reply.status, reply.code().as_str()),
@@ -401,6 +406,8 @@ async fn error_table() -> BTreeSet<String> {
     let s = &service.state;
     let mut seen = BTreeSet::new();
     let sid = SESSION_ID;
+    let (csr_p256, _) = csr_asking_for_a_ca(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let (csr_ed25519, _) = csr_asking_for_a_ca(&rcgen::PKCS_ED25519);
     let json_cases: Vec<(Value, StatusCode, &str)> = vec![
         (json!([]), StatusCode::BAD_REQUEST, "invalid_request"),
         (json!("string"), StatusCode::BAD_REQUEST, "invalid_request"),
@@ -566,13 +573,38 @@ async fn error_table() -> BTreeSet<String> {
         ),
         (
             json!({"csr": "-----BEGIN CERTIFICATE REQUEST-----"}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not_supported",
+            StatusCode::BAD_REQUEST,
+            "invalid_csr",
         ),
         (
-            json!({"pkcs12": true}),
+            json!({"csr": csr_p256.replace("MII", "MIJ")}),
+            StatusCode::BAD_REQUEST,
+            "invalid_csr",
+        ),
+        (
+            json!({"csr": csr_p256, "key_type": "ecdsa-p256"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            json!({"csr": csr_p256, "pkcs12": true}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            json!({"profile": "keysonly", "csr": csr_p256}),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "not_supported",
+            "csr_not_allowed",
+        ),
+        (
+            json!({"profile": "csronly"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "server_keys_not_allowed",
+        ),
+        (
+            json!({"profile": "csronly", "csr": csr_ed25519}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "key_type_not_allowed",
         ),
         (
             json!({"session_id": sid, "claims": {"geo": {"a": {"b": {"c": {}}}}}}),
@@ -886,4 +918,132 @@ async fn the_embedded_default_profile_issues_without_any_fields() {
     let state = state_from_toml(&text, t0(), t0()).await;
     let reply = issue(&state, "{}").await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json());
+}
+
+#[tokio::test]
+async fn csr_mode_certifies_only_the_csr_key() {
+    let service = TestService::new().await;
+    for alg in [
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        &rcgen::PKCS_ECDSA_P384_SHA384,
+        &rcgen::PKCS_ED25519,
+    ] {
+        let (csr, key) = csr_asking_for_a_ca(alg);
+        let reply = issue_json(
+            &service.state,
+            json!({"session_id": SESSION_ID, "csr": csr, "claims": {"agent": "csr"}}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json());
+        let body = reply.json();
+        assert!(body.get("private_key").is_none(), "CSR mode returns no key");
+        assert!(body.get("pkcs12").is_none());
+        assert!(!String::from_utf8_lossy(&reply.body).contains("PRIVATE KEY"));
+        let der = cert_der(&body);
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        // Only the CSR's key is used (RFC 5280 §4.1.2.7) ...
+        assert_eq!(
+            cert.public_key().subject_public_key.data.as_ref(),
+            key.public_key_raw()
+        );
+        // ... never its subject, SANs or CA:TRUE.
+        let bc = cert.basic_constraints().unwrap().unwrap().value;
+        assert!(!bc.ca);
+        assert_eq!(
+            cert.subject().to_string(),
+            format!("C=NL, ST=ZH, L=Rotterdam, O=Your Bank, CN={SESSION_ID}")
+        );
+        let san = cert.subject_alternative_name().unwrap().unwrap().value;
+        assert_eq!(
+            format!("{:?}", san.general_names),
+            format!("[URI(\"urn:uuid:{SESSION_ID}\")]")
+        );
+        assert!(cert.key_usage().unwrap().unwrap().value.digital_signature());
+        let expected_type = match alg {
+            a if *a == rcgen::PKCS_ECDSA_P256_SHA256 => "ecdsa-p256",
+            a if *a == rcgen::PKCS_ECDSA_P384_SHA384 => "ecdsa-p384",
+            _ => "ed25519",
+        };
+        assert_eq!(body["key_type"], expected_type);
+        verify_client_certificate(
+            &rustls_pki_types::CertificateDer::from(der.clone()),
+            chain_of(&body).as_bytes(),
+            t0(),
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn pkcs12_output_holds_the_returned_key_and_chain() {
+    use p12_keystore::{KeyStore, Pkcs12ImportPolicy};
+    let service = TestService::with(
+        KeyType::EcdsaP384,
+        true,
+        t0() - Duration::days(1),
+        365,
+        t0(),
+    )
+    .await;
+    let reply = issue_json(
+        &service.state,
+        json!({"pkcs12": true, "key_type": "ed25519"}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json());
+    assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store");
+    let body = reply.json();
+    let password = body["pkcs12"]["password"].as_str().unwrap();
+    assert_eq!(password.len(), 32);
+    use base64::Engine as _;
+    let file = base64::engine::general_purpose::STANDARD
+        .decode(body["pkcs12"]["base64"].as_str().unwrap())
+        .unwrap();
+    let store = KeyStore::from_pkcs12(&file, password, Pkcs12ImportPolicy::Strict).unwrap();
+    let (_, chain) = store.private_key_chain().unwrap();
+    let key_pem = body["private_key"].as_str().unwrap();
+    assert_eq!(
+        chain.key().as_der(),
+        ::pem::parse(key_pem).unwrap().contents(),
+        "the same key as private_key"
+    );
+    let certs: Vec<Vec<u8>> = chain.certs().iter().map(|c| c.as_der().to_vec()).collect();
+    let mut expected = vec![cert_der(&body)];
+    for pem in body["ca_chain"].as_array().unwrap() {
+        expected.push(::pem::parse(pem.as_str().unwrap()).unwrap().into_contents());
+    }
+    assert_eq!(certs, expected, "leaf, intermediate, root");
+    let again = issue_json(&service.state, json!({"pkcs12": true}))
+        .await
+        .json();
+    assert_ne!(again["pkcs12"]["password"], body["pkcs12"]["password"]);
+}
+
+#[tokio::test]
+async fn ca_route_serves_a_pkcs12_trust_store() {
+    use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
+    let service =
+        TestService::with(KeyType::EcdsaP256, true, t0() - Duration::days(1), 30, t0()).await;
+    let reply = get(&service.state, "/v1/ca?format=pkcs12&profile=plain").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.headers[header::CONTENT_TYPE], "application/pkcs12");
+    let store = KeyStore::from_pkcs12(
+        &reply.body,
+        session_ca::pkcs12::TRUSTSTORE_PASSWORD,
+        Pkcs12ImportPolicy::Strict,
+    )
+    .unwrap();
+    let chain = std::fs::read(service.ca_dir().join("chain.pem")).unwrap();
+    let expected: Vec<Vec<u8>> = ::pem::parse_many(&chain)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.into_contents())
+        .collect();
+    assert_eq!(expected.len(), 2);
+    for (i, der) in expected.iter().enumerate() {
+        match store.entry(&format!("session-ca-{i}")) {
+            Some(KeyStoreEntry::Certificate(c)) => assert_eq!(c.as_der(), der),
+            other => panic!("entry {i}: {other:?}"),
+        }
+    }
 }

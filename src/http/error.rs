@@ -113,6 +113,9 @@ impl AppError {
             AppError::Policy(PolicyError::CallerNotAllowed { .. }) => {
                 (StatusCode::FORBIDDEN, "caller_not_allowed")
             }
+            AppError::Policy(PolicyError::InvalidCsr(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_csr")
+            }
             AppError::Policy(p) => (StatusCode::UNPROCESSABLE_ENTITY, p.code()),
             AppError::UnknownProfile(_) => (StatusCode::NOT_FOUND, "unknown_profile"),
             AppError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),

@@ -23,7 +23,6 @@ use crate::ca::CaStore;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::issuer;
-use crate::keys::KeyType;
 use crate::request::IssueRequest;
 use lambda_http::request::RequestContext;
 
@@ -31,6 +30,8 @@ use lambda_http::request::RequestContext;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Media type of `GET /v1/ca` (RFC 8555 §9.1).
 pub const PEM_CHAIN_MEDIA_TYPE: &str = "application/pem-certificate-chain";
+/// Media type of `GET /v1/ca?format=pkcs12` (RFC 7292 Appendix D).
+pub const PKCS12_MEDIA_TYPE: &str = "application/pkcs12";
 /// The profile used when a request names none.
 pub const DEFAULT_PROFILE: &str = "default";
 
@@ -132,8 +133,9 @@ pub struct IssueResponse {
     pub serial: String,
     /// The certificate, PEM.
     pub certificate: String,
-    /// The private key, PKCS#8 PEM.
-    pub private_key: String,
+    /// The private key, PKCS#8 PEM; absent in CSR mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
     /// The CA chain, issuing CA first, PEM each.
     pub ca_chain: Vec<String>,
     /// RFC 3339.
@@ -142,8 +144,8 @@ pub struct IssueResponse {
     pub not_after: String,
     /// RFC 3339: renew after this.
     pub renew_after: String,
-    /// The key type generated.
-    pub key_type: KeyType,
+    /// The certified key's type (`ecdsa-p256`, ..., `rsa-2048` for CSRs).
+    pub key_type: String,
     /// SHA-256 of the DER certificate, lower-case hex.
     pub fingerprint_sha256: String,
     /// The profile that issued it.
@@ -152,6 +154,27 @@ pub struct IssueResponse {
     pub session_id: String,
     /// The correlation id in the certificate's `request_id` claim.
     pub request_id: String,
+    /// The key store, when the request set `pkcs12: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs12: Option<Pkcs12Body>,
+}
+
+/// A PKCS#12 key store in a response. Its `Debug` elides the password.
+#[derive(Serialize, Deserialize)]
+pub struct Pkcs12Body {
+    /// The PKCS#12 file, base64 (standard alphabet, padded).
+    pub base64: String,
+    /// Its password (also the key entry's password).
+    pub password: String,
+}
+
+impl std::fmt::Debug for Pkcs12Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs12Body")
+            .field("base64_len", &self.base64.len())
+            .field("password", &"[password elided]")
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for IssueResponse {
@@ -159,6 +182,7 @@ impl std::fmt::Debug for IssueResponse {
         f.debug_struct("IssueResponse")
             .field("serial", &self.serial)
             .field("private_key", &"[secret key elided]")
+            .field("pkcs12", &self.pkcs12)
             .field("not_after", &self.not_after)
             .field("profile", &self.profile)
             .field("session_id", &self.session_id)
@@ -322,16 +346,23 @@ fn issue_for(
     let body = IssueResponse {
         serial: issued.serial_hex,
         certificate: issued.certificate_pem,
-        private_key: issued.private_key_pem.expose().to_owned(),
+        private_key: issued
+            .private_key_pem
+            .as_ref()
+            .map(|pem| pem.expose().to_owned()),
         ca_chain: ca.chain_pem.clone(),
         not_before: rfc3339(issued.not_before),
         not_after: rfc3339(issued.not_after),
         renew_after: rfc3339(issued.renew_after),
-        key_type: issued.key_type,
+        key_type: issued.key_type.to_owned(),
         fingerprint_sha256: issued.fingerprint_sha256,
         profile: plan.profile,
         session_id: plan.session_id,
         request_id: request_id.to_owned(),
+        pkcs12: issued.pkcs12.map(|file| Pkcs12Body {
+            base64: crate::pkcs12::to_base64(&file.der),
+            password: file.password.expose().to_owned(),
+        }),
     };
     Ok((
         StatusCode::CREATED,
@@ -347,6 +378,18 @@ fn issue_for(
 #[serde(deny_unknown_fields)]
 struct CaQuery {
     profile: Option<String>,
+    format: Option<CaFormat>,
+}
+
+/// The forms `GET /v1/ca` serves the chain in.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum CaFormat {
+    /// PEM certificates, issuing CA first.
+    #[default]
+    Pem,
+    /// A PKCS#12 trust store for Java (password [`crate::pkcs12::TRUSTSTORE_PASSWORD`]).
+    Pkcs12,
 }
 
 async fn ca_chain(
@@ -363,11 +406,29 @@ async fn ca_chain(
         .cas
         .get(&profile.ca)
         .ok_or_else(|| AppError::CaUnavailable(format!("CA {:?} is not loaded", profile.ca)))?;
-    Ok((
-        [(header::CONTENT_TYPE, PEM_CHAIN_MEDIA_TYPE)],
-        ca.chain_pem_bundle.clone(),
-    )
-        .into_response())
+    match query.format.unwrap_or_default() {
+        CaFormat::Pem => Ok((
+            [(header::CONTENT_TYPE, PEM_CHAIN_MEDIA_TYPE)],
+            ca.chain_pem_bundle.clone(),
+        )
+            .into_response()),
+        CaFormat::Pkcs12 => {
+            let chain: Vec<&[u8]> = ca.chain_der.iter().map(|c| c.as_ref()).collect();
+            let store = crate::pkcs12::trust_store(&chain)
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, PKCS12_MEDIA_TYPE),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"truststore.p12\"",
+                    ),
+                ],
+                store,
+            )
+                .into_response())
+        }
+    }
 }
 
 /// One CA's entry in `GET /healthz`.

@@ -78,6 +78,15 @@ agent = {{ oid = "1.3.6.1.4.1.32473.1.100", type = "string", max_len = 256 }}
 ca = "default"
 key_types = ["ecdsa-p256"]
 subject = {{ O = "Plain" }}
+
+[profiles.csronly]
+ca = "default"
+allow_server_keys = false
+csr_key_types = ["ecdsa-p256", "rsa-2048"]
+
+[profiles.keysonly]
+ca = "default"
+allow_csr = false
 {extra}
 "#,
         dir = ca_dir.display()
@@ -265,4 +274,22 @@ pub async fn issue_json(state: &AppState, body: Value) -> Reply {
 /// GETs a path.
 pub async fn get(state: &AppState, path: &str) -> Reply {
     send(state, Request::get(path).body(Body::empty()).unwrap()).await
+}
+
+/// A PEM CSR for a fresh key of `alg`, made with rcgen, asking for things
+/// a client certificate must never get (CA:TRUE, a subject, SANs).
+pub fn csr_asking_for_a_ca(alg: &'static rcgen::SignatureAlgorithm) -> (String, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate_for(alg).expect("key");
+    let mut params =
+        rcgen::CertificateParams::new(vec!["evil.example".to_owned()]).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Evil Root CA");
+    let pem = params
+        .serialize_request(&key)
+        .expect("CSR")
+        .pem()
+        .expect("PEM");
+    (pem, key)
 }
