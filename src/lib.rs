@@ -18,6 +18,7 @@ pub mod audit;
 pub mod auth;
 pub mod ca;
 pub mod claims;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod csr;

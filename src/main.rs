@@ -1,4 +1,5 @@
-//! The `session-ca` command: `serve`, `init`, `inspect` and `publish-ssm`, and Lambda mode.
+//! The `session-ca` command: `serve`, `init`, `inspect`, `publish-ssm` and
+//! `request`, and Lambda mode.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -36,6 +37,51 @@ enum Command {
     Inspect(InspectArgs),
     /// Upload the CA in a directory to AWS Systems Manager Parameter Store.
     PublishSsm(PublishArgs),
+    /// Ask a signer for a certificate and write cert.pem, key.pem and
+    /// chain.pem (or a PKCS#12 file).
+    Request(RequestArgs),
+}
+
+#[derive(Debug, Args)]
+struct RequestArgs {
+    /// The signer's base URL, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "SESSION_CA_URL")]
+    url: String,
+    /// Profile to issue under (default: the signer's `default`).
+    #[arg(long)]
+    profile: Option<String>,
+    /// Session id (the subject CN); the signer makes a UUID when absent.
+    #[arg(long)]
+    session_id: Option<String>,
+    /// Transaction id.
+    #[arg(long)]
+    transaction_id: Option<String>,
+    /// Lifetime in seconds (default: the profile's).
+    #[arg(long, value_name = "SECONDS")]
+    ttl: Option<u64>,
+    /// Key type for the signer to generate (ecdsa-p256, ecdsa-p384, ed25519).
+    #[arg(long)]
+    key_type: Option<String>,
+    /// A claim: NAME=TEXT for a string, NAME:=JSON for a JSON value (repeatable).
+    #[arg(long = "claim", value_name = "NAME=VALUE")]
+    claims: Vec<String>,
+    /// Certify the key of this PEM CSR instead of having one generated (no key.pem is written).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["key_type", "pkcs12"])]
+    csr: Option<PathBuf>,
+    /// Directory for cert.pem, key.pem (0600) and chain.pem.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = ".",
+        conflicts_with = "pkcs12"
+    )]
+    out: PathBuf,
+    /// Write a PKCS#12 key store to FILE (0600) and its password to FILE.password (0600).
+    #[arg(long, value_name = "FILE")]
+    pkcs12: Option<PathBuf>,
+    /// Extra CA certificates (PEM) to trust for an https:// signer URL.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +222,7 @@ fn main() -> Result<()> {
         Command::Init(args) => init(args),
         Command::Inspect(args) => inspect_command(args),
         Command::PublishSsm(args) => runtime()?.block_on(publish_ssm(args)),
+        Command::Request(args) => runtime()?.block_on(request(args)),
     }
 }
 
@@ -423,6 +470,75 @@ fn init(args: InitArgs) -> Result<()> {
                 .display()
         );
     }
+    Ok(())
+}
+
+/// `NAME=TEXT` (a string claim) or `NAME:=JSON` (any JSON value).
+fn parse_claim(arg: &str) -> Result<(String, serde_json::Value)> {
+    if let Some((name, json)) = arg.split_once(":=") {
+        if !name.contains('=') {
+            let value = serde_json::from_str(json)
+                .with_context(|| format!("--claim {arg:?}: the value after := is not JSON"))?;
+            return Ok((name.to_owned(), value));
+        }
+    }
+    match arg.split_once('=') {
+        Some((name, text)) if !name.is_empty() => {
+            Ok((name.to_owned(), serde_json::Value::String(text.to_owned())))
+        }
+        _ => bail!("--claim {arg:?}: expected NAME=TEXT or NAME:=JSON"),
+    }
+}
+
+async fn request(args: RequestArgs) -> Result<()> {
+    use session_ca::client::{self, CertificateRequest, SignerClient};
+
+    let mut claims = std::collections::BTreeMap::new();
+    for arg in &args.claims {
+        let (name, value) = parse_claim(arg)?;
+        if claims.insert(name.clone(), value).is_some() {
+            bail!("--claim {name:?} is given twice");
+        }
+    }
+    let csr = match &args.csr {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the CSR {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let extra_roots = match &args.cacert {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)
+        }
+        None => None,
+    };
+    let signer = SignerClient::new(&args.url, extra_roots.as_deref())?;
+    let issued = signer
+        .issue(&CertificateRequest {
+            profile: args.profile,
+            session_id: args.session_id,
+            transaction_id: args.transaction_id,
+            ttl_seconds: args.ttl,
+            key_type: args.key_type,
+            claims,
+            csr,
+            pkcs12: args.pkcs12.is_some(),
+        })
+        .await?;
+    let written = match &args.pkcs12 {
+        Some(path) => client::write_pkcs12_file(path, &issued)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => client::write_pem_files(&args.out, &issued)
+            .with_context(|| format!("cannot write into {}", args.out.display()))?,
+    };
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    println!("serial       {}", issued.serial);
+    println!("session_id   {}", issued.session_id);
+    println!("not_after    {}", issued.not_after);
+    println!("renew_after  {}", issued.renew_after);
     Ok(())
 }
 
