@@ -374,3 +374,222 @@ async fn a_ca_whose_name_cannot_be_reproduced_is_refused() {
     .await
     .unwrap();
 }
+
+fn openssl_ok(args: &[&str], dir: &Path) -> String {
+    let out = run("openssl", args, dir);
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A key and a CSR for it made by `openssl req`, asking for CA:TRUE and
+/// keyCertSign, which the signer must ignore.
+fn openssl_csr(dir: &Path, name: &str, genpkey: &[&str]) -> String {
+    let key = format!("{name}.key");
+    let csr = format!("{name}.csr");
+    let mut args = vec!["genpkey", "-out", key.as_str()];
+    args.extend_from_slice(genpkey);
+    openssl_ok(&args, dir);
+    openssl_ok(
+        &[
+            "req",
+            "-new",
+            "-key",
+            &key,
+            "-subj",
+            "/CN=Evil Root CA/O=Not Your Bank",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext",
+            "subjectAltName=DNS:evil.example",
+            "-out",
+            &csr,
+        ],
+        dir,
+    );
+    std::fs::read_to_string(dir.join(csr)).unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs openssl and pkilint; run scripts/test"]
+async fn csr_mode_with_csrs_made_by_openssl_req() {
+    let service = TestService::new().await;
+    let dir = service.dir.path();
+    let t0_epoch = t0().unix_timestamp().to_string();
+    std::fs::write(
+        dir.join("chain.pem"),
+        std::fs::read(service.ca_dir().join("chain.pem")).unwrap(),
+    )
+    .unwrap();
+    for (name, genpkey, key_type) in [
+        (
+            "p256",
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"][..],
+            "ecdsa-p256",
+        ),
+        (
+            "p384",
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+            "ecdsa-p384",
+        ),
+        ("ed25519", &["-algorithm", "ED25519"], "ed25519"),
+        (
+            "rsa2048",
+            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+            "rsa-2048",
+        ),
+        (
+            "rsa3072",
+            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072"],
+            "rsa-3072",
+        ),
+        (
+            "rsa4096",
+            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:4096"],
+            "rsa-4096",
+        ),
+    ] {
+        let csr = openssl_csr(dir, name, genpkey);
+        let reply = issue_json(
+            &service.state,
+            json!({"session_id": SESSION_ID, "transaction_id": "tx-csr", "csr": csr}),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{name}: {}", reply.json());
+        let body = reply.json();
+        assert_eq!(body["key_type"], key_type, "{name}");
+        assert!(body.get("private_key").is_none(), "{name}");
+        let cert = format!("{name}.pem");
+        std::fs::write(dir.join(&cert), body["certificate"].as_str().unwrap()).unwrap();
+
+        // An independent verifier accepts it as a client certificate ...
+        let verified = openssl_ok(
+            &[
+                "verify",
+                "-x509_strict",
+                "-purpose",
+                "sslclient",
+                "-attime",
+                &t0_epoch,
+                "-CAfile",
+                "chain.pem",
+                &cert,
+            ],
+            dir,
+        );
+        assert!(verified.contains(&format!("{cert}: OK")), "{verified}");
+        // ... for exactly the CSR's key ...
+        let csr_key = openssl_ok(
+            &["req", "-in", &format!("{name}.csr"), "-pubkey", "-noout"],
+            dir,
+        );
+        let cert_key = openssl_ok(&["x509", "-in", &cert, "-pubkey", "-noout"], dir);
+        assert_eq!(csr_key, cert_key, "{name}");
+        // ... and with none of what the CSR asked for.
+        let text = openssl_ok(&["x509", "-in", &cert, "-noout", "-text"], dir);
+        assert!(text.contains("CA:FALSE"), "{name}: {text}");
+        assert!(!text.contains("CA:TRUE"), "{name}: {text}");
+        assert!(!text.contains("Certificate Sign"), "{name}: {text}");
+        assert!(!text.contains("evil.example"), "{name}: {text}");
+        assert!(!text.contains("Evil Root CA"), "{name}: {text}");
+        assert!(
+            text.contains(&format!("CN = {SESSION_ID}")),
+            "{name}: {text}"
+        );
+        assert!(text.contains("TLS Web Client Authentication"), "{name}");
+
+        let findings = pkilint_findings(dir, &cert);
+        let unexpected: Vec<_> = findings
+            .iter()
+            .filter(|(code, _)| code != "pkix.invalid_uri_syntax")
+            .collect();
+        assert!(unexpected.is_empty(), "{name}: pkilint: {unexpected:?}");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs openssl; run scripts/test"]
+async fn bad_csrs_get_a_400_that_says_why() {
+    let service = TestService::new().await;
+    let dir = service.dir.path();
+    let good = openssl_csr(
+        dir,
+        "good",
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+
+    // Truncated: the PEM body cut in half.
+    let lines: Vec<&str> = good.lines().collect();
+    let truncated = format!(
+        "{}\n{}\n-----END CERTIFICATE REQUEST-----\n",
+        lines[0],
+        lines[1..lines.len() / 2].join("\n")
+    );
+    // Wrong signature: one byte of the subject altered after signing.
+    let mut der = ::pem::parse(&good).unwrap().into_contents();
+    let at = der.windows(8).position(|w| w == b"Evil Roo").unwrap();
+    der[at] = b'G';
+    let altered = ::pem::encode(&::pem::Pem::new("CERTIFICATE REQUEST", der));
+    let rsa1024 = openssl_csr(
+        dir,
+        "rsa1024",
+        &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"],
+    );
+    openssl_ok(
+        &[
+            "genpkey",
+            "-genparam",
+            "-algorithm",
+            "DSA",
+            "-pkeyopt",
+            "dsa_paramgen_bits:2048",
+            "-out",
+            "dsa.param",
+        ],
+        dir,
+    );
+    let dsa = openssl_csr(dir, "dsa", &["-paramfile", "dsa.param"]);
+    // SHA-1 signature.
+    openssl_ok(
+        &[
+            "req", "-new", "-key", "good.key", "-subj", "/CN=x", "-sha1", "-out", "sha1.csr",
+        ],
+        dir,
+    );
+    let sha1 = std::fs::read_to_string(dir.join("sha1.csr")).unwrap();
+    let cert_pem = std::fs::read_to_string(service.ca_dir().join("ca-cert.pem")).unwrap();
+
+    for (case, csr, needle) in [
+        ("truncated", truncated, "not a valid PKCS#10"),
+        (
+            "altered after signing",
+            altered,
+            "signature does not verify",
+        ),
+        (
+            "RSA-1024",
+            rsa1024,
+            "RSA key of 1024 bits; RSA keys must be at least 2048 bits",
+        ),
+        ("DSA", dsa, "DSA key"),
+        ("SHA-1", sha1, "SHA-1"),
+        ("a certificate", cert_pem, "not a CERTIFICATE REQUEST"),
+        ("garbage", "garbage".to_owned(), "no PEM block"),
+    ] {
+        let reply = issue_json(&service.state, json!({"csr": csr})).await;
+        assert_eq!(reply.status, 400, "{case}: {}", reply.json());
+        assert_eq!(reply.code(), "invalid_csr", "{case}");
+        assert!(
+            reply.message().contains(needle),
+            "{case}: {needle:?} in {:?}",
+            reply.message()
+        );
+        assert!(reply.json().get("certificate").is_none());
+    }
+}
