@@ -66,3 +66,28 @@ fn readme_curl_example_yields_a_certificate_that_completes_mtls() {
     assert!(ok, "README mTLS example failed:\n{mtls}\n{output}");
     assert!(output.contains("HTTP 200"), "{output}");
 }
+
+#[test]
+fn readme_request_example_writes_the_three_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, port) = start_serve(BIN, dir.path());
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    let script = format!(
+        "export PATH={}:$PATH\n{}",
+        bin_dir.display(),
+        readme_block("request").replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+    );
+    let (ok, output) = bash(dir.path(), &script);
+    assert!(ok, "README request example failed:\n{script}\n{output}");
+    assert!(
+        output.contains("cert.pem") && output.contains("key.pem") && output.contains("chain.pem"),
+        "{output}"
+    );
+    let cert = std::fs::read(dir.path().join("creds/cert.pem")).unwrap();
+    let der = session_ca::inspect::read_certificate(&cert).unwrap();
+    let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+    assert_eq!(
+        parsed.subject().to_string(),
+        "C=NL, ST=ZH, L=Rotterdam, O=session-ca development, CN=92fea10a-0905-40cc-aca1-54ee52e89c71"
+    );
+}
