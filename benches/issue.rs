@@ -124,6 +124,43 @@ fn issuance(c: &mut Criterion) {
     group.finish();
 }
 
+/// The other two ways out: PKCS#12 output (PBKDF2 and AES on top of the
+/// issuance) and CSR mode (a CSR signature check instead of a key generation).
+fn issuance_modes(c: &mut Criterion) {
+    let (_dir, state) = setup();
+    let ca = state.cas.get("default").unwrap();
+    let profile = state.config.profile("default").unwrap();
+    let now = state.clock.now();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let csr = rcgen::CertificateParams::new(vec![])
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let mut group = c.benchmark_group("issue_mode");
+    for (name, body) in [
+        (
+            "ecdsa-p256+pkcs12",
+            serde_json::json!({"session_id": "92fea10a-0905-40cc-aca1-54ee52e89c71", "pkcs12": true}),
+        ),
+        (
+            "csr-ecdsa-p256",
+            serde_json::json!({"session_id": "92fea10a-0905-40cc-aca1-54ee52e89c71", "csr": csr}),
+        ),
+    ] {
+        let body = body.to_string();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let request = IssueRequest::from_json(body.as_bytes()).unwrap();
+                let plan = profile.plan(&request, &Caller::Anonymous, "req-1").unwrap();
+                issuer::issue(&ca, &plan, now).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
 fn router(c: &mut Criterion) {
     let (_dir, state) = setup();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -154,5 +191,5 @@ fn router(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, crypto_floor, issuance, router);
+criterion_group!(benches, crypto_floor, issuance, issuance_modes, router);
 criterion_main!(benches);

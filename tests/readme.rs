@@ -60,6 +60,25 @@ fn readme_curl_example_yields_a_certificate_that_completes_mtls() {
         assert_eq!(mode & 0o077, 0, "key.pem is private to its owner");
     }
 
+    let csr = readme_block("csr").replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+    let (ok, output) = bash(dir.path(), &csr);
+    assert!(ok, "README CSR example failed:\n{csr}\n{output}");
+    let out = Command::new("openssl")
+        .args(["x509", "-in", "my-cert.pem", "-noout", "-pubkey"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let key = Command::new("openssl")
+        .args(["pkey", "-in", "my-key.pem", "-pubout"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success() && key.status.success());
+    assert_eq!(
+        out.stdout, key.stdout,
+        "the certificate is for the CSR's key"
+    );
+
     let tls_port = free_port();
     let mtls = readme_block("mtls").replace("8443", &tls_port.to_string());
     let (ok, output) = bash(dir.path(), &mtls);
