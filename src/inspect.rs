@@ -2,15 +2,18 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, UnixTime};
+use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::audit::rfc3339;
 use crate::claims::{self, ObjectId};
+use crate::clock::FixedClock;
 use crate::issuer::hex;
+use crate::verify::{Verifier, VerifyError};
 
 /// One claim extension found in a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,74 +119,30 @@ pub fn inspect(
 }
 
 /// Verifies `leaf` as a TLS client certificate against the CA certificates
-/// in `ca_pem` at `now`, with rustls-webpki. Self-signed certificates in
-/// `ca_pem` are trust anchors and the rest intermediates; with no
-/// self-signed certificate, every one is an anchor.
+/// in `ca_pem` at exactly `now` (no clock skew), with rustls-webpki. The
+/// check is [`crate::verify::Verifier`]'s: self-signed certificates in
+/// `ca_pem` are trust anchors and the rest intermediates (with no
+/// self-signed certificate, every one is an anchor), the anchor must be
+/// within its own validity, and the leaf itself must name clientAuth. Claims
+/// are not checked here; `inspect` shows them.
 pub fn verify_client_certificate(
     leaf: &CertificateDer<'_>,
     ca_pem: &[u8],
     now: OffsetDateTime,
 ) -> Result<(), InspectError> {
-    let cas = CertificateDer::pem_slice_iter(ca_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| InspectError::Malformed(format!("CA file: malformed PEM: {e}")))?;
-    if cas.is_empty() {
-        return Err(InspectError::Malformed(
-            "CA file: no PEM CERTIFICATE block".into(),
-        ));
-    }
-    let mut anchors_der = Vec::new();
-    let mut intermediates = Vec::new();
-    for ca in &cas {
-        let (_, parsed) = X509Certificate::from_der(ca.as_ref())
-            .map_err(|e| InspectError::Malformed(format!("CA file: not X.509: {e}")))?;
-        if parsed.subject().as_raw() == parsed.issuer().as_raw() {
-            anchors_der.push(ca.clone());
-        } else {
-            intermediates.push(ca.clone());
+    let verifier = Verifier::builder()
+        .ca_pem(ca_pem)
+        .clock(Arc::new(FixedClock::new(now)))
+        .skew(std::time::Duration::ZERO)
+        .build()
+        .map_err(|e| InspectError::Malformed(format!("CA file: {e}")))?;
+    match verifier.check_trust(leaf, &[]) {
+        Ok(_) => Ok(()),
+        Err(e @ (VerifyError::MalformedCertificate(_) | VerifyError::NoCertificate)) => {
+            Err(InspectError::Malformed(format!("certificate: {e}")))
         }
+        Err(e) => Err(InspectError::NotVerified(e.to_string())),
     }
-    if anchors_der.is_empty() {
-        anchors_der = std::mem::take(&mut intermediates);
-    }
-    let anchors = anchors_der
-        .iter()
-        .map(|c| webpki::anchor_from_trusted_cert(c).map(|a| a.to_owned()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| InspectError::Malformed(format!("CA file: unusable trust anchor: {e}")))?;
-    // webpki applies one EKU rule to every certificate of the path, and CA
-    // certificates usually carry no EKU, so it checks "clientAuth if an EKU is
-    // present"; that the leaf itself names clientAuth is checked here.
-    let (_, parsed_leaf) = X509Certificate::from_der(leaf.as_ref())
-        .map_err(|e| InspectError::Malformed(format!("certificate: not X.509: {e}")))?;
-    match parsed_leaf.extended_key_usage() {
-        Ok(Some(eku)) if eku.value.client_auth => {}
-        Ok(_) => {
-            return Err(InspectError::NotVerified(
-                "the certificate's ExtendedKeyUsage does not include clientAuth".into(),
-            ))
-        }
-        Err(e) => {
-            return Err(InspectError::Malformed(format!(
-                "certificate: malformed ExtendedKeyUsage: {e}"
-            )))
-        }
-    }
-    let end_entity = webpki::EndEntityCert::try_from(leaf)
-        .map_err(|e| InspectError::Malformed(format!("certificate: {e}")))?;
-    let seconds = u64::try_from(now.unix_timestamp()).unwrap_or(0);
-    end_entity
-        .verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
-            &anchors,
-            &intermediates,
-            UnixTime::since_unix_epoch(std::time::Duration::from_secs(seconds)),
-            webpki::KeyUsage::client_auth(),
-            None,
-            None,
-        )
-        .map(|_| ())
-        .map_err(|e| InspectError::NotVerified(format!("{e:?}")))
 }
 
 /// Certificate text with control and bidi-override characters escaped, so a

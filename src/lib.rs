@@ -30,6 +30,7 @@ pub mod keys;
 pub mod pkcs12;
 pub mod policy;
 pub mod request;
+pub mod verify;
 
 pub use ca::{CaSource, CaStore, SigningCa};
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
