@@ -4,140 +4,21 @@
 //! tests run with scripts/test; argument errors are checked without curl.
 
 mod common;
+#[path = "common/examples.rs"]
+mod examples;
 #[path = "common/tools.rs"]
 mod tools;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration as StdDuration, Instant};
+use std::path::Path;
+use std::process::{Command, Output};
 
 use common::*;
+use examples::{example_bin, Backend, CLAIMS};
 use serde_json::{json, Value};
 use session_ca::claims::encode_value;
 use session_ca::KeyType;
 use time::{Duration, OffsetDateTime};
-use tools::{run, Guard};
-
-const CLAIMS: [&str; 4] = [
-    "--claim",
-    "agent=1.3.6.1.4.1.32473.1.100:string",
-    "--claim",
-    "geo=1.3.6.1.4.1.32473.1.101:json",
-];
-
-/// Builds the example once per test binary and returns its path. Cargo
-/// reports the executable it built, so the target directory and profile
-/// need no guessing.
-fn backend_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args([
-                "build",
-                "--example",
-                "mtls_backend",
-                "--message-format=json-render-diagnostics",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stderr(Stdio::inherit());
-        // Cargo gives a test the variables it gives a crate it compiles
-        // (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...). Some build scripts (ring's)
-        // rerun when those change, so passing them on would rebuild half
-        // the dependency tree here and again in the next `cargo test`.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if matches!(
-                &*name,
-                "CARGO_MANIFEST_DIR"
-                    | "CARGO_MANIFEST_PATH"
-                    | "CARGO_CRATE_NAME"
-                    | "CARGO_PRIMARY_PACKAGE"
-                    | "CARGO_TARGET_TMPDIR"
-                    | "CARGO_BIN_NAME"
-            ) || name.starts_with("CARGO_PKG_")
-                || name.starts_with("CARGO_BIN_EXE_")
-            {
-                cargo.env_remove(&*name);
-            }
-        }
-        let out = cargo
-            .output()
-            .expect("run cargo build --example mtls_backend");
-        assert!(out.status.success(), "building the example failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "mtls_backend")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no mtls_backend executable")
-    })
-}
-
-/// A running backend: its port and its log (stderr) file.
-struct Backend {
-    _process: Guard,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Backend {
-    /// Starts the example on a free port with `extra` arguments and reads
-    /// the bound address from its first line of output.
-    fn start(dir: &Path, name: &str, extra: &[&str]) -> Backend {
-        let log = dir.join(format!("{name}.log"));
-        let mut child = Command::new(backend_bin())
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--ca",
-                "ca.pem",
-                "--cert",
-                "server.pem",
-                "--key",
-                "server-key.pem",
-            ])
-            .args(extra)
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start the mtls_backend example");
-        let stdout = child.stdout.take().unwrap();
-        let process = Guard(child);
-        let mut first = String::new();
-        BufReader::new(stdout).read_line(&mut first).unwrap();
-        let port = first
-            .trim()
-            .parse::<std::net::SocketAddr>()
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the backend did not print its address but {first:?}; log: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            })
-            .port();
-        Backend {
-            _process: process,
-            port,
-            log,
-        }
-    }
-
-    /// Waits (briefly) for `text` in the backend's log and returns the log.
-    fn log_containing(&self, text: &str) -> String {
-        let deadline = Instant::now() + StdDuration::from_secs(5);
-        loop {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if log.contains(text) || Instant::now() > deadline {
-                return log;
-            }
-            std::thread::sleep(StdDuration::from_millis(50));
-        }
-    }
-}
+use tools::run;
 
 /// Calls the backend with curl presenting `{prefix}cert.pem`/`{prefix}key.pem`.
 fn curl(dir: &Path, port: u16, prefix: &str) -> Output {
@@ -272,7 +153,7 @@ async fn the_backend_answers_trusted_callers_with_their_claims_and_refuses_the_r
     std::fs::write(dir.join("server-only-cert.pem"), cert.pem()).unwrap();
     std::fs::write(dir.join("server-only-key.pem"), key.serialize_pem()).unwrap();
 
-    let backend = Backend::start(dir, "backend", &CLAIMS);
+    let backend = Backend::start(dir, "backend", "ca.pem", &CLAIMS);
 
     let out = curl(dir, backend.port, "good-");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -319,6 +200,7 @@ async fn the_backend_answers_trusted_callers_with_their_claims_and_refuses_the_r
     let expired = Backend::start(
         dir,
         "expired",
+        "ca.pem",
         &[&CLAIMS[..], &["--now", &rfc3339(late)]].concat(),
     );
     assert_refused(
@@ -339,7 +221,7 @@ fn bad_arguments_are_clear_errors_not_panics() {
     tools::write_server_identity(dir.path());
     std::fs::write(dir.path().join("junk.pem"), "not a certificate").unwrap();
     let backend = |args: &[&str]| {
-        let out = Command::new(backend_bin())
+        let out = Command::new(example_bin("mtls_backend"))
             .args(args)
             .current_dir(dir.path())
             .output()
