@@ -9,26 +9,13 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use tools::output_text as text;
 use tools::{free_port, start_serve, wait_for_port, Guard};
 
 const BIN: &str = env!("CARGO_BIN_EXE_session-ca");
 
 fn session_ca(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env("SESSION_CA_LOG_FORMAT", "text")
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    tools::session_ca_in(BIN, dir, args)
 }
 
 #[cfg(unix)]

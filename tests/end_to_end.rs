@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 
 use examples::{example_bin, Backend, CLAIMS};
 use serde_json::Value;
-use tools::{run, start_serve, wait_for_port, write_server_identity, Guard};
+use tools::{readme_block, run, start_serve, wait_for_port, write_server_identity, Guard};
 
 const BIN: &str = env!("CARGO_BIN_EXE_session-ca");
 
@@ -167,7 +167,7 @@ fn two_identities_two_backends() {
     }
     std::fs::write(
         dir.join("session-ca.toml"),
-        readme_block("two-identities-config"),
+        readme_block("two-identities-config", "toml"),
     )
     .unwrap();
     let port = tools::free_port();
@@ -222,17 +222,4 @@ fn two_identities_two_backends() {
             assert!(stderr.contains("unknown ca"), "{creds}: {stderr}");
         }
     }
-}
-
-/// The first ```toml block after `<!-- readme-test:NAME -->` in README.md.
-fn readme_block(name: &str) -> String {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let marker = format!("<!-- readme-test:{name} -->");
-    let after = &readme[readme
-        .find(&marker)
-        .unwrap_or_else(|| panic!("{marker} not in README"))..];
-    let start = after.find("```toml\n").unwrap() + "```toml\n".len();
-    let end = after[start..].find("```").unwrap();
-    after[start..start + end].to_owned()
 }

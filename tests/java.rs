@@ -5,22 +5,25 @@
 //! scripts/test; a missing java, keytool or openssl fails the tests.
 
 mod common;
+#[path = "common/examples.rs"]
+mod examples;
 #[path = "common/tools.rs"]
 mod tools;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use common::*;
+use examples::Backend;
 use serde_json::{json, Value};
 use session_ca::pkcs12::{ITERATIONS, KEY_ALIAS, TRUSTSTORE_PASSWORD};
 use session_ca::KeyType;
 use time::Duration;
-use tools::{build_example, start_serve, Guard};
+use tools::{start_serve, Guard};
 
 const BIN: &str = env!("CARGO_BIN_EXE_session-ca");
 const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/java/MtlsClient.java");
@@ -397,65 +400,6 @@ fn backend_reply(out: &Output) -> (String, Value) {
     (status.to_owned(), body)
 }
 
-/// A running `mtls_backend` example and where its log goes.
-struct Backend {
-    _process: Guard,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Backend {
-    /// Starts the example trusting `ca` (PEM, the signer's chain) with the
-    /// server identity of `write_server_identity`, on a port it picks.
-    fn start(dir: &Path, ca: &str) -> Backend {
-        let (cert, key) = tools::write_server_identity(dir);
-        let log = dir.join("backend.log");
-        let mut child = Command::new(build_example("mtls_backend"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--ca",
-                ca,
-                "--cert",
-                cert,
-                "--key",
-                key,
-            ])
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start the mtls_backend example");
-        let stdout = child.stdout.take().unwrap();
-        let process = Guard(child);
-        let mut first = String::new();
-        BufReader::new(stdout).read_line(&mut first).unwrap();
-        let port = first
-            .trim()
-            .parse::<std::net::SocketAddr>()
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the backend printed {first:?}, not its address; log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            })
-            .port();
-        Backend {
-            _process: process,
-            port,
-            log,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("https://localhost:{}/", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
 /// A real signer (`session-ca serve` with its development CA) and the
 /// backend trusting that CA.
 fn signer_and_backend(dir: &Path) -> (Guard, String, Backend) {
@@ -466,7 +410,8 @@ fn signer_and_backend(dir: &Path) -> (Guard, String, Backend) {
         &["-sSf", "-o", "ca.pem", &format!("{signer_url}/v1/ca")],
         dir,
     );
-    let backend = Backend::start(dir, "ca.pem");
+    tools::write_server_identity(dir);
+    let backend = Backend::start(dir, "backend", "ca.pem", &[]);
     (signer, signer_url, backend)
 }
 
@@ -505,7 +450,7 @@ fn java_client_calls_the_mtls_backend_with_a_key_store_from_the_signer() {
             "{key_type}: the client failed ({}):\n{}\nbackend log:\n{}",
             out.status,
             text(&out),
-            backend.log()
+            backend.log_text()
         );
         let (status, body) = backend_reply(&out);
         assert_eq!(status, "HTTP 200", "{key_type}: {body}");
@@ -534,7 +479,7 @@ fn java_client_reports_refusals_with_their_reason() {
     std::fs::create_dir(&other_dir).unwrap();
     tools::write_server_identity(&other_dir);
     std::fs::copy(other_dir.join("server.pem"), other_dir.join("other-ca.pem")).unwrap();
-    let other = Backend::start(&other_dir, "other-ca.pem");
+    let other = Backend::start(&other_dir, "backend", "other-ca.pem", &[]);
     let other_ca = other_dir.join("server.pem");
     let (url, other_url) = (backend.url(), other.url());
     let refused_by_other = format!("TLS handshake with the backend {other_url} failed");
@@ -608,9 +553,9 @@ fn java_client_reports_refusals_with_their_reason() {
         );
     }
     assert!(
-        other.log().contains("handshake refused"),
+        other.log_text().contains("handshake refused"),
         "the other backend logged no refusal:\n{}",
-        other.log()
+        other.log_text()
     );
 }
 
@@ -781,7 +726,7 @@ fn java_client_reads_escaped_json_and_explains_bad_replies() {
         out.status.success(),
         "{}\nbackend log:\n{}",
         text(&out),
-        backend.log()
+        backend.log_text()
     );
     let (status, body) = backend_reply(&out);
     assert_eq!(status, "HTTP 200");

@@ -6,22 +6,9 @@ mod tools;
 
 use std::process::Command;
 
-use tools::{free_port, start_serve};
+use tools::{free_port, readme_block, start_serve};
 
 const BIN: &str = env!("CARGO_BIN_EXE_session-ca");
-
-/// The first ```bash block after `<!-- readme-test:NAME -->` in README.md.
-fn readme_block(name: &str) -> String {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let marker = format!("<!-- readme-test:{name} -->");
-    let after = &readme[readme
-        .find(&marker)
-        .unwrap_or_else(|| panic!("{marker} not in README"))..];
-    let start = after.find("```bash\n").unwrap() + "```bash\n".len();
-    let end = after[start..].find("```").unwrap();
-    after[start..start + end].to_owned()
-}
 
 fn bash(dir: &std::path::Path, script: &str) -> (bool, String) {
     let out = Command::new("bash")
@@ -45,7 +32,8 @@ fn readme_curl_example_yields_a_certificate_that_completes_mtls() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, port) = start_serve(BIN, dir.path());
 
-    let issue = readme_block("issue").replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+    let issue =
+        readme_block("issue", "bash").replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
     let (ok, output) = bash(dir.path(), &issue);
     assert!(ok, "README issue example failed:\n{issue}\n{output}");
     let cert = std::fs::read_to_string(dir.path().join("cert.pem")).unwrap();
@@ -60,7 +48,7 @@ fn readme_curl_example_yields_a_certificate_that_completes_mtls() {
         assert_eq!(mode & 0o077, 0, "key.pem is private to its owner");
     }
 
-    let csr = readme_block("csr").replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+    let csr = readme_block("csr", "bash").replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
     let (ok, output) = bash(dir.path(), &csr);
     assert!(ok, "README CSR example failed:\n{csr}\n{output}");
     let out = Command::new("openssl")
@@ -80,7 +68,7 @@ fn readme_curl_example_yields_a_certificate_that_completes_mtls() {
     );
 
     let tls_port = free_port();
-    let mtls = readme_block("mtls").replace("8443", &tls_port.to_string());
+    let mtls = readme_block("mtls", "bash").replace("8443", &tls_port.to_string());
     let (ok, output) = bash(dir.path(), &mtls);
     assert!(ok, "README mTLS example failed:\n{mtls}\n{output}");
     assert!(output.contains("HTTP 200"), "{output}");
@@ -94,7 +82,7 @@ fn readme_request_example_writes_the_three_files() {
     let script = format!(
         "export PATH={}:$PATH\n{}",
         bin_dir.display(),
-        readme_block("request").replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        readme_block("request", "bash").replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
     );
     let (ok, output) = bash(dir.path(), &script);
     assert!(ok, "README request example failed:\n{script}\n{output}");

@@ -5,32 +5,18 @@
 mod tools;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use session_ca::inspect::{read_certificate, verify_client_certificate};
+use tools::output_text as text;
 use tools::{free_port, start_serve};
 
 const BIN: &str = env!("CARGO_BIN_EXE_session-ca");
-const SESSION_ID: &str = "92fea10a-0905-40cc-aca1-54ee52e89c71";
 
 fn session_ca(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env("SESSION_CA_LOG_FORMAT", "text")
-        .env("RUST_BACKTRACE", "0")
-        .env_remove("SESSION_CA_URL")
-        .output()
-        .unwrap()
+    tools::session_ca_in(BIN, dir, args)
 }
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+const SESSION_ID: &str = "92fea10a-0905-40cc-aca1-54ee52e89c71";
 
 #[cfg(unix)]
 fn mode(path: &Path) -> u32 {

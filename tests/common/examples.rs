@@ -141,6 +141,11 @@ impl Backend {
         }
     }
 
+    /// Everything the backend has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// `https://localhost:PORT/`.
     pub fn url(&self) -> String {
         format!("https://localhost:{}/", self.port)

@@ -143,57 +143,42 @@ pub fn curl_mtls(dir: &Path, port: u16, cert: &str, key: &str) -> (bool, String)
     (out.status.success(), text)
 }
 
-/// Builds the package's example `name` (once per test binary) and returns
-/// its executable, as cargo reports it: no guessing of the target directory
-/// or profile.
-pub fn build_example(name: &str) -> std::path::PathBuf {
-    use std::collections::BTreeMap;
-    use std::path::PathBuf;
-    use std::sync::Mutex;
-    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(path) = built.get(name) {
-        return path.clone();
-    }
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo
-        .args([
-            "build",
-            "--example",
-            name,
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(Stdio::inherit());
-    // A test sees the variables cargo sets for compiling a crate
-    // (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...); build scripts that watch them
-    // (ring's) would rebuild here and again in the next `cargo test`.
-    for (var, _) in std::env::vars_os() {
-        let var = var.to_string_lossy();
-        if matches!(
-            &*var,
-            "CARGO_MANIFEST_DIR"
-                | "CARGO_MANIFEST_PATH"
-                | "CARGO_CRATE_NAME"
-                | "CARGO_PRIMARY_PACKAGE"
-                | "CARGO_TARGET_TMPDIR"
-                | "CARGO_BIN_NAME"
-        ) || var.starts_with("CARGO_PKG_")
-            || var.starts_with("CARGO_BIN_EXE_")
-        {
-            cargo.env_remove(&*var);
-        }
-    }
-    let out = cargo
+/// Runs the `session-ca` binary `bin` in `dir` with plain-text logs and no
+/// backtraces, as a user would see it.
+pub fn session_ca_in(bin: &str, dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .env("SESSION_CA_LOG_FORMAT", "text")
+        .env("RUST_BACKTRACE", "0")
+        .env_remove("SESSION_CA_URL")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run cargo build --example {name}: {e}"));
-    assert!(out.status.success(), "cargo build --example {name} failed");
-    let path = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .unwrap_or_else(|| panic!("cargo reported no executable for example {name}"));
-    built.insert(name.to_owned(), path.clone());
-    path
+        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"))
+}
+
+/// stdout and stderr of a finished command, for assertions and messages.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The first fenced block of `lang` after `<!-- readme-test:NAME -->` in
+/// README.md: the README's examples are run by the tests as written.
+pub fn readme_block(name: &str, lang: &str) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let marker = format!("<!-- readme-test:{name} -->");
+    let after = &readme[readme
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{marker} not in README"))..];
+    let fence = format!("```{lang}\n");
+    let start = after
+        .find(&fence)
+        .unwrap_or_else(|| panic!("no {lang} block after {marker}"))
+        + fence.len();
+    let end = after[start..].find("```").unwrap();
+    after[start..start + end].to_owned()
 }
