@@ -15,6 +15,9 @@ pub enum AuthMode {
     /// AWS IAM (Lambda behind a Function URL or API Gateway with `AWS_IAM`
     /// auth): the caller is the principal ARN from the request context.
     Iam,
+    /// HMAC-signed requests (standalone servers): the caller is the key id
+    /// (see [`crate::hmac`]).
+    Hmac,
 }
 
 impl fmt::Display for AuthMode {
@@ -22,6 +25,7 @@ impl fmt::Display for AuthMode {
         f.write_str(match self {
             AuthMode::None => "none",
             AuthMode::Iam => "iam",
+            AuthMode::Hmac => "hmac",
         })
     }
 }

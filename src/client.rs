@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::files::{self, FileKind};
+use crate::hmac::{self, Secret};
 use crate::http::IssueResponse;
 
 /// How long to wait for a TCP/TLS connection to the signer.
@@ -51,12 +52,14 @@ pub struct CertificateRequest {
 pub struct SignerClient {
     base: reqwest::Url,
     http: reqwest::Client,
+    hmac: Option<(String, Secret)>,
 }
 
 impl fmt::Debug for SignerClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SignerClient")
             .field("base", &self.base.as_str())
+            .field("hmac_key_id", &self.hmac.as_ref().map(|(id, _)| id))
             .finish_non_exhaustive()
     }
 }
@@ -97,19 +100,40 @@ impl SignerClient {
         let http = builder
             .build()
             .map_err(|e| ClientError::Network(describe(&e)))?;
-        Ok(SignerClient { base, http })
+        Ok(SignerClient {
+            base,
+            http,
+            hmac: None,
+        })
+    }
+
+    /// Signs every request with an HMAC key (for a signer with `auth = "hmac"`).
+    pub fn with_hmac(mut self, key_id: &str, secret: Secret) -> SignerClient {
+        self.hmac = Some((key_id.to_owned(), secret));
+        self
     }
 
     /// Asks for a certificate.
     pub async fn issue(&self, request: &CertificateRequest) -> Result<IssueResponse, ClientError> {
         let url = self.url("v1/certificates")?;
-        let response = self
+        // Serialising this struct of strings and JSON values cannot fail.
+        let body = serde_json::to_vec(request).unwrap_or_default();
+        let mut post = self
             .http
             .post(url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(serde_json::to_vec(request).map_err(|e| {
-                ClientError::UnexpectedResponse(format!("cannot encode the request: {e}"))
-            })?)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some((key_id, secret)) = &self.hmac {
+            let path = match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_owned(),
+            };
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let signature = hmac::authorization(key_id, secret, "POST", &path, now, &body)
+                .map_err(|e| ClientError::Signing(e.to_string()))?;
+            post = post.header(reqwest::header::AUTHORIZATION, signature);
+        }
+        let response = post
+            .body(body)
             .send()
             .await
             .map_err(|e| ClientError::Network(format!("POST {url}: {}", describe(&e))))?;
@@ -284,6 +308,9 @@ pub enum ClientError {
     /// The extra CA certificates cannot be used.
     #[error("invalid CA certificates: {0}")]
     InvalidCa(String),
+    /// The request could not be signed.
+    #[error("cannot sign the request: {0}")]
+    Signing(String),
     /// The signer could not be reached or the exchange broke off.
     #[error("cannot reach the signer: {0}")]
     Network(String),

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -18,6 +19,7 @@ use serde::{Deserialize, Deserializer};
 use crate::auth::{AuthMode, CallerPattern};
 use crate::claims::{ClaimType, ObjectId, StandardClaim, DEFAULT_OID_ARC};
 use crate::csr::CsrKeyType;
+use crate::hmac::{HmacAuth, Secret, DEFAULT_MAX_SKEW};
 use crate::keys::KeyType;
 use crate::policy::{ClaimSpec, Profile, SubjectAttribute};
 
@@ -176,6 +178,9 @@ pub struct Config {
     pub cas: BTreeMap<String, CaConfig>,
     /// Profiles by name.
     pub profiles: BTreeMap<String, Profile>,
+    /// The HMAC keys and replay window under `auth = "hmac"` (shared by
+    /// clones, so one process keeps one window).
+    pub hmac: Option<Arc<HmacAuth>>,
 }
 
 impl Config {
@@ -262,7 +267,7 @@ impl Config {
                 field: e.path().to_string(),
                 message: e.inner().to_string(),
             })?;
-        raw.validate(origin)
+        raw.validate(origin, env)
     }
 
     /// The profile named `name`.
@@ -372,6 +377,16 @@ struct RawConfig {
     cas: BTreeMap<String, RawCa>,
     #[serde(default)]
     profiles: BTreeMap<String, RawProfile>,
+    #[serde(default)]
+    hmac_keys: BTreeMap<String, RawHmacKey>,
+}
+
+/// Where an HMAC key's secret comes from; the secret itself is never in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHmacKey {
+    secret_env: Option<String>,
+    secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -386,6 +401,7 @@ struct RawServer {
     #[serde(default = "default_max_header_bytes")]
     max_header_bytes: usize,
     request_timeout: Option<DurationSetting>,
+    hmac_max_skew: Option<DurationSetting>,
 }
 
 impl Default for RawServer {
@@ -396,6 +412,7 @@ impl Default for RawServer {
             max_body_bytes: default_max_body_bytes(),
             max_header_bytes: default_max_header_bytes(),
             request_timeout: None,
+            hmac_max_skew: None,
         }
     }
 }
@@ -502,12 +519,14 @@ fn is_valid_name(name: &str) -> bool {
 }
 
 impl RawConfig {
-    fn validate(self, origin: ConfigOrigin) -> Result<Config, ConfigError> {
+    fn validate(self, origin: ConfigOrigin, env: &dyn EnvSource) -> Result<Config, ConfigError> {
         let invalid = |field: String, message: String| ConfigError::Invalid {
             origin: origin.to_string(),
             field,
             message,
         };
+
+        let hmac = self.hmac_auth(&origin, env)?;
 
         let mut listen = Vec::new();
         for addr in self.server.listen.into_vec() {
@@ -672,7 +691,108 @@ impl RawConfig {
             oid_arc,
             cas,
             profiles,
+            hmac,
         })
+    }
+
+    /// The HMAC keys, their secrets read from the environment or from files.
+    fn hmac_auth(
+        &self,
+        origin: &ConfigOrigin,
+        env: &dyn EnvSource,
+    ) -> Result<Option<Arc<HmacAuth>>, ConfigError> {
+        let invalid = |field: String, message: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            field,
+            message,
+        };
+        if self.server.auth != AuthMode::Hmac {
+            if !self.hmac_keys.is_empty() {
+                return Err(invalid(
+                    "hmac_keys".into(),
+                    format!(
+                        "HMAC keys are configured but server.auth is \"{}\"; set auth = \"hmac\" \
+                         or remove them",
+                        self.server.auth
+                    ),
+                ));
+            }
+            if self.server.hmac_max_skew.is_some() {
+                return Err(invalid(
+                    "server.hmac_max_skew".into(),
+                    "only used with auth = \"hmac\"".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        if self.hmac_keys.is_empty() {
+            return Err(invalid(
+                "hmac_keys".into(),
+                "auth \"hmac\" needs at least one [hmac_keys.KEY_ID] with secret_env or secret_file"
+                    .into(),
+            ));
+        }
+        let max_skew = self
+            .server
+            .hmac_max_skew
+            .as_ref()
+            .map_or(DEFAULT_MAX_SKEW, |d| d.0);
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&max_skew)
+            || max_skew.subsec_nanos() != 0
+        {
+            return Err(invalid(
+                "server.hmac_max_skew".into(),
+                "must be whole seconds between 1s and 1h".into(),
+            ));
+        }
+        let mut keys = BTreeMap::new();
+        for (id, raw) in &self.hmac_keys {
+            let field = |suffix: &str| format!("hmac_keys.{id}{suffix}");
+            if !is_valid_name(id) {
+                return Err(invalid(
+                    field(""),
+                    "key ids are letters, digits, '_' and '-'".into(),
+                ));
+            }
+            let bytes = match (&raw.secret_env, &raw.secret_file) {
+                (Some(var), None) => env
+                    .var(var)
+                    .ok_or_else(|| {
+                        invalid(
+                            field(".secret_env"),
+                            format!("the environment variable {var} is not set"),
+                        )
+                    })?
+                    .into_bytes(),
+                (None, Some(path)) => {
+                    let mut bytes = std::fs::read(path).map_err(|e| {
+                        invalid(
+                            field(".secret_file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })?;
+                    // A file written by `echo` or an editor ends with a newline.
+                    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                        bytes.pop();
+                    }
+                    bytes
+                }
+                _ => {
+                    return Err(invalid(
+                        field(""),
+                        "set exactly one of secret_env and secret_file".into(),
+                    ))
+                }
+            };
+            let secret = Secret::new(&bytes).map_err(|e| {
+                invalid(
+                    field(""),
+                    format!("{e} (e.g. `openssl rand -hex 32` gives 64 characters)"),
+                )
+            })?;
+            keys.insert(id.clone(), secret);
+        }
+        Ok(Some(Arc::new(HmacAuth::new(keys, max_skew))))
     }
 }
 

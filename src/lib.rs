@@ -23,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod csr;
 pub mod files;
+pub mod hmac;
 pub mod http;
 pub mod inspect;
 pub mod issuer;

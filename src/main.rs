@@ -82,6 +82,12 @@ struct RequestArgs {
     /// Extra CA certificates (PEM) to trust for an https:// signer URL.
     #[arg(long, value_name = "FILE")]
     cacert: Option<PathBuf>,
+    /// Sign the request with this HMAC key id (for a signer with auth "hmac").
+    #[arg(long, value_name = "ID", env = "SESSION_CA_HMAC_KEY_ID")]
+    hmac_key_id: Option<String>,
+    /// Read the HMAC secret from this file (default: the environment variable SESSION_CA_HMAC_SECRET).
+    #[arg(long, value_name = "FILE", requires = "hmac_key_id")]
+    hmac_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -234,8 +240,11 @@ async fn lambda() -> Result<()> {
     let config = Config::load_with_default(None, &ProcessEnv, &[], &lambda_default_config())
         .map_err(anyhow::Error::from)
         .and_then(|config| {
-            if config.server.auth == AuthMode::None {
-                bail!("server.auth: \"none\" is for local development only; Lambda mode needs \"iam\"");
+            match config.server.auth {
+                AuthMode::Iam => {}
+                AuthMode::None => bail!("server.auth: \"none\" is for local development only; Lambda mode needs \"iam\""),
+                // Its replay window is per process, and a function runs in many.
+                AuthMode::Hmac => bail!("server.auth: \"hmac\" is for standalone servers; Lambda mode needs \"iam\""),
             }
             Ok(config)
         });
@@ -513,7 +522,24 @@ async fn request(args: RequestArgs) -> Result<()> {
         }
         None => None,
     };
-    let signer = SignerClient::new(&args.url, extra_roots.as_deref())?;
+    let mut signer = SignerClient::new(&args.url, extra_roots.as_deref())?;
+    if let Some(key_id) = &args.hmac_key_id {
+        let mut secret = match &args.hmac_secret_file {
+            Some(path) => std::fs::read(path)
+                .with_context(|| format!("cannot read the HMAC secret {}", path.display()))?,
+            None => std::env::var("SESSION_CA_HMAC_SECRET")
+                .map(String::into_bytes)
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "--hmac-key-id needs the secret: set SESSION_CA_HMAC_SECRET or pass --hmac-secret-file"
+                    )
+                })?,
+        };
+        while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            secret.pop();
+        }
+        signer = signer.with_hmac(key_id, session_ca::hmac::Secret::new(&secret)?);
+    }
     let issued = signer
         .issue(&CertificateRequest {
             profile: args.profile,

@@ -17,6 +17,9 @@ pub enum AppError {
     /// No caller identity where the auth mode needs one.
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// The request's HMAC authentication failed.
+    #[error(transparent)]
+    Hmac(#[from] crate::hmac::HmacError),
     /// The request breaks the profile's policy.
     #[error(transparent)]
     Policy(#[from] PolicyError),
@@ -109,7 +112,9 @@ impl AppError {
             }
             AppError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             AppError::BodyUnreadable(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
-            AppError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            AppError::Unauthenticated(_) | AppError::Hmac(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthenticated")
+            }
             AppError::Policy(PolicyError::CallerNotAllowed { .. }) => {
                 (StatusCode::FORBIDDEN, "caller_not_allowed")
             }
@@ -176,6 +181,13 @@ impl IntoResponse for AppError {
                     response.headers_mut().insert(header::ALLOW, v);
                 }
             }
+        }
+        if let AppError::Hmac(_) = &self {
+            // RFC 9110 §11.6.1: a 401 names the scheme to authenticate with.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(crate::hmac::SCHEME),
+            );
         }
         response
     }

@@ -239,17 +239,60 @@ fn with_request_id(mut response: Response, id: &str) -> Response {
     response
 }
 
+/// What authentication looks at in a request.
+struct Credentials<'a> {
+    gateway: Option<&'a RequestContext>,
+    headers: &'a HeaderMap,
+    method: &'a Method,
+    uri: &'a Uri,
+    body: &'a Result<Bytes, BytesRejection>,
+}
+
 /// Who is calling, per the configured auth mode.
-fn authenticate(mode: AuthMode, gateway: Option<&RequestContext>) -> Result<Caller, AppError> {
-    match mode {
+fn authenticate(state: &AppState, request: Credentials<'_>) -> Result<Caller, AppError> {
+    match state.config.server.auth {
         AuthMode::None => Ok(Caller::Anonymous),
-        AuthMode::Iam => gateway
+        AuthMode::Iam => request
+            .gateway
             .and_then(lambda::iam_principal)
             .map(|arn| Caller::Principal(arn.to_owned()))
             .ok_or(AppError::Unauthenticated(
                 "no IAM principal in the request context; call through a Function URL or API \
                  Gateway route with AWS_IAM auth, signing the request with SigV4",
             )),
+        AuthMode::Hmac => {
+            let Some(hmac) = &state.config.hmac else {
+                return Err(AppError::Internal("auth hmac without keys".into()));
+            };
+            // The signature covers the body: it must have arrived whole.
+            let body = match request.body {
+                Ok(body) => body,
+                Err(rejection) => return Err(body_error(rejection, &state.config)),
+            };
+            let authorization = request
+                .headers
+                .get(header::AUTHORIZATION)
+                .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+            let path = request
+                .uri
+                .path_and_query()
+                .map_or(request.uri.path(), |p| p.as_str());
+            let now = state.clock.now().unix_timestamp();
+            hmac.verify(authorization, request.method.as_str(), path, body, now)
+                .map(Caller::Principal)
+                .map_err(AppError::Hmac)
+        }
+    }
+}
+
+/// The error for a body that could not be read whole.
+fn body_error(rejection: &BytesRejection, config: &Config) -> AppError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::BodyTooLarge {
+            limit: config.server.max_body_bytes,
+        }
+    } else {
+        AppError::BodyUnreadable(rejection.body_text())
     }
 }
 
@@ -257,6 +300,8 @@ async fn issue_certificate(
     State(state): State<AppState>,
     gateway: Option<Extension<RequestContext>>,
     lambda_context: Option<Extension<lambda_http::Context>>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -268,7 +313,14 @@ async fn issue_certificate(
         gateway,
     );
     let mut profile_name = String::new();
-    let caller = match authenticate(state.config.server.auth, gateway) {
+    let credentials = Credentials {
+        gateway,
+        headers: &headers,
+        method: &method,
+        uri: &uri,
+        body: &body,
+    };
+    let caller = match authenticate(&state, credentials) {
         Ok(caller) => caller,
         Err(e) => {
             let (status, code) = e.status_and_code();
@@ -312,15 +364,7 @@ fn issue_for(
     started: Instant,
 ) -> Result<Response, AppError> {
     is_json(headers)?;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::BodyTooLarge {
-                limit: state.config.server.max_body_bytes,
-            }
-        } else {
-            AppError::BodyUnreadable(rejection.body_text())
-        }
-    })?;
+    let body = body.map_err(|rejection| body_error(&rejection, &state.config))?;
     let request = IssueRequest::from_json(&body)?;
     *profile_name = request
         .profile

@@ -1,0 +1,513 @@
+//! HMAC request signing (`auth = "hmac"`) for standalone servers.
+//!
+//! A client holding a key id and a shared secret sends
+//!
+//! ```text
+//! Authorization: SESSION-CA-HMAC-SHA256 KeyId=<id>, Timestamp=<unix seconds>, Nonce=<random>, Signature=<hex>
+//! ```
+//!
+//! where the signature is HMAC-SHA256 with the secret over the string to
+//! sign, six lines joined by `\n`:
+//!
+//! ```text
+//! SESSION-CA-HMAC-SHA256
+//! POST
+//! /v1/certificates
+//! 1763800000
+//! 3f1c9a0b7d2e4f6a8b0c1d2e3f4a5b6c
+//! <lower-case hex SHA-256 of the body>
+//! ```
+//!
+//! (the method, the path with its query as sent, the timestamp and the
+//! nonce as in the header; the nonce is 16 to 64 characters of `A-Z a-z 0-9
+//! - _`, fresh for every request, so two identical requests in the same
+//! second still have different signatures). The server refuses timestamps more than `max_skew` (300 s by
+//! default) from its clock, compares signatures in constant time
+//! (`ring::hmac::verify`), and refuses a signature it has already accepted
+//! within the window, so a captured request cannot be replayed against the
+//! same process. Secrets never reach `Debug` output, logs or errors.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ring::hmac;
+
+/// The scheme name in the `Authorization` header and the string to sign.
+pub const SCHEME: &str = "SESSION-CA-HMAC-SHA256";
+/// The default largest difference between a request's timestamp and the server's clock.
+pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(300);
+/// The shortest secret accepted, in bytes (RFC 2104 §3: at least the hash's output length).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// A shared secret. Its `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(hmac::Key);
+
+impl Secret {
+    /// A secret from its bytes; shorter than [`MIN_SECRET_BYTES`] is refused.
+    pub fn new(bytes: &[u8]) -> Result<Secret, HmacError> {
+        if bytes.len() < MIN_SECRET_BYTES {
+            return Err(HmacError::SecretTooShort(bytes.len()));
+        }
+        Ok(Secret(hmac::Key::new(hmac::HMAC_SHA256, bytes)))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[secret elided]")
+    }
+}
+
+/// The string a signature covers.
+pub fn string_to_sign(
+    method: &str,
+    path_and_query: &str,
+    timestamp: i64,
+    nonce: &str,
+    body: &[u8],
+) -> String {
+    let body_hash = ring::digest::digest(&ring::digest::SHA256, body);
+    format!(
+        "{SCHEME}\n{method}\n{path_and_query}\n{timestamp}\n{nonce}\n{}",
+        crate::issuer::hex(body_hash.as_ref())
+    )
+}
+
+/// A fresh nonce: 16 bytes from the OS CSPRNG, as 32 hex digits.
+pub fn nonce() -> Result<String, HmacError> {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| HmacError::Random)?;
+    Ok(crate::issuer::hex(&bytes))
+}
+
+/// The `Authorization` header value for a request (client side), with a
+/// fresh nonce.
+pub fn authorization(
+    key_id: &str,
+    secret: &Secret,
+    method: &str,
+    path_and_query: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<String, HmacError> {
+    let nonce = nonce()?;
+    Ok(authorization_with_nonce(
+        key_id,
+        secret,
+        method,
+        path_and_query,
+        timestamp,
+        &nonce,
+        body,
+    ))
+}
+
+/// The `Authorization` header value with a given nonce.
+pub fn authorization_with_nonce(
+    key_id: &str,
+    secret: &Secret,
+    method: &str,
+    path_and_query: &str,
+    timestamp: i64,
+    nonce: &str,
+    body: &[u8],
+) -> String {
+    let tag = hmac::sign(
+        &secret.0,
+        string_to_sign(method, path_and_query, timestamp, nonce, body).as_bytes(),
+    );
+    format!(
+        "{SCHEME} KeyId={key_id}, Timestamp={timestamp}, Nonce={nonce}, Signature={}",
+        crate::issuer::hex(tag.as_ref())
+    )
+}
+
+/// The server side: the keys by id, the allowed skew, and the signatures
+/// seen within the window.
+pub struct HmacAuth {
+    keys: BTreeMap<String, Secret>,
+    max_skew: Duration,
+    seen: Mutex<ReplayWindow>,
+}
+
+impl fmt::Debug for HmacAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HmacAuth")
+            .field("key_ids", &self.keys.keys().collect::<Vec<_>>())
+            .field("max_skew", &self.max_skew)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Signatures accepted recently, keyed by their first 16 bytes (a collision
+/// needs 2^64 signatures), with their timestamps; entries older than the
+/// window are dropped as time passes, so memory is bounded by the request
+/// rate times the window (about 40 bytes per request).
+#[derive(Default)]
+struct ReplayWindow {
+    seen: HashMap<[u8; 16], i64>,
+    pruned_at: i64,
+}
+
+impl HmacAuth {
+    /// Keys by id, and the largest accepted clock difference.
+    pub fn new(keys: BTreeMap<String, Secret>, max_skew: Duration) -> HmacAuth {
+        HmacAuth {
+            keys,
+            max_skew,
+            seen: Mutex::new(ReplayWindow::default()),
+        }
+    }
+
+    /// The configured key ids.
+    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
+    /// Checks a request's `Authorization` header at `now` (unix seconds)
+    /// and returns the key id that signed it.
+    pub fn verify(
+        &self,
+        authorization: Option<&str>,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+        now: i64,
+    ) -> Result<String, HmacError> {
+        let header = authorization.ok_or(HmacError::Missing)?;
+        let fields = parse_header(header)?;
+        let secret = self
+            .keys
+            .get(fields.key_id)
+            .ok_or_else(|| HmacError::UnknownKey(printable(fields.key_id)))?;
+        let skew = i64::try_from(self.max_skew.as_secs()).unwrap_or(i64::MAX);
+        if fields.timestamp.abs_diff(now) > skew.unsigned_abs() {
+            return Err(HmacError::Stale {
+                timestamp: fields.timestamp,
+                now,
+                max_skew: self.max_skew.as_secs(),
+            });
+        }
+        let message = string_to_sign(method, path_and_query, fields.timestamp, fields.nonce, body);
+        hmac::verify(&secret.0, message.as_bytes(), &fields.signature)
+            .map_err(|_| HmacError::BadSignature)?;
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&fields.signature[..16]);
+        let mut window = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if now - window.pruned_at >= 1 {
+            window
+                .seen
+                .retain(|_, &mut t| t.abs_diff(now) <= skew.unsigned_abs());
+            window.pruned_at = now;
+        }
+        if window.seen.insert(id, fields.timestamp).is_some() {
+            return Err(HmacError::Replayed);
+        }
+        Ok(fields.key_id.to_owned())
+    }
+}
+
+struct HeaderFields<'a> {
+    key_id: &'a str,
+    timestamp: i64,
+    nonce: &'a str,
+    signature: Vec<u8>,
+}
+
+fn parse_header(header: &str) -> Result<HeaderFields<'_>, HmacError> {
+    let malformed = |why: &str| HmacError::Malformed(why.to_owned());
+    let rest = header
+        .strip_prefix(SCHEME)
+        .and_then(|r| r.strip_prefix(' '))
+        .ok_or_else(|| malformed("the scheme must be SESSION-CA-HMAC-SHA256"))?;
+    let (mut key_id, mut timestamp, mut nonce, mut signature) = (None, None, None, None);
+    for part in rest.split(',') {
+        let (name, value) = part.trim().split_once('=').ok_or_else(|| {
+            malformed("expected KeyId=..., Timestamp=..., Nonce=..., Signature=...")
+        })?;
+        let slot = match name {
+            "KeyId" => &mut key_id,
+            "Timestamp" => &mut timestamp,
+            "Nonce" => &mut nonce,
+            "Signature" => &mut signature,
+            _ => {
+                return Err(malformed(
+                    "unknown field; expected KeyId, Timestamp, Nonce, Signature",
+                ))
+            }
+        };
+        if slot.replace(value).is_some() {
+            return Err(malformed("a field appears twice"));
+        }
+    }
+    let key_id = key_id.ok_or_else(|| malformed("KeyId is missing"))?;
+    let timestamp = timestamp
+        .ok_or_else(|| malformed("Timestamp is missing"))?
+        .parse::<i64>()
+        .map_err(|_| malformed("Timestamp must be whole seconds since 1970 (UTC)"))?;
+    let nonce = nonce.ok_or_else(|| malformed("Nonce is missing"))?;
+    if !(16..=64).contains(&nonce.len())
+        || !nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(malformed(
+            "Nonce must be 16 to 64 characters of A-Z a-z 0-9 - _, fresh for every request",
+        ));
+    }
+    let signature = signature.ok_or_else(|| malformed("Signature is missing"))?;
+    let signature = decode_hex(signature)
+        .filter(|s| s.len() == 32)
+        .ok_or_else(|| malformed("Signature must be 64 hex digits (HMAC-SHA256)"))?;
+    Ok(HeaderFields {
+        key_id,
+        timestamp,
+        nonce,
+        signature,
+    })
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A key id as it may be echoed: at most 64 printable ASCII characters.
+fn printable(text: &str) -> String {
+    text.chars()
+        .take(64)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
+}
+
+/// Why a request's HMAC authentication failed. Messages say what to fix and
+/// never carry a secret or an expected signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HmacError {
+    /// No `Authorization` header.
+    #[error("no Authorization header; sign the request: Authorization: SESSION-CA-HMAC-SHA256 KeyId=..., Timestamp=..., Nonce=..., Signature=...")]
+    Missing,
+    /// The header cannot be parsed.
+    #[error("malformed Authorization header: {0}")]
+    Malformed(String),
+    /// No key with that id.
+    #[error("unknown HMAC key id {0:?}")]
+    UnknownKey(String),
+    /// The timestamp is outside the window.
+    #[error("the request's Timestamp {timestamp} is more than {max_skew} s from the signer's clock ({now}); sign with the current time (check the client's clock)")]
+    Stale {
+        /// The request's timestamp.
+        timestamp: i64,
+        /// The server's time.
+        now: i64,
+        /// The allowed difference in seconds.
+        max_skew: u64,
+    },
+    /// The signature does not match.
+    #[error("the HMAC signature does not match this request (method, path, timestamp, nonce and body SHA-256, signed with the key's secret)")]
+    BadSignature,
+    /// A signature already accepted within the window.
+    #[error("this signature was already used; sign every request anew")]
+    Replayed,
+    /// The CSPRNG failed (client side, making a nonce).
+    #[error("the system CSPRNG failed")]
+    Random,
+    /// A configured secret is too short.
+    #[error("an HMAC secret must be at least 32 bytes, got {0}")]
+    SecretTooShort(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> (HmacAuth, Secret) {
+        let secret = Secret::new(&[7u8; 32]).unwrap();
+        let mut keys = BTreeMap::new();
+        keys.insert("payments".to_owned(), secret.clone());
+        (HmacAuth::new(keys, DEFAULT_MAX_SKEW), secret)
+    }
+
+    const NOW: i64 = 1_763_800_000;
+
+    #[test]
+    fn identical_requests_differ_by_their_nonce() {
+        let (auth, secret) = auth();
+        for _ in 0..3 {
+            let header = authorization("payments", &secret, "POST", "/p", NOW, b"{}").unwrap();
+            assert!(auth.verify(Some(&header), "POST", "/p", b"{}", NOW).is_ok());
+        }
+        // The nonce is signed: another nonce in the header breaks the signature.
+        let header = authorization_with_nonce(
+            "payments",
+            &secret,
+            "POST",
+            "/p",
+            NOW,
+            "a".repeat(16).as_str(),
+            b"",
+        );
+        let swapped = header.replace(&"a".repeat(16), &"b".repeat(16));
+        assert_eq!(
+            auth.verify(Some(&swapped), "POST", "/p", b"", NOW),
+            Err(HmacError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_signed_request_verifies_once() {
+        let (auth, secret) = auth();
+        let header =
+            authorization("payments", &secret, "POST", "/v1/certificates", NOW, b"{}").unwrap();
+        assert_eq!(
+            auth.verify(Some(&header), "POST", "/v1/certificates", b"{}", NOW + 10),
+            Ok("payments".to_owned())
+        );
+        assert_eq!(
+            auth.verify(Some(&header), "POST", "/v1/certificates", b"{}", NOW + 11),
+            Err(HmacError::Replayed)
+        );
+    }
+
+    #[test]
+    fn every_signed_part_matters() {
+        let (auth, secret) = auth();
+        let header =
+            authorization("payments", &secret, "POST", "/v1/certificates", NOW, b"{}").unwrap();
+        for (method, path, body) in [
+            ("GET", "/v1/certificates", &b"{}"[..]),
+            ("POST", "/v1/certificates?x=1", b"{}"),
+            ("POST", "/v1/certificates", b"{ }"),
+        ] {
+            assert_eq!(
+                auth.verify(Some(&header), method, path, body, NOW),
+                Err(HmacError::BadSignature),
+                "{method} {path}"
+            );
+        }
+        let other = Secret::new(&[8u8; 32]).unwrap();
+        let forged =
+            authorization("payments", &other, "POST", "/v1/certificates", NOW, b"{}").unwrap();
+        assert_eq!(
+            auth.verify(Some(&forged), "POST", "/v1/certificates", b"{}", NOW),
+            Err(HmacError::BadSignature)
+        );
+        // The timestamp is signed: changing it in the header breaks the signature.
+        let moved = header.replace(&NOW.to_string(), &(NOW + 1).to_string());
+        assert_eq!(
+            auth.verify(Some(&moved), "POST", "/v1/certificates", b"{}", NOW),
+            Err(HmacError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn the_window_is_enforced_both_ways() {
+        let (auth, secret) = auth();
+        for offset in [-301, 301, i64::MIN / 2] {
+            let ts = NOW.saturating_add(offset);
+            let header = authorization("payments", &secret, "POST", "/p", ts, b"").unwrap();
+            assert!(
+                matches!(
+                    auth.verify(Some(&header), "POST", "/p", b"", NOW),
+                    Err(HmacError::Stale { .. })
+                ),
+                "{offset}"
+            );
+        }
+        for offset in [-300, 300] {
+            let header =
+                authorization("payments", &secret, "POST", "/p", NOW + offset, b"").unwrap();
+            assert!(auth.verify(Some(&header), "POST", "/p", b"", NOW).is_ok());
+        }
+    }
+
+    #[test]
+    fn malformed_headers_say_what_is_wrong() {
+        let (auth, _) = auth();
+        let sig = "00".repeat(32);
+        let n = "Nonce=0123456789abcdef";
+        for (header, needle) in [
+            ("Bearer abc".to_owned(), "scheme"),
+            (format!("{SCHEME} KeyId=payments"), "Timestamp is missing"),
+            (
+                format!("{SCHEME} KeyId=payments, Timestamp=x, {n}, Signature={sig}"),
+                "whole seconds",
+            ),
+            (
+                format!("{SCHEME} KeyId=payments, Timestamp=1, {n}, Signature=abc"),
+                "64 hex digits",
+            ),
+            (
+                format!("{SCHEME} KeyId=payments, Timestamp=1, Signature={sig}"),
+                "Nonce is missing",
+            ),
+            (
+                format!("{SCHEME} KeyId=payments, Timestamp=1, Nonce=short, Signature={sig}"),
+                "16 to 64 characters",
+            ),
+            (
+                format!("{SCHEME} KeyId=a, KeyId=b, Timestamp=1, {n}, Signature={sig}"),
+                "twice",
+            ),
+            (
+                format!("{SCHEME} KeyId=payments, Timestamp=1, {n}, Signature={sig}, X=1"),
+                "unknown field",
+            ),
+            (
+                format!("{SCHEME} KeyId=p\u{e9}\u{1b}, Timestamp={NOW}, {n}, Signature={sig}"),
+                "unknown HMAC key id \"p??\"",
+            ),
+        ] {
+            let err = auth
+                .verify(Some(&header), "POST", "/p", b"", NOW)
+                .unwrap_err();
+            assert!(err.to_string().contains(needle), "{header}: {err}");
+        }
+        assert_eq!(
+            auth.verify(None, "POST", "/p", b"", NOW),
+            Err(HmacError::Missing)
+        );
+    }
+
+    #[test]
+    fn secrets_are_long_and_hidden() {
+        assert_eq!(
+            Secret::new(&[1u8; 31]).unwrap_err(),
+            HmacError::SecretTooShort(31)
+        );
+        let (auth, secret) = auth();
+        assert_eq!(format!("{secret:?}"), "[secret elided]");
+        let shown = format!("{auth:?}");
+        assert!(
+            shown.contains("payments") && !shown.contains("0707"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn old_signatures_are_forgotten_after_the_window() {
+        let (auth, secret) = auth();
+        for i in 0..100 {
+            let header = authorization("payments", &secret, "POST", "/p", NOW + i, b"").unwrap();
+            auth.verify(Some(&header), "POST", "/p", b"", NOW + i)
+                .unwrap();
+        }
+        let later = NOW + 1000;
+        let header = authorization("payments", &secret, "POST", "/p", later, b"").unwrap();
+        auth.verify(Some(&header), "POST", "/p", b"", later)
+            .unwrap();
+        let window = auth.seen.lock().unwrap();
+        assert_eq!(window.seen.len(), 1, "only the fresh signature is kept");
+    }
+}
