@@ -3,6 +3,7 @@
 //! Events go to the `audit` tracing target; with JSON logging every field is
 //! a JSON key. They never carry private keys or request bodies.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use crate::issuer::IssuedCertificate;
@@ -36,6 +37,31 @@ pub fn certificate_issued(
         latency_us = latency.as_micros() as u64,
         "certificate issued"
     );
+}
+
+/// Unix time of the last "certificate shortened" warning (one a minute is enough).
+static LAST_SHORTENED_WARNING: AtomicI64 = AtomicI64::new(i64::MIN);
+
+/// Warns (at most once a minute) that certificates of CA `ca` are being
+/// shortened because it expires at `ca_not_after`, before their TTL ends.
+pub fn certificate_shortened(
+    ca: &str,
+    ca_not_after: time::OffsetDateTime,
+    now: time::OffsetDateTime,
+) {
+    let now = now.unix_timestamp();
+    let last = LAST_SHORTENED_WARNING.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= 60
+        && LAST_SHORTENED_WARNING
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            ca,
+            ca_not_after = %rfc3339(ca_not_after),
+            "certificate shortened to the CA's expiry: the CA expires before the requested TTL ends; rotate it"
+        );
+    }
 }
 
 /// Records a request that was refused.

@@ -268,7 +268,7 @@ async fn lambda() -> Result<()> {
         OnLoadFailure::ServeUnavailable,
     )
     .await?;
-    log_loaded(&cas);
+    log_loaded(&cas, &config, clock.now());
     // No background refresh: Lambda freezes the environment between events,
     // so the router reloads due CAs at the start of requests instead.
     let state = AppState {
@@ -281,11 +281,19 @@ async fn lambda() -> Result<()> {
         .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
 }
 
-fn log_loaded(cas: &CaStore) {
+fn log_loaded(cas: &CaStore, config: &Config, now: time::OffsetDateTime) {
     for (name, ca) in cas.all() {
         if let Some(ca) = ca {
             tracing::info!(ca = %name, subject = %ca.subject, not_after = %session_ca::audit::rfc3339(ca.not_after), "CA loaded");
         }
+    }
+    for expiring in session_ca::ca::expiring_cas(config, cas, now) {
+        tracing::warn!(
+            ca = %expiring.name,
+            not_after = %session_ca::audit::rfc3339(expiring.not_after),
+            max_ttl_seconds = expiring.max_ttl.as_secs(),
+            "CA expires within the max_ttl of its profiles: certificates are shortened to its expiry; rotate it"
+        );
     }
 }
 
@@ -359,7 +367,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         OnLoadFailure::Fail,
     )
     .await?;
-    log_loaded(&cas);
+    log_loaded(&cas, &config, clock.now());
     cas.spawn_refresh(clock.clone());
 
     let listen = config.server.listen.clone();

@@ -1047,3 +1047,27 @@ async fn ca_route_serves_a_pkcs12_trust_store() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_ca_expiring_within_max_ttl_is_reported_and_shortens_certificates() {
+    // The CA ends 10 minutes after t0; profiles allow up to 15 minutes.
+    let created = t0() - Duration::days(1) + Duration::minutes(10);
+    let service = TestService::with(KeyType::EcdsaP256, false, created, 1, t0()).await;
+    let state = &service.state;
+    let expiring = session_ca::ca::expiring_cas(&state.config, &state.cas, t0());
+    assert_eq!(
+        expiring.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+        ["default"]
+    );
+    assert_eq!(expiring[0].not_after, t0() + Duration::minutes(10));
+    assert_eq!(expiring[0].max_ttl, std::time::Duration::from_secs(900));
+    let body = issue_json(state, json!({"ttl_seconds": 900})).await.json();
+    assert_eq!(parse_time(&body["not_after"]), t0() + Duration::minutes(10));
+    // Still healthy: it can sign, only shorter.
+    assert_eq!(get(state, "/healthz").await.status, StatusCode::OK);
+    // Twenty minutes earlier it was not expiring yet.
+    assert!(
+        session_ca::ca::expiring_cas(&state.config, &state.cas, t0() - Duration::minutes(20))
+            .is_empty()
+    );
+}

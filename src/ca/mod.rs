@@ -370,6 +370,40 @@ const RETRY_LOADED: Duration = Duration::from_secs(30);
 /// Longest a request waits for an on-request reload before using what it has.
 pub const ON_REQUEST_REFRESH_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// A loaded CA that expires sooner than a profile it signs for may ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiringCa {
+    /// The CA's configured name.
+    pub name: String,
+    /// Its certificate's (or chain's) `notAfter`.
+    pub not_after: time::OffsetDateTime,
+    /// The longest `max_ttl` among the profiles it signs for.
+    pub max_ttl: Duration,
+}
+
+/// The loaded CAs that expire within the longest `max_ttl` of their
+/// profiles at `now`: their certificates are being shortened to the CA's
+/// expiry, and it is time to rotate them.
+pub fn expiring_cas(config: &Config, cas: &CaStore, now: time::OffsetDateTime) -> Vec<ExpiringCa> {
+    cas.all()
+        .into_iter()
+        .filter_map(|(name, ca)| {
+            let ca = ca?;
+            let max_ttl = config
+                .profiles
+                .values()
+                .filter(|p| p.ca == name)
+                .map(|p| p.max_ttl)
+                .max()?;
+            (ca.not_after < now + max_ttl).then(|| ExpiringCa {
+                name,
+                not_after: ca.not_after,
+                max_ttl,
+            })
+        })
+        .collect()
+}
+
 /// Every configured CA, each swappable atomically on refresh.
 #[derive(Debug, Clone, Default)]
 pub struct CaStore {

@@ -379,7 +379,11 @@ fn issue_for(
         .cas
         .get(&plan.ca)
         .ok_or_else(|| AppError::CaUnavailable(format!("CA {:?} is not loaded", plan.ca)))?;
-    let issued = issuer::issue(&ca, &plan, state.clock.now())?;
+    let now = state.clock.now();
+    let issued = issuer::issue(&ca, &plan, now)?;
+    if issued.not_after < now + plan.ttl {
+        audit::certificate_shortened(&plan.ca, ca.not_after, now);
+    }
     audit::certificate_issued(
         &plan,
         &issued,
