@@ -64,13 +64,24 @@ impl IssueRequest {
                 "the body must be a JSON object, such as {\"profile\": \"default\"}".into(),
             ));
         }
-        let request: IssueRequest = serde_json::from_slice(body).map_err(|e| {
-            if e.is_data() {
-                RequestError::InvalidRequest(e.to_string())
-            } else {
-                RequestError::InvalidJson(e.to_string())
-            }
-        })?;
+        // The path of a shape error names the field: "ttl_seconds: invalid
+        // type: ...". (Trailing characters were refused by the syntax pass.)
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let request: IssueRequest =
+            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let message = if path == "." || path.is_empty() {
+                    inner.to_string()
+                } else {
+                    format!("{path}: {inner}")
+                };
+                if inner.is_data() {
+                    RequestError::InvalidRequest(message)
+                } else {
+                    RequestError::InvalidJson(message)
+                }
+            })?;
         if request.csr.is_some() && request.key_type.is_some() {
             return Err(RequestError::InvalidRequest(
                 "send either `key_type` (the signer generates the key) or `csr` (your own key), \
@@ -116,6 +127,9 @@ fn unexpected(value: &Value) -> de::Unexpected<'_> {
     }
 }
 
+/// 2^53: doubles hold every whole number up to here exactly.
+const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
+
 /// Builds a `serde_json::Value`, refusing duplicate object keys (which
 /// `serde_json::Value` would silently resolve to the last one).
 struct StrictValueVisitor;
@@ -150,6 +164,14 @@ impl<'de> Visitor<'de> for StrictValueVisitor {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        // Integers within u64/i64 arrive exactly through visit_u64/visit_i64;
+        // a whole number here is beyond them and was rounded to a double, so
+        // the certificate would carry another number than the one sent.
+        if v.fract() == 0.0 && v.abs() > MAX_EXACT_INTEGER {
+            return Err(E::custom(format!(
+                "the number {v:e} is too large to keep exactly; send integers beyond 2^53 as strings"
+            )));
+        }
         serde_json::Number::from_f64(v)
             .map(Value::Number)
             .ok_or_else(|| E::custom("a number that is not finite"))
