@@ -371,6 +371,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     cas.spawn_refresh(clock.clone());
 
     let listen = config.server.listen.clone();
+    let header_read_timeout = config.server.request_timeout;
     let auth = config.server.auth;
     let state = AppState {
         config: Arc::new(config),
@@ -389,13 +390,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
         tracing::info!(address = %local, %auth, "session-ca listening");
         let router = router.clone();
         let mut stop = stop_rx.clone();
-        servers.spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stopped| *stopped).await;
-                })
-                .await
-        });
+        servers.spawn(session_ca::http::server::serve(
+            listener,
+            router,
+            header_read_timeout,
+            async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            },
+        ));
     }
 
     tokio::select! {

@@ -326,3 +326,54 @@ fn the_example_configuration_is_valid() {
     let profile = config.profile("default").unwrap();
     assert!(profile.require_session_id && profile.require_transaction_id);
 }
+
+#[test]
+fn serve_closes_connections_that_trickle_their_request_head() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(session_ca(dir.path(), &["init", "--dir", "ca"])
+        .status
+        .success());
+    std::fs::write(
+        dir.path().join("session-ca.toml"),
+        "[server]\nrequest_timeout = \"1s\"\n[cas.default]\nsource = \"file:ca\"\n[profiles.default]\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let mut server = Guard(
+        Command::new(BIN)
+            .args([
+                "serve",
+                "--config",
+                "session-ca.toml",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .current_dir(dir.path())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, &mut server.0);
+
+    // A slowloris client: half a request head, then silence.
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"POST /v1/certificates HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 512];
+    let closed = match slow.read(&mut buf) {
+        Ok(n) => n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"),
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(closed, "the server kept a trickling connection open");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "closed only after {:?}",
+        started.elapsed()
+    );
+    // Meanwhile and afterwards, whole requests are served.
+    let (status, body) = http(port, "GET", "/healthz", "");
+    assert_eq!(status, 200, "{body}");
+}

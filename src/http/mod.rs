@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod lambda;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::Instant;
