@@ -1,0 +1,190 @@
+//! API conformance: schemathesis (PyPI, pinned in
+//! scripts/requirements-test.txt) generates requests from
+//! `api-spec/openapi.yaml`, valid and invalid ones, against a live
+//! `session-ca serve` with the embedded default, and checks every response
+//! against the spec: no 5xx, documented status codes, content types,
+//! headers and bodies, invalid requests refused, valid ones accepted.
+//! Run by scripts/test, which puts schemathesis on PATH.
+
+#[path = "common/tools.rs"]
+mod tools;
+
+use std::process::Command;
+use std::time::Instant;
+
+use tools::{output_text, start_serve};
+
+const BIN: &str = env!("CARGO_BIN_EXE_session-ca");
+const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/api-spec/openapi.yaml");
+
+/// Test cases per operation and phase, and the seed: the same inputs every
+/// run (about 1,200 requests), 15-40 s against a debug build.
+const MAX_EXAMPLES: &str = "500";
+const SEED: &str = "1";
+
+/// Every check, built-in and the two of [`CHECKS`]. Schemathesis's own
+/// `positive_data_acceptance` is off for `POST /v1/certificates` only:
+/// there `issue_accepts_schema_valid_requests` replaces it, because whether
+/// a schema-valid request is issued also depends on the profile's policy
+/// (422) and on a CSR's contents (400 `invalid_csr`), which no JSON Schema
+/// can say. Hypothesis's `too_slow` health check is off: how fast inputs
+/// are generated on a busy machine says nothing about the service.
+const CONFIG: &str = r#"hooks = "session_ca_checks.py"
+suppress-health-check = ["too_slow"]
+
+[checks]
+enabled = true
+
+[[operations]]
+include-name = "POST /v1/certificates"
+checks.positive_data_acceptance.enabled = false
+"#;
+
+/// Checks added to schemathesis's, as a hooks module.
+const CHECKS: &str = r##"import json
+
+import schemathesis
+from schemathesis.specs.openapi.checks import is_unexpected_http_status_case
+
+ISSUE = "POST /v1/certificates"
+
+
+def error_code(response):
+    try:
+        return json.loads(response.content)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def has_inexact_number(value):
+    if isinstance(value, dict):
+        return any(has_inexact_number(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_inexact_number(v) for v in value)
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return abs(value) > 2**53
+    if isinstance(value, int):
+        return abs(value) > 2**53 and not -(2**63) <= value < 2**64
+    return False
+
+
+@schemathesis.check
+def issue_accepts_schema_valid_requests(ctx, response, case):
+    """positive_data_acceptance for POST /v1/certificates (turned off there).
+
+    A request the schema allows is issued (201) unless it hits what no JSON
+    Schema can say: a profile that does not exist (404 unknown_profile), the
+    profile's policy (422: its max_ttl, key types, claims, required fields,
+    session id form), a CSR whose contents are not a valid request (400
+    invalid_csr) or numbers the spec refuses in prose (400 invalid_request).
+    Any other refusal means the spec and the service disagree.
+    """
+    if case.operation.label != ISSUE or case.meta is None:
+        return None
+    if not case.meta.generation.mode.is_positive or is_unexpected_http_status_case(case):
+        return None
+    status, code = response.status_code, error_code(response)
+    if status == 201 or status == 422:
+        return None
+    if (status, code) in {(404, "unknown_profile"), (400, "invalid_csr")}:
+        return None
+    # Two refusals the spec states in prose: ttl_seconds written with a
+    # fraction or an exponent (300.0, an integer to JSON Schema), and a
+    # claim number beyond 2^53 not written as a 64-bit integer.
+    body = case.body if isinstance(case.body, dict) else {}
+    if (status, code) == (400, "invalid_request") and (
+        isinstance(body.get("ttl_seconds"), float) or has_inexact_number(body.get("claims"))
+    ):
+        return None
+    raise AssertionError(
+        f"A schema-valid request was refused with {status} {code}: {response.text[:500]}"
+    )
+
+
+@schemathesis.check
+def error_code_documented_for_status(ctx, response, case):
+    """An error's code is one the operation documents for that status.
+
+    Each documented error response names its codes in backticks in its
+    description; a code under a status that does not name it is a mismatch
+    between spec and service (for undocumented statuses
+    status_code_conformance speaks).
+    """
+    code = error_code(response)
+    if code is None:
+        return None
+    documented = case.operation.definition.raw.get("responses", {}).get(str(response.status_code))
+    if documented is None:
+        return None
+    if f"`{code}`" not in documented.get("description", ""):
+        raise AssertionError(
+            f"{response.status_code} with code {code!r}, which the spec's description of "
+            f"{case.operation.label} {response.status_code} does not name"
+        )
+    return None
+"##;
+
+#[test]
+#[ignore = "needs schemathesis; run scripts/test"]
+fn the_live_service_answers_as_the_openapi_spec_says() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("schemathesis.toml"), CONFIG).unwrap();
+    std::fs::write(dir.path().join("session_ca_checks.py"), CHECKS).unwrap();
+    let (_server, port) = start_serve(BIN, dir.path());
+
+    let started = Instant::now();
+    let out = Command::new("schemathesis")
+        .args([
+            "--config-file",
+            "schemathesis.toml",
+            "--no-color",
+            "run",
+            SPEC,
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--mode",
+            "all",
+            "--max-examples",
+            MAX_EXAMPLES,
+            "--seed",
+            SEED,
+            "--generation-database",
+            "none",
+            "--continue-on-failure",
+            "--request-timeout",
+            "20",
+        ])
+        .current_dir(dir.path())
+        .env("COLUMNS", "120")
+        .env("PYTHONIOENCODING", "utf-8")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run schemathesis ({e}); scripts/test installs it into .venv/ \
+                 (pinned in scripts/requirements-test.txt) and puts .venv/bin on PATH"
+            )
+        });
+    let text = output_text(&out);
+    assert!(
+        out.status.success(),
+        "schemathesis failed ({}, after {:.0?}): the service and api-spec/openapi.yaml \
+         disagree (or the run could not start):\n{text}",
+        out.status,
+        started.elapsed()
+    );
+    // It really ran: every operation of the spec was tested.
+    let after = |label: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .unwrap_or_else(|| panic!("no {label:?} in:\n{text}"))
+            .trim()
+            .to_owned()
+    };
+    let selected = after("Selected:");
+    let (tested_of, total) = selected.split_once('/').unwrap();
+    assert_eq!(tested_of, total, "operations left out:\n{text}");
+    assert_eq!(after("Tested:"), total, "operations not tested:\n{text}");
+    assert!(text.contains("No issues found"), "{text}");
+}
