@@ -330,12 +330,13 @@ impl Profile {
         }
         let mut out = Vec::with_capacity(values.len());
         for (name, spec) in &self.claims {
-            let Some(value) = values.get(name) else {
+            let Some(claim) = values.get(name) else {
                 if spec.required {
                     return Err(PolicyError::MissingClaim(name.clone()));
                 }
                 continue;
             };
+            let value = &claim.value;
             let text = match (spec.kind, value) {
                 (ClaimType::String, Value::String(s)) => s.clone(),
                 (ClaimType::String, _) => {
@@ -353,8 +354,8 @@ impl Profile {
                             max: self.max_json_depth,
                         });
                     }
-                    // Serialising a Value cannot fail: its keys are strings.
-                    serde_json::to_string(v).unwrap_or_default()
+                    // As sent (compacted), so numbers are exactly the client's.
+                    claim.json.clone()
                 }
             };
             if !json_strings_are_safe(value) {

@@ -34,8 +34,11 @@ pub struct IssueRequest {
     #[serde(default)]
     pub key_type: Option<KeyType>,
     /// Profile-defined claims by name.
-    #[serde(default)]
+    #[serde(skip)]
     pub claims: Option<ClaimValues>,
+    /// The claims as sent, parsed into `claims` by [`IssueRequest::from_json`].
+    #[serde(default, rename = "claims")]
+    raw_claims: Option<RawClaims>,
     /// A PEM PKCS#10 request whose public key is to be certified (CSR
     /// mode: no key is generated and none is returned).
     #[serde(default)]
@@ -67,8 +70,8 @@ impl IssueRequest {
         // The path of a shape error names the field: "ttl_seconds: invalid
         // type: ...". (Trailing characters were refused by the syntax pass.)
         let mut deserializer = serde_json::Deserializer::from_slice(body);
-        let request: IssueRequest =
-            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let mut request: IssueRequest = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|e| {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
                 let message = if path == "." || path.is_empty() {
@@ -96,39 +99,97 @@ impl IssueRequest {
                     .into(),
             ));
         }
+        if let Some(RawClaims(raw)) = request.raw_claims.take() {
+            let mut claims = BTreeMap::new();
+            for (name, text) in raw {
+                let StrictValue(value) = serde_json::from_str(text.get()).map_err(|e| {
+                    let message = format!("claims.{name}: {e}");
+                    if e.is_data() {
+                        RequestError::InvalidRequest(message)
+                    } else {
+                        RequestError::InvalidJson(message)
+                    }
+                })?;
+                let json = compact(text.get());
+                claims.insert(name, ClaimValue { value, json });
+            }
+            request.claims = Some(ClaimValues(claims));
+        }
         Ok(request)
     }
 }
 
-/// Claim values by name, in request order; duplicate names are refused.
+/// Claim values by name; duplicate names are refused.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ClaimValues(pub BTreeMap<String, Value>);
+pub struct ClaimValues(pub BTreeMap<String, ClaimValue>);
 
-impl<'de> Deserialize<'de> for ClaimValues {
+/// One claim's value: parsed, for the profile's checks, and as the client
+/// wrote it, minus insignificant whitespace, for the certificate. Keeping
+/// the text means a `json` claim carries exactly the numbers that were sent
+/// (`18446744073709551616`, `1E2`, `0.1000`), never a double's rounding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimValue {
+    /// The parsed value (numbers as doubles where they do not fit 64 bits).
+    pub value: Value,
+    /// The compact JSON text as sent.
+    pub json: String,
+}
+
+/// The `claims` object as sent: each value's raw JSON text, names unique.
+#[derive(Debug, Clone, Default)]
+struct RawClaims(BTreeMap<String, Box<serde_json::value::RawValue>>);
+
+impl<'de> Deserialize<'de> for RawClaims {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match deserializer.deserialize_any(StrictValueVisitor)? {
-            Value::Object(map) => Ok(ClaimValues(map.into_iter().collect())),
-            other => Err(de::Error::invalid_type(
-                unexpected(&other),
-                &"an object mapping claim names to values",
-            )),
+        deserializer.deserialize_map(RawClaimsVisitor)
+    }
+}
+
+struct RawClaimsVisitor;
+
+impl<'de> Visitor<'de> for RawClaimsVisitor {
+    type Value = RawClaims;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object mapping claim names to values")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawClaims, A::Error> {
+        let mut claims = BTreeMap::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if claims.contains_key(&name) {
+                return Err(de::Error::custom(format_args!("duplicate key {name:?}")));
+            }
+            claims.insert(name, map.next_value()?);
+        }
+        Ok(RawClaims(claims))
+    }
+}
+
+/// Valid JSON text without its insignificant whitespace (RFC 8259 §2:
+/// space, tab, line feed, carriage return outside strings).
+fn compact(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            out.push(c);
         }
     }
+    out
 }
-
-fn unexpected(value: &Value) -> de::Unexpected<'_> {
-    match value {
-        Value::Null => de::Unexpected::Unit,
-        Value::Bool(b) => de::Unexpected::Bool(*b),
-        Value::Number(_) => de::Unexpected::Other("number"),
-        Value::String(s) => de::Unexpected::Str(s),
-        Value::Array(_) => de::Unexpected::Seq,
-        Value::Object(_) => de::Unexpected::Map,
-    }
-}
-
-/// 2^53: doubles hold every whole number up to here exactly.
-const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
 
 /// Builds a `serde_json::Value`, refusing duplicate object keys (which
 /// `serde_json::Value` would silently resolve to the last one).
@@ -164,14 +225,6 @@ impl<'de> Visitor<'de> for StrictValueVisitor {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        // Integers within u64/i64 arrive exactly through visit_u64/visit_i64;
-        // a whole number here is beyond them and was rounded to a double, so
-        // the certificate would carry another number than the one sent.
-        if v.fract() == 0.0 && v.abs() > MAX_EXACT_INTEGER {
-            return Err(E::custom(format!(
-                "the number {v:e} is too large to keep exactly; send integers beyond 2^53 as strings"
-            )));
-        }
         serde_json::Number::from_f64(v)
             .map(Value::Number)
             .ok_or_else(|| E::custom("a number that is not finite"))
@@ -248,7 +301,8 @@ mod tests {
         assert_eq!(r.key_type, Some(KeyType::Ed25519));
         assert_eq!(r.ttl_seconds, Some(60));
         let claims = r.claims.unwrap().0;
-        assert_eq!(claims["geo"]["lat"], "1");
+        assert_eq!(claims["geo"].value["lat"], "1");
+        assert_eq!(claims["geo"].json, r#"{"lat":"1"}"#);
     }
 
     #[test]
@@ -305,6 +359,22 @@ mod tests {
             let err = IssueRequest::from_json(body).unwrap_err().to_string();
             assert!(err.contains("duplicate key"), "{err}");
         }
+    }
+
+    #[test]
+    fn json_claims_keep_the_text_that_was_sent() {
+        let r = IssueRequest::from_json(
+            br#"{"claims":{"geo": { "n" : 18446744073709551616, "f":9007199254740993.0,
+                "e":1E2, "s":"a b\" }\u0041", "z":[ 0.1000 , -0 ] } }}"#,
+        )
+        .unwrap();
+        let geo = &r.claims.unwrap().0["geo"];
+        assert_eq!(
+            geo.json,
+            r#"{"n":18446744073709551616,"f":9007199254740993.0,"e":1E2,"s":"a b\" }\u0041","z":[0.1000,-0]}"#
+        );
+        assert_eq!(geo.value["s"], "a b\" }A");
+        assert_eq!(compact(" [ \"\\\\\" , 1 ] "), r#"["\\",1]"#);
     }
 
     #[test]

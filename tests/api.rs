@@ -1071,3 +1071,21 @@ async fn a_ca_expiring_within_max_ttl_is_reported_and_shortens_certificates() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn json_claims_carry_exactly_the_numbers_sent() {
+    let service = TestService::new().await;
+    let reply = issue(
+        &service.state,
+        r#"{"claims": {"geo": {"n": 18446744073709551616, "f": 9007199254740993.0, "e": 1E2, "x": 0.1000}}}"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json());
+    let der = cert_der(&reply.json());
+    let (_, cert) = X509Certificate::from_der(&der).unwrap();
+    let geo = only_extension(&cert, "1.3.6.1.4.1.32473.1.101").unwrap();
+    assert_eq!(
+        session_ca::claims::decode_value(geo.value).unwrap(),
+        r#"{"n":18446744073709551616,"f":9007199254740993.0,"e":1E2,"x":0.1000}"#
+    );
+}
