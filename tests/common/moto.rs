@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use super::tools::{free_port, wait_for_port, Guard};
 use session_ca::ca::ssm::{self, SsmSettings};
@@ -28,6 +31,7 @@ impl Moto {
             });
         let mut guard = Guard(child);
         wait_for_port(port, &mut guard.0);
+        warm_up(port);
         Moto { guard, port }
     }
 
@@ -43,9 +47,54 @@ impl Moto {
         settings_for(self.port)
     }
 
+    /// A client for the tests' own calls (publishing, corrupting): the
+    /// signer's client settings with lenient timeouts, so a busy machine
+    /// cannot fail a test's set-up. The signer under test keeps its own
+    /// 1 s / 2 s / 5 s timeouts ([`Moto::settings`]).
     pub async fn client(&self) -> aws_sdk_ssm::Client {
-        ssm::client(&self.settings()).await
+        let signer_client = ssm::client(&self.settings()).await;
+        aws_sdk_ssm::Client::from_conf(
+            signer_client
+                .config()
+                .to_builder()
+                .timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(Duration::from_secs(10))
+                        .operation_attempt_timeout(Duration::from_secs(30))
+                        .operation_timeout(Duration::from_secs(60))
+                        .build(),
+                )
+                .build(),
+        )
     }
+}
+
+/// The first call to a service makes moto import and set up its backend
+/// (for SSM: its default parameters), which takes seconds on a busy
+/// machine. One call here, with no client timeout, keeps that out of the
+/// signer's 5 s operation timeout in every test.
+fn warm_up(port: u16) {
+    let body = "{}";
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Content-Type: application/x-amz-json-1.1\r\n\
+         X-Amz-Target: AmazonSSM.DescribeParameters\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/eu-west-1/ssm/aws4_request, \
+         SignedHeaders=host, Signature=00\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("moto_server accepts");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(
+        response.lines().next().is_some_and(|l| l.contains(" 200 ")),
+        "moto_server did not answer a DescribeParameters call: {response}"
+    );
 }
 
 /// Settings for an emulator on `port` (which may not be running).
