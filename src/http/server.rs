@@ -35,7 +35,10 @@ pub async fn serve(
         tokio::select! {
             accepted = listener.accept() => {
                 let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok((stream, peer)) => {
+                        tracing::trace!(%peer, "connection accepted");
+                        stream
+                    }
                     Err(e) => {
                         // Out of file descriptors and the like: pause, as
                         // axum::serve does, instead of spinning.
