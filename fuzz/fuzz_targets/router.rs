@@ -1,0 +1,6 @@
+//! Fuzz target `router`: the body is [`session_ca_fuzz::router`], which
+//! `tests/fuzz_corpus.rs` replays over the saved corpus.
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| session_ca_fuzz::router(data));
