@@ -765,17 +765,13 @@ impl RawConfig {
                     })?
                     .into_bytes(),
                 (None, Some(path)) => {
-                    let mut bytes = std::fs::read(path).map_err(|e| {
+                    let bytes = std::fs::read(path).map_err(|e| {
                         invalid(
                             field(".secret_file"),
                             format!("cannot read {}: {e}", path.display()),
                         )
                     })?;
-                    // A file written by `echo` or an editor ends with a newline.
-                    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                        bytes.pop();
-                    }
-                    bytes
+                    crate::hmac::trim_line_end(&bytes).to_vec()
                 }
                 _ => {
                     return Err(invalid(

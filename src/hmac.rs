@@ -55,6 +55,16 @@ impl Secret {
     }
 }
 
+/// A secret as read from a file or a variable, without the trailing line
+/// ending that `echo` and editors add (it is not part of the secret).
+pub fn trim_line_end(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .iter()
+        .rposition(|b| *b != b'\n' && *b != b'\r')
+        .map_or(0, |i| i + 1);
+    &bytes[..end]
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[secret elided]")
@@ -478,6 +488,14 @@ mod tests {
             auth.verify(None, "POST", "/p", b"", NOW),
             Err(HmacError::Missing)
         );
+    }
+
+    #[test]
+    fn line_ends_are_not_part_of_a_secret() {
+        assert_eq!(trim_line_end(b"abc\r\n\n"), b"abc");
+        assert_eq!(trim_line_end(b"a\nb"), b"a\nb");
+        assert_eq!(trim_line_end(b"\n"), b"");
+        assert_eq!(trim_line_end(b""), b"");
     }
 
     #[test]

@@ -534,7 +534,7 @@ async fn request(args: RequestArgs) -> Result<()> {
     };
     let mut signer = SignerClient::new(&args.url, extra_roots.as_deref())?;
     if let Some(key_id) = &args.hmac_key_id {
-        let mut secret = match &args.hmac_secret_file {
+        let secret = match &args.hmac_secret_file {
             Some(path) => std::fs::read(path)
                 .with_context(|| format!("cannot read the HMAC secret {}", path.display()))?,
             None => std::env::var("SESSION_CA_HMAC_SECRET")
@@ -545,10 +545,8 @@ async fn request(args: RequestArgs) -> Result<()> {
                     )
                 })?,
         };
-        while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            secret.pop();
-        }
-        signer = signer.with_hmac(key_id, session_ca::hmac::Secret::new(&secret)?);
+        let secret = session_ca::hmac::Secret::new(session_ca::hmac::trim_line_end(&secret))?;
+        signer = signer.with_hmac(key_id, secret);
     }
     let issued = signer
         .issue(&CertificateRequest {
