@@ -132,19 +132,7 @@ impl SignerClient {
                 .map_err(|e| ClientError::Signing(e.to_string()))?;
             post = post.header(reqwest::header::AUTHORIZATION, signature);
         }
-        let response = post
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| ClientError::Network(format!("POST {url}: {}", describe(&e))))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Network(format!("POST {url}: {}", describe(&e))))?;
-        if status != reqwest::StatusCode::CREATED {
-            return Err(rejection(status, &body));
-        }
+        let body = exchange(post.body(body), "POST", &url, reqwest::StatusCode::CREATED).await?;
         serde_json::from_slice(&body).map_err(|e| {
             ClientError::UnexpectedResponse(format!(
                 "POST {url} answered 201 with a body that is not an issuance response: {e}"
@@ -158,20 +146,13 @@ impl SignerClient {
         if let Some(profile) = profile {
             url.query_pairs_mut().append_pair("profile", profile);
         }
-        let response = self
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| ClientError::Network(format!("GET {url}: {}", describe(&e))))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Network(format!("GET {url}: {}", describe(&e))))?;
-        if status != reqwest::StatusCode::OK {
-            return Err(rejection(status, &body));
-        }
+        let body = exchange(
+            self.http.get(url.clone()),
+            "GET",
+            &url,
+            reqwest::StatusCode::OK,
+        )
+        .await?;
         String::from_utf8(body.to_vec())
             .map_err(|_| ClientError::UnexpectedResponse(format!("GET {url}: not PEM text")))
     }
@@ -252,6 +233,26 @@ fn persist_all(parts: Vec<(PathBuf, &[u8], FileKind)>) -> std::io::Result<Vec<Pa
         written.push(path);
     }
     Ok(written)
+}
+
+/// Sends a request and reads the whole body, which must come with
+/// `expected`; otherwise the signer's error (or a network error naming
+/// `method` and `url`).
+async fn exchange(
+    request: reqwest::RequestBuilder,
+    method: &str,
+    url: &reqwest::Url,
+    expected: reqwest::StatusCode,
+) -> Result<axum::body::Bytes, ClientError> {
+    let network =
+        |e: reqwest::Error| ClientError::Network(format!("{method} {url}: {}", describe(&e)));
+    let response = request.send().await.map_err(network)?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(network)?;
+    if status != expected {
+        return Err(rejection(status, &body));
+    }
+    Ok(body)
 }
 
 /// The signer's error, from its JSON error body when it sent one.
