@@ -36,6 +36,7 @@ use session_ca::verify::{ClaimType, Verifier};
 use session_ca::FixedClock;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
@@ -208,12 +209,15 @@ impl MtlsListener {
                 // Each handshake in its own task, bounded in time, so a slow
                 // or silent client cannot hold up the others.
                 tokio::spawn(async move {
-                    let handshake = acceptor.accept(socket);
+                    let handshake = acceptor.accept(socket).into_fallible();
                     match tokio::time::timeout(Duration::from_secs(10), handshake).await {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;
                         }
-                        Ok(Err(e)) => eprintln!("{peer}: handshake refused: {e}"),
+                        Ok(Err((e, socket))) => {
+                            eprintln!("{peer}: handshake refused: {e}");
+                            close_after_alert(socket).await;
+                        }
                         Err(_) => eprintln!("{peer}: handshake timed out"),
                     }
                 });
@@ -221,6 +225,23 @@ impl MtlsListener {
         });
         Ok(Self { local, ready })
     }
+}
+
+/// Closes a refused connection so that the client reads the alert.
+///
+/// A TLS 1.3 client sends its request right after its certificate, before
+/// it can learn that the certificate was refused. Closing a socket with
+/// those bytes unread makes the kernel answer with a reset, which can
+/// discard the alert on its way, and the client sees a bare end of stream.
+/// So: end our side after the alert, read what the client still sends
+/// until it closes (for at most two seconds), then close.
+async fn close_after_alert(mut socket: TcpStream) {
+    if socket.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let drain = async { while let Ok(1..) = socket.read(&mut sink).await {} };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
 }
 
 impl Listener for MtlsListener {

@@ -85,7 +85,7 @@ import java.util.List;
 import java.util.Map;
 import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
-import javax.net.ssl.SSLHandshakeException;
+import javax.net.ssl.SSLException;
 import javax.net.ssl.SSLParameters;
 import javax.net.ssl.TrustManagerFactory;
 
@@ -186,9 +186,13 @@ public final class MtlsClient {
         HttpResponse<String> response;
         try {
             response = backend.send(request, HttpResponse.BodyHandlers.ofString());
-        } catch (SSLHandshakeException e) {
-            throw new Failure("TLS handshake with the backend " + backendUrl + " failed", e);
         } catch (IOException e) {
+            // In TLS 1.3 the backend refuses a client certificate after the
+            // client has finished its side of the handshake, so the alert
+            // may surface as an SSLException wrapped in a plain IOException.
+            if (tlsFailure(e)) {
+                throw new Failure("TLS handshake with the backend " + backendUrl + " failed", e);
+            }
             throw new Failure("cannot call the backend " + backendUrl, e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -200,6 +204,16 @@ public final class MtlsClient {
             throw new Failure("the backend answered HTTP " + response.statusCode());
         }
         return 0;
+    }
+
+    /** Whether the failure, or one of its causes, is a TLS failure. */
+    static boolean tlsFailure(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof SSLException) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** The key store bytes and password from the signer's reply. */
