@@ -106,7 +106,7 @@ async fn main() -> Result<()> {
     // TLS 1.3 only, ring only; the adapter refuses bad client certificates
     // inside the handshake, so no request from an untrusted caller reaches
     // the router.
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = session_ca::crypto::rustls_provider();
     let tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier.rustls_client_verifier())

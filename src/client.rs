@@ -81,6 +81,7 @@ impl SignerClient {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
+        crate::crypto::install_rustls_provider();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)

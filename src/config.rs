@@ -1298,7 +1298,7 @@ mod tests {
             ("[profiles.default]\ncsr_key_types = []\n", "profiles.default.csr_key_types", "at least one"),
             ("[profiles.default]\ncsr_key_types = [\"rsa-1024\"]\n", "profiles.default.csr_key_types", "unknown variant"),
             ("[profiles.default]\ncsr_key_types = [\"ed25519\", \"ed25519\"]\n", "profiles.default.csr_key_types", "twice"),
-            ("[profiles.default]\nkey_types = [\"rsa-2048\"]\n", "profiles.default.key_types", "unknown variant"),
+            ("[profiles.default]\nkey_types = [\"rsa-1024\"]\n", "profiles.default.key_types", "unknown variant"),
             ("[profiles.default]\nsubject = { CN = \"x\" }\n", "profiles.default.subject.CN", "CN is the session id"),
             ("[profiles.default]\nsubject = { C = \"Netherlands\" }\n", "profiles.default.subject.C", "two-letter"),
             ("[profiles.default]\nuri_san = \"urn:{nope}\"\n", "profiles.default.uri_san", "placeholder"),

@@ -23,7 +23,7 @@
 //! - _`, fresh for every request, so two identical requests in the same
 //! second still have different signatures). The server refuses timestamps more than `max_skew` (300 s by
 //! default) from its clock, compares signatures in constant time
-//! (`ring::hmac::verify`), and refuses a signature it has already accepted
+//! (`hmac::verify` of ring or aws-lc-rs), and refuses a signature it has already accepted
 //! within the window, so a captured request cannot be replayed against the
 //! same process. Secrets never reach `Debug` output, logs or errors.
 
@@ -32,7 +32,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ring::hmac;
+use crate::crypto::hmac;
 
 /// The scheme name in the `Authorization` header and the string to sign.
 pub const SCHEME: &str = "SESSION-CA-HMAC-SHA256";
@@ -79,7 +79,7 @@ pub fn string_to_sign(
     nonce: &str,
     body: &[u8],
 ) -> String {
-    let body_hash = ring::digest::digest(&ring::digest::SHA256, body);
+    let body_hash = crate::crypto::sha256(body);
     format!(
         "{SCHEME}\n{method}\n{path_and_query}\n{timestamp}\n{nonce}\n{}",
         crate::issuer::hex(body_hash.as_ref())
@@ -88,9 +88,9 @@ pub fn string_to_sign(
 
 /// A fresh nonce: 16 bytes from the OS CSPRNG, as 32 hex digits.
 pub fn nonce() -> Result<String, HmacError> {
-    use ring::rand::SecureRandom as _;
+    use crate::crypto::rand::SecureRandom as _;
     let mut bytes = [0u8; 16];
-    ring::rand::SystemRandom::new()
+    crate::crypto::rand::SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| HmacError::Random)?;
     Ok(crate::issuer::hex(&bytes))

@@ -105,7 +105,7 @@ pub fn inspect(
             critical: ext.critical,
         });
     }
-    let fingerprint = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
+    let fingerprint = crate::crypto::sha256(der.as_ref());
     Ok(Inspection {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),

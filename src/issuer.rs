@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
+use crate::crypto::rand::{SecureRandom, SystemRandom};
 use rcgen::{
     CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyIdMethod, KeyUsagePurpose, SanType, SerialNumber,
 };
-use ring::rand::{SecureRandom, SystemRandom};
 use time::OffsetDateTime;
 
 use crate::ca::init::dn_value;
@@ -208,7 +208,7 @@ pub fn issue(
         .signed_by(&key, &ca.issuer)
         .map_err(|_| IssueError::Internal("signing failed"))?;
     let der = cert.der().to_vec();
-    let fingerprint = ring::digest::digest(&ring::digest::SHA256, &der);
+    let fingerprint = crate::crypto::sha256(&der);
     let fresh = match &key {
         SubjectKey::Fresh(fresh) => Some(fresh),
         SubjectKey::Csr(_) => None,
@@ -240,7 +240,7 @@ pub fn issue(
 /// A key identifier by RFC 7093 §2 method 1: the leftmost 160 bits of the
 /// SHA-256 hash of the subjectPublicKey BIT STRING value.
 pub fn key_identifier(subject_public_key: &[u8]) -> KeyIdMethod {
-    let digest = ring::digest::digest(&ring::digest::SHA256, subject_public_key);
+    let digest = crate::crypto::sha256(subject_public_key);
     KeyIdMethod::PreSpecified(digest.as_ref()[..20].to_vec())
 }
 

@@ -21,11 +21,30 @@ pub enum KeyType {
     /// Ed25519 (RFC 8410).
     #[serde(rename = "ed25519")]
     Ed25519,
+    /// RSA, 2048-bit modulus, exponent 65537 (builds with the `aws-lc`
+    /// feature; ring cannot generate RSA keys).
+    #[cfg(feature = "aws-lc")]
+    #[serde(rename = "rsa-2048")]
+    Rsa2048,
+    /// RSA, 3072-bit modulus, exponent 65537 (`aws-lc` builds).
+    #[cfg(feature = "aws-lc")]
+    #[serde(rename = "rsa-3072")]
+    Rsa3072,
 }
 
 impl KeyType {
     /// Every key type, in the order they are documented.
+    #[cfg(not(feature = "aws-lc"))]
     pub const ALL: [KeyType; 3] = [KeyType::EcdsaP256, KeyType::EcdsaP384, KeyType::Ed25519];
+    /// Every key type, in the order they are documented.
+    #[cfg(feature = "aws-lc")]
+    pub const ALL: [KeyType; 5] = [
+        KeyType::EcdsaP256,
+        KeyType::EcdsaP384,
+        KeyType::Ed25519,
+        KeyType::Rsa2048,
+        KeyType::Rsa3072,
+    ];
 
     /// The wire name (`ecdsa-p256`, ...).
     pub fn as_str(self) -> &'static str {
@@ -33,6 +52,10 @@ impl KeyType {
             KeyType::EcdsaP256 => "ecdsa-p256",
             KeyType::EcdsaP384 => "ecdsa-p384",
             KeyType::Ed25519 => "ed25519",
+            #[cfg(feature = "aws-lc")]
+            KeyType::Rsa2048 => "rsa-2048",
+            #[cfg(feature = "aws-lc")]
+            KeyType::Rsa3072 => "rsa-3072",
         }
     }
 
@@ -41,16 +64,20 @@ impl KeyType {
             KeyType::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
             KeyType::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
             KeyType::Ed25519 => &rcgen::PKCS_ED25519,
+            // The SubjectPublicKeyInfo is rsaEncryption with NULL parameters
+            // (RFC 4055 §1.2), whatever hash the key later signs with.
+            #[cfg(feature = "aws-lc")]
+            KeyType::Rsa2048 | KeyType::Rsa3072 => &rcgen::PKCS_RSA_SHA256,
         }
     }
 
     /// Generates a fresh key pair for a certificate (see [`FreshKey`]).
     pub fn generate_fresh(self) -> Result<FreshKey, KeyError> {
-        use ring::signature::{
+        use crate::crypto::signature::{
             EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING,
             ECDSA_P384_SHA384_ASN1_SIGNING,
         };
-        let rng = ring::rand::SystemRandom::new();
+        let rng = crate::crypto::rand::SystemRandom::new();
         let failed = |_| KeyError::Generation(self);
         // Each document ends with the public key, preceded by its BIT STRING
         // header: uncompressed points for ECDSA (RFC 5915 publicKey [1]),
@@ -74,6 +101,10 @@ impl KeyType {
                 &[0x81, 0x21, 0x00],
                 32,
             ),
+            #[cfg(feature = "aws-lc")]
+            KeyType::Rsa2048 => return generate_rsa(self, aws_lc_rs::rsa::KeySize::Rsa2048),
+            #[cfg(feature = "aws-lc")]
+            KeyType::Rsa3072 => return generate_rsa(self, aws_lc_rs::rsa::KeySize::Rsa3072),
         };
         let bytes = pkcs8.as_ref();
         let public_key = match public_key_in_pkcs8(bytes, header, len) {
@@ -178,6 +209,22 @@ impl fmt::Debug for FreshKey {
     }
 }
 
+/// A fresh RSA key pair: PKCS#8 v1 and the PKCS#1 `RSAPublicKey` that the
+/// certificate's SubjectPublicKeyInfo wraps.
+#[cfg(feature = "aws-lc")]
+fn generate_rsa(key_type: KeyType, size: aws_lc_rs::rsa::KeySize) -> Result<FreshKey, KeyError> {
+    use aws_lc_rs::encoding::AsDer as _;
+    use aws_lc_rs::signature::KeyPair as _;
+    let failed = |_| KeyError::Generation(key_type);
+    let pair = aws_lc_rs::rsa::KeyPair::generate(size).map_err(failed)?;
+    let pkcs8 = pair.as_der().map_err(failed)?;
+    Ok(FreshKey {
+        pkcs8: pkcs8.as_ref().to_vec(),
+        public_key: pair.public_key().as_ref().to_vec(),
+        key_type,
+    })
+}
+
 /// The public key at the end of a PKCS#8 document, if it is preceded by
 /// `header` (its BIT STRING header) and `len` bytes long.
 fn public_key_in_pkcs8<'a>(pkcs8: &'a [u8], header: &[u8], len: usize) -> Option<&'a [u8]> {
@@ -234,7 +281,7 @@ impl fmt::Debug for SecretPem {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// A key type name that is not one of the supported ones.
-    #[error("unknown key type {0:?}; supported: ecdsa-p256, ecdsa-p384, ed25519")]
+    #[error("unknown key type {0:?}; supported: {names}", names = KeyType::all_names())]
     UnknownType(String),
     /// The CSPRNG or the key generator failed (no detail: it could carry key state).
     #[error("could not generate a {0} key pair")]
@@ -252,14 +299,20 @@ mod tests {
             let json = serde_json::to_string(&k).unwrap();
             assert_eq!(json, format!("\"{}\"", k.as_str()));
         }
-        assert!("rsa-2048".parse::<KeyType>().is_err());
+        assert_eq!(
+            "rsa-2048".parse::<KeyType>().is_ok(),
+            cfg!(feature = "aws-lc")
+        );
+        assert!("rsa-1024".parse::<KeyType>().is_err());
     }
 
     #[test]
     fn fresh_keys_carry_the_public_key_of_their_pkcs8() {
         use rcgen::PublicKeyData as _;
         for k in KeyType::ALL {
-            for _ in 0..20 {
+            // RSA key generation takes tens of milliseconds; fewer rounds.
+            let rounds = if k.as_str().starts_with("rsa") { 2 } else { 20 };
+            for _ in 0..rounds {
                 let fresh = k.generate_fresh().unwrap();
                 let pem = fresh.private_key_pem();
                 let parsed = KeyPair::from_pem(pem.expose()).unwrap();

@@ -21,6 +21,7 @@ pub mod claims;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod csr;
 pub mod files;
 pub mod hmac;

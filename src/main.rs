@@ -59,7 +59,7 @@ struct RequestArgs {
     /// Lifetime in seconds (default: the profile's).
     #[arg(long, value_name = "SECONDS")]
     ttl: Option<u64>,
-    /// Key type for the signer to generate (ecdsa-p256, ecdsa-p384, ed25519).
+    /// Key type for the signer to generate (ecdsa-p256, ecdsa-p384, ed25519; rsa-2048 and rsa-3072 from signers built with the `aws-lc` feature).
     #[arg(long)]
     key_type: Option<String>,
     /// A claim: NAME=TEXT for a string, NAME:=JSON for a JSON value (repeatable).

@@ -8,12 +8,12 @@
 
 use std::fmt;
 
+use crate::crypto::rand::{SecureRandom, SystemRandom};
 use base64::Engine as _;
 use p12_keystore::{
     Certificate, EncryptionAlgorithm, KeyStore, KeyStoreEntry, MacAlgorithm, PrivateKey,
     PrivateKeyChain,
 };
-use ring::rand::{SecureRandom, SystemRandom};
 
 /// The password of every trust store from `GET /v1/ca?format=pkcs12`: the
 /// JDK's convention for trust stores. A trust store holds public
@@ -88,7 +88,7 @@ pub fn key_store(
         certs.push(Certificate::from_der(der).map_err(|_| Pkcs12Error::Build("a certificate"))?);
     }
     // The local key id pairs the key bag with its certificate bag.
-    let local_key_id = ring::digest::digest(&ring::digest::SHA256, certificate_der);
+    let local_key_id = crate::crypto::sha256(certificate_der);
     let chain = PrivateKeyChain::new(local_key_id.as_ref(), key, certs);
     let mut store = KeyStore::new();
     store.add_entry(KEY_ALIAS, KeyStoreEntry::PrivateKeyChain(chain));

@@ -605,9 +605,7 @@ impl Verifier {
             serial: hex(cert.raw_serial()),
             not_before: cert.validity().not_before.to_datetime(),
             not_after: cert.validity().not_after.to_datetime(),
-            fingerprint_sha256: hex(
-                ring::digest::digest(&ring::digest::SHA256, der.as_ref()).as_ref()
-            ),
+            fingerprint_sha256: hex(crate::crypto::sha256(der.as_ref()).as_ref()),
         };
         let mut seen = BTreeSet::new();
         for ext in cert.extensions() {
@@ -913,7 +911,7 @@ impl RustlsClientVerifier {
         Self {
             root_hints: verifier.ca_subjects(),
             verifier,
-            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            algorithms: crate::crypto::rustls_provider().signature_verification_algorithms,
         }
     }
 

@@ -185,7 +185,7 @@ fn check_certificate(service: &TestService, body: &Value, key_type: KeyType) {
     assert_eq!(body["profile"], "default");
 
     // Fingerprint and chain.
-    let digest = ring::digest::digest(&ring::digest::SHA256, &der);
+    let digest = session_ca::crypto::sha256(&der);
     assert_eq!(
         body["fingerprint_sha256"],
         session_ca::issuer::hex(digest.as_ref())

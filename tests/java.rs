@@ -96,7 +96,7 @@ fn pem_certificates(pem: &str) -> Vec<Vec<u8>> {
 
 /// keytool's spelling of a SHA-256 fingerprint: `AB:CD:...`.
 fn keytool_fingerprint(der: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, der)
+    session_ca::crypto::sha256(der)
         .as_ref()
         .iter()
         .map(|b| format!("{b:02X}"))
@@ -217,6 +217,10 @@ async fn key_stores_open_in_openssl_and_keytool_for_every_key_type() {
                 KeyType::EcdsaP256 => "256-bit EC (secp256r1) key",
                 KeyType::EcdsaP384 => "384-bit EC (secp384r1) key",
                 KeyType::Ed25519 => "255-bit Ed25519 key",
+                #[cfg(feature = "aws-lc")]
+                KeyType::Rsa2048 => "2048-bit RSA key",
+                #[cfg(feature = "aws-lc")]
+                KeyType::Rsa3072 => "3072-bit RSA key",
             };
             let key = format!("Subject Public Key Algorithm: {key}");
             assert!(list.contains(&key), "{case}: no {key:?} in\n{list}");
@@ -504,7 +508,7 @@ fn java_client_reports_refusals_with_their_reason() {
                 "--backend-ca",
                 "server.pem",
                 "--key-type",
-                "rsa-2048",
+                "rsa-1024",
             ],
             1,
             "the signer refused (HTTP 400): invalid_request:",

@@ -598,7 +598,7 @@ async fn handshake(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<(), String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = session_ca::crypto::rustls_provider();
     let server_key = KeyPair::generate().unwrap();
     let server_cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
         .unwrap()

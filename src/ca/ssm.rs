@@ -3,7 +3,7 @@
 //!
 //! All three are read in one `GetParameters` call with decryption, so SSM
 //! sees one call per cold start and per refresh interval. The SDK's HTTPS
-//! client is rustls on ring, the crate's only crypto provider.
+//! client is rustls on the build's one crypto library ([`crate::crypto`]).
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ssm::error::DisplayErrorContext;
 use aws_sdk_ssm::types::{Parameter, ParameterType};
 use aws_sdk_ssm::Client;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_http_client::tls;
 
 use super::{BoxFuture, CaError, CaMaterial, CaSource};
 use crate::keys::SecretPem;
@@ -53,10 +53,10 @@ impl std::fmt::Debug for SsmSettings {
     }
 }
 
-/// Builds an SSM client with explicit timeouts and retries, on rustls + ring.
+/// Builds an SSM client with explicit timeouts and retries, on rustls and the build's crypto library.
 pub async fn client(settings: &SsmSettings) -> Client {
     let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .tls_provider(tls::Provider::Rustls(crate::crypto::smithy_crypto_mode()))
         .build_https();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)

@@ -41,6 +41,10 @@ pub fn example_bin(name: &str) -> PathBuf {
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stderr(Stdio::inherit());
+    // The example on the crypto library these tests were built with.
+    if cfg!(feature = "aws-lc") {
+        cargo.args(["--no-default-features", "--features", "aws-lc"]);
+    }
     // Cargo gives a test the variables it gives a crate it compiles
     // (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...). Some build scripts (ring's)
     // rerun when those change, so passing them on would rebuild half the
