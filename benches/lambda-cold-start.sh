@@ -48,7 +48,8 @@ for _ in $(seq "$runs"); do
   AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$api_port/.rt" AWS_LAMBDA_FUNCTION_NAME=_ \
     AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 \
     SESSION_CA_CAS__DEFAULT__SOURCE=ssm:/bench/ca SESSION_CA_LOG="${SESSION_CA_LOG:-warn}" \
-    "$bin" 2>>"${FUNCTION_LOG:-/dev/null}" & fn=$!
+    SESSION_CA_PROFILES__DEFAULT__ALLOWED_CALLERS='["arn:aws:sts::123456789012:assumed-role/payments-*/*"]' \
+    env -u SESSION_CA_CONFIG "$bin" 2>>"${FUNCTION_LOG:-/dev/null}" & fn=$!
   wait "$invoke"
   end=$(date +%s%N)
   kill -KILL "$fn" 2>/dev/null || true

@@ -52,7 +52,6 @@ refresh = "5m"
 
 [profiles.default]
 ca = "default"
-key_types = ["ecdsa-p256", "ecdsa-p384", "ed25519"]
 allow_server_keys = true
 allow_csr = true
 csr_key_types = ["ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-2048", "rsa-3072", "rsa-4096"]

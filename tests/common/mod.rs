@@ -53,7 +53,6 @@ source = "file:{dir}"
 
 [profiles.default]
 ca = "default"
-key_types = ["ecdsa-p256", "ecdsa-p384", "ed25519"]
 default_ttl = "5m"
 max_ttl = "15m"
 backdate = "30s"
