@@ -87,6 +87,9 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("the issued key or certificate is unusable: {e}"))?;
     let backend_ca = std::fs::read(&args.backend_ca)
         .map_err(|e| format!("cannot read {}: {e}", args.backend_ca.display()))?;
+    // reqwest's rustls takes the process default provider: the signer's
+    // build's one crypto library (SignerClient::new has installed it too).
+    session_ca::crypto::install_rustls_provider();
     let mut http = reqwest::Client::builder()
         .use_rustls_tls()
         .min_tls_version(reqwest::tls::Version::TLS_1_3)

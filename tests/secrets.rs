@@ -136,6 +136,7 @@ async fn no_secret_reaches_a_log_line_an_error_body_or_debug_output() {
         .unwrap();
 
     // Forged, tampered and unsigned requests: their error bodies.
+    session_ca::crypto::install_rustls_provider();
     let http = reqwest::Client::new();
     let wrong = Secret::new(&[b'x'; 40]).unwrap();
     for authorization in [

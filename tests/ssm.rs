@@ -1202,6 +1202,7 @@ async fn rotation_under_load_2000_requests_at_concurrency_16_without_a_failure()
         let router = session_ca::app(state.clone());
         tokio::spawn(async move { axum::serve(listener, router).await })
     };
+    session_ca::crypto::install_rustls_provider();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let request_body = json!({"session_id": SESSION_ID}).to_string();
 

@@ -99,6 +99,8 @@ impl FaultyProxy {
     pub async fn start(upstream: &str, fault: Fault) -> FaultyProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        // reqwest takes the process's rustls provider (the build's crypto library).
+        session_ca::crypto::install_rustls_provider();
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
             fault: Mutex::new(fault),
