@@ -22,10 +22,10 @@ pub use aws_lc_rs::{digest, hmac, rand, signature};
 #[cfg(all(feature = "ring", not(feature = "aws-lc")))]
 pub use ring::{digest, hmac, rand, signature};
 
-/// The crypto library of this build, as `--version` and the logs name it.
+/// The crypto library of this build, as `--version` and the start-up log name it.
 #[cfg(feature = "aws-lc")]
 pub const LIBRARY: &str = "aws-lc-rs";
-/// The crypto library of this build, as `--version` and the logs name it.
+/// The crypto library of this build, as `--version` and the start-up log name it.
 #[cfg(all(feature = "ring", not(feature = "aws-lc")))]
 pub const LIBRARY: &str = "ring";
 

@@ -18,9 +18,18 @@ use session_ca::config::{lambda_default_config, CaSourceSpec, ConfigOrigin, Proc
 use session_ca::inspect::{inspect, read_certificate, verify_client_certificate};
 use session_ca::{app, AppState, CaStore, Clock, Config, KeyType, SharedClock, SystemClock};
 
+/// `--version`: the version and the build's one crypto library
+/// (`session_ca::crypto::LIBRARY`).
+#[cfg(feature = "aws-lc")]
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (crypto: aws-lc-rs)");
+/// `--version`: the version and the build's one crypto library
+/// (`session_ca::crypto::LIBRARY`).
+#[cfg(not(feature = "aws-lc"))]
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (crypto: ring)");
+
 /// A lightweight signer of short-lived mTLS client certificates.
 #[derive(Debug, Parser)]
-#[command(name = "session-ca", version, about)]
+#[command(name = "session-ca", version, long_version = LONG_VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -276,6 +285,10 @@ async fn lambda() -> Result<()> {
         cas,
         clock,
     };
+    tracing::info!(
+        crypto = session_ca::crypto::LIBRARY,
+        "session-ca ready for Lambda events"
+    );
     session_ca::http::lambda::run(state)
         .await
         .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
@@ -387,7 +400,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local: SocketAddr = listener.local_addr()?;
-        tracing::info!(address = %local, %auth, "session-ca listening");
+        tracing::info!(address = %local, %auth, crypto = session_ca::crypto::LIBRARY, "session-ca listening");
         let router = router.clone();
         let mut stop = stop_rx.clone();
         servers.spawn(session_ca::http::server::serve(

@@ -47,6 +47,22 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
 }
 
 #[test]
+fn version_names_the_crypto_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = session_ca(dir.path(), &["--version"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.trim_end(),
+        format!(
+            "session-ca {} (crypto: {})",
+            env!("CARGO_PKG_VERSION"),
+            session_ca::crypto::LIBRARY
+        )
+    );
+}
+
+#[test]
 fn init_writes_a_ca_and_refuses_to_overwrite_it() {
     let dir = tempfile::tempdir().unwrap();
     let out = session_ca(
