@@ -829,6 +829,12 @@ fn validate_profile(
     if key_types.iter().collect::<BTreeSet<_>>().len() != key_types.len() {
         return Err(err(".key_types", "lists a key type twice".into()));
     }
+    if let Some(missing) = key_types.iter().find(|k| !k.generated_by_this_build()) {
+        return Err(err(
+            ".key_types",
+            crate::keys::KeyError::NotInThisBuild(*missing).to_string(),
+        ));
+    }
     let allow_server_keys = raw.allow_server_keys.unwrap_or(true);
     let allow_csr = raw.allow_csr.unwrap_or(true);
     if !allow_server_keys && !allow_csr {
@@ -1328,6 +1334,25 @@ mod tests {
             assert!(err.starts_with("test.toml: "), "{extra}: {err}");
             assert!(err.contains(field), "{extra}: want field {field} in: {err}");
             assert!(err.contains(needle), "{extra}: want {needle:?} in: {err}");
+        }
+    }
+
+    #[test]
+    fn rsa_server_keys_need_the_aws_lc_build() {
+        let text = "[cas.default]\nsource = \"file:signer-key\"\n\
+                    [profiles.default]\nkey_types = [\"ecdsa-p256\", \"rsa-3072\"]\n";
+        match load(text) {
+            Ok(config) => {
+                assert!(cfg!(feature = "aws-lc"));
+                let profile = config.profile("default").unwrap();
+                assert_eq!(profile.key_types, [KeyType::EcdsaP256, KeyType::Rsa3072]);
+            }
+            Err(e) => {
+                assert!(!cfg!(feature = "aws-lc"), "{e}");
+                let e = e.to_string();
+                assert!(e.contains("profiles.default.key_types"), "{e}");
+                assert!(e.contains("rsa-3072 keys are generated only by signers built with the `aws-lc` feature"), "{e}");
+            }
         }
     }
 

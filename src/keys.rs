@@ -21,24 +21,19 @@ pub enum KeyType {
     /// Ed25519 (RFC 8410).
     #[serde(rename = "ed25519")]
     Ed25519,
-    /// RSA, 2048-bit modulus, exponent 65537 (builds with the `aws-lc`
-    /// feature; ring cannot generate RSA keys).
-    #[cfg(feature = "aws-lc")]
+    /// RSA, 2048-bit modulus, exponent 65537. Generated only by builds
+    /// with the `aws-lc` feature (ring cannot generate RSA keys); other
+    /// builds refuse it in a profile's `key_types`.
     #[serde(rename = "rsa-2048")]
     Rsa2048,
-    /// RSA, 3072-bit modulus, exponent 65537 (`aws-lc` builds).
-    #[cfg(feature = "aws-lc")]
+    /// RSA, 3072-bit modulus, exponent 65537 (`aws-lc` builds, as above).
     #[serde(rename = "rsa-3072")]
     Rsa3072,
 }
 
 impl KeyType {
-    /// Every key type, in the order they are documented.
-    #[cfg(not(feature = "aws-lc"))]
-    pub const ALL: [KeyType; 3] = [KeyType::EcdsaP256, KeyType::EcdsaP384, KeyType::Ed25519];
-    /// Every key type, in the order they are documented.
-    #[cfg(feature = "aws-lc")]
-    pub const ALL: [KeyType; 5] = [
+    /// Every key type of the API, in the order they are documented.
+    pub const EVERY: [KeyType; 5] = [
         KeyType::EcdsaP256,
         KeyType::EcdsaP384,
         KeyType::Ed25519,
@@ -46,15 +41,25 @@ impl KeyType {
         KeyType::Rsa3072,
     ];
 
+    /// Every key type this build generates, in the order they are documented.
+    #[cfg(not(feature = "aws-lc"))]
+    pub const ALL: [KeyType; 3] = [KeyType::EcdsaP256, KeyType::EcdsaP384, KeyType::Ed25519];
+    /// Every key type this build generates, in the order they are documented.
+    #[cfg(feature = "aws-lc")]
+    pub const ALL: [KeyType; 5] = KeyType::EVERY;
+
+    /// Whether this build can generate keys of this type.
+    pub fn generated_by_this_build(self) -> bool {
+        KeyType::ALL.contains(&self)
+    }
+
     /// The wire name (`ecdsa-p256`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             KeyType::EcdsaP256 => "ecdsa-p256",
             KeyType::EcdsaP384 => "ecdsa-p384",
             KeyType::Ed25519 => "ed25519",
-            #[cfg(feature = "aws-lc")]
             KeyType::Rsa2048 => "rsa-2048",
-            #[cfg(feature = "aws-lc")]
             KeyType::Rsa3072 => "rsa-3072",
         }
     }
@@ -66,7 +71,6 @@ impl KeyType {
             KeyType::Ed25519 => &rcgen::PKCS_ED25519,
             // The SubjectPublicKeyInfo is rsaEncryption with NULL parameters
             // (RFC 4055 §1.2), whatever hash the key later signs with.
-            #[cfg(feature = "aws-lc")]
             KeyType::Rsa2048 | KeyType::Rsa3072 => &rcgen::PKCS_RSA_SHA256,
         }
     }
@@ -105,6 +109,8 @@ impl KeyType {
             KeyType::Rsa2048 => return generate_rsa(self, aws_lc_rs::rsa::KeySize::Rsa2048),
             #[cfg(feature = "aws-lc")]
             KeyType::Rsa3072 => return generate_rsa(self, aws_lc_rs::rsa::KeySize::Rsa3072),
+            #[cfg(not(feature = "aws-lc"))]
+            KeyType::Rsa2048 | KeyType::Rsa3072 => return Err(KeyError::NotInThisBuild(self)),
         };
         let bytes = pkcs8.as_ref();
         let public_key = match public_key_in_pkcs8(bytes, header, len) {
@@ -130,7 +136,7 @@ impl KeyType {
         })
     }
 
-    /// The comma-separated list of all wire names, for error messages.
+    /// The comma-separated list of the wire names this build generates, for error messages.
     pub fn all_names() -> String {
         Self::ALL
             .iter()
@@ -150,10 +156,14 @@ impl FromStr for KeyType {
     type Err = KeyError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
+        let key_type = Self::EVERY
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| KeyError::UnknownType(s.to_owned()))
+            .ok_or_else(|| KeyError::UnknownType(s.to_owned()))?;
+        if !key_type.generated_by_this_build() {
+            return Err(KeyError::NotInThisBuild(key_type));
+        }
+        Ok(key_type)
     }
 }
 
@@ -283,6 +293,13 @@ pub enum KeyError {
     /// A key type name that is not one of the supported ones.
     #[error("unknown key type {0:?}; supported: {names}", names = KeyType::all_names())]
     UnknownType(String),
+    /// A key type that only builds with the `aws-lc` feature generate.
+    #[error(
+        "{0} keys are generated only by signers built with the `aws-lc` feature; \
+         this build generates {names}",
+        names = KeyType::all_names()
+    )]
+    NotInThisBuild(KeyType),
     /// The CSPRNG or the key generator failed (no detail: it could carry key state).
     #[error("could not generate a {0} key pair")]
     Generation(KeyType),
@@ -299,10 +316,15 @@ mod tests {
             let json = serde_json::to_string(&k).unwrap();
             assert_eq!(json, format!("\"{}\"", k.as_str()));
         }
-        assert_eq!(
-            "rsa-2048".parse::<KeyType>().is_ok(),
-            cfg!(feature = "aws-lc")
-        );
+        let rsa = "rsa-2048".parse::<KeyType>();
+        assert_eq!(rsa.is_ok(), cfg!(feature = "aws-lc"), "{rsa:?}");
+        if let Err(e) = rsa {
+            assert!(e.to_string().contains("`aws-lc` feature"), "{e}");
+            assert!(matches!(
+                KeyType::Rsa3072.generate_fresh(),
+                Err(KeyError::NotInThisBuild(KeyType::Rsa3072))
+            ));
+        }
         assert!("rsa-1024".parse::<KeyType>().is_err());
     }
 

@@ -228,7 +228,14 @@ fn main() -> Result<()> {
     // Lambda runs the binary with no arguments and AWS_LAMBDA_RUNTIME_API set.
     if std::env::args_os().len() == 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         init_logging();
-        return runtime()?.block_on(lambda());
+        // One event at a time per execution environment: one thread, so
+        // an event never hops between worker threads (those wake-ups were
+        // most of the CPU of a warm invocation).
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        return runtime.block_on(lambda());
     }
     let cli = Cli::parse();
     init_logging();

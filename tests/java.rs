@@ -217,9 +217,7 @@ async fn key_stores_open_in_openssl_and_keytool_for_every_key_type() {
                 KeyType::EcdsaP256 => "256-bit EC (secp256r1) key",
                 KeyType::EcdsaP384 => "384-bit EC (secp384r1) key",
                 KeyType::Ed25519 => "255-bit Ed25519 key",
-                #[cfg(feature = "aws-lc")]
                 KeyType::Rsa2048 => "2048-bit RSA key",
-                #[cfg(feature = "aws-lc")]
                 KeyType::Rsa3072 => "3072-bit RSA key",
             };
             let key = format!("Subject Public Key Algorithm: {key}");
