@@ -1341,18 +1341,23 @@ mod tests {
     fn rsa_server_keys_need_the_aws_lc_build() {
         let text = "[cas.default]\nsource = \"file:signer-key\"\n\
                     [profiles.default]\nkey_types = [\"ecdsa-p256\", \"rsa-3072\"]\n";
-        match load(text) {
-            Ok(config) => {
-                assert!(cfg!(feature = "aws-lc"));
-                let profile = config.profile("default").unwrap();
-                assert_eq!(profile.key_types, [KeyType::EcdsaP256, KeyType::Rsa3072]);
-            }
-            Err(e) => {
-                assert!(!cfg!(feature = "aws-lc"), "{e}");
-                let e = e.to_string();
-                assert!(e.contains("profiles.default.key_types"), "{e}");
-                assert!(e.contains("rsa-3072 keys are generated only by signers built with the `aws-lc` feature"), "{e}");
-            }
+        let loaded = load(text);
+        #[cfg(feature = "aws-lc")]
+        {
+            let config = loaded.unwrap();
+            let profile = config.profile("default").unwrap();
+            assert_eq!(profile.key_types, [KeyType::EcdsaP256, KeyType::Rsa3072]);
+        }
+        #[cfg(not(feature = "aws-lc"))]
+        {
+            let e = loaded.unwrap_err().to_string();
+            assert!(e.contains("profiles.default.key_types"), "{e}");
+            assert!(
+                e.contains(
+                    "rsa-3072 keys are generated only by signers built with the `aws-lc` feature"
+                ),
+                "{e}"
+            );
         }
     }
 
