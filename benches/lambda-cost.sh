@@ -32,30 +32,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-2000}
-profile=${PROFILE:-release}
-export PATH="$PWD/.venv/bin:$PATH"
-command -v moto_server >/dev/null && command -v cargo-lambda >/dev/null ||
-  { echo "run scripts/test once first: it installs moto_server and cargo-lambda into .venv/" >&2; exit 1; }
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "N must be a positive integer" >&2; exit 1; }
+source benches/lambda-env.sh
+lambda_env_start
 
-cargo build --quiet --profile "$profile" --bin session-ca
-bin="$PWD/target/$profile/session-ca"
-fixture="$PWD/tests/fixtures/lambda/function_url_iam.json"
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  local i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill -KILL "${pids[i]}" 2>/dev/null || true
-    wait "${pids[i]}" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 # utime+stime of the whole process, in clock ticks (fields 14 and 15; the
 # name in parentheses is cut off first).
 cpu_ticks() { local s; s=$(<"/proc/$1/stat"); s=${s##*) }; awk '{print $12 + $13}' <<<"$s"; }
@@ -63,28 +43,10 @@ cpu_ticks() { local s; s=$(<"/proc/$1/stat"); s=${s##*) }; awk '{print $12 + $13
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{t += $1} END {printf "%.0f\n", t}'; }
 hz=$(getconf CLK_TCK)
 
-moto_port=$(free_port)
-moto_server -H 127.0.0.1 -p "$moto_port" >/dev/null 2>&1 & pids+=($!)
-api_port=$(free_port)
-cargo-lambda lambda watch --only-lambda-apis --invoke-address 127.0.0.1 --invoke-port "$api_port" >/dev/null 2>&1 & pids+=($!)
-wait_port "$moto_port"
-wait_port "$api_port"
-
-export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-west-1
-export AWS_ENDPOINT_URL_SSM="http://127.0.0.1:$moto_port"
-"$bin" init --dir "$work/ca" >/dev/null
-"$bin" publish-ssm --dir "$work/ca" --prefix /bench/ca >/dev/null
-
-invoke_url="http://127.0.0.1:$api_port/2015-03-31/functions/_/invocations"
-
 # Cold: queue the first event, then start the function.
 curl -sS -o "$work/cold.json" -X POST "$invoke_url" --data-binary @"$fixture" & invoke=$!
 sleep 0.3
-env -u SESSION_CA_CONFIG AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$api_port/.rt" AWS_LAMBDA_FUNCTION_NAME=_ \
-  AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 \
-  SESSION_CA_CAS__DEFAULT__SOURCE=ssm:/bench/ca \
-  SESSION_CA_PROFILES__DEFAULT__ALLOWED_CALLERS='["arn:aws:sts::123456789012:assumed-role/payments-*/*"]' ${SESSION_CA_LOG:+SESSION_CA_LOG="$SESSION_CA_LOG"} \
-  "$bin" 2>>"${FUNCTION_LOG:-/dev/null}" & fn=$!
+start_function
 pids+=("$fn")
 wait "$invoke"
 grep -q '"statusCode":201' "$work/cold.json" || { echo "cold invocation: no 201: $(head -c 300 "$work/cold.json")" >&2; exit 1; }
