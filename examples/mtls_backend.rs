@@ -103,9 +103,9 @@ async fn main() -> Result<()> {
         .build()
         .with_context(|| args.ca.display().to_string())?;
 
-    // TLS 1.3 only, ring only; the adapter refuses bad client certificates
-    // inside the handshake, so no request from an untrusted caller reaches
-    // the router.
+    // TLS 1.3 only, on the build's crypto library; the adapter refuses bad
+    // client certificates inside the handshake, so no request from an
+    // untrusted caller reaches the router.
     let provider = session_ca::crypto::rustls_provider();
     let tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
