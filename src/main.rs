@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -18,18 +18,18 @@ use session_ca::config::{lambda_default_config, CaSourceSpec, ConfigOrigin, Proc
 use session_ca::inspect::{inspect, read_certificate, verify_client_certificate};
 use session_ca::{app, AppState, CaStore, Clock, Config, KeyType, SharedClock, SystemClock};
 
-/// `--version`: the version and the build's one crypto library
-/// (`session_ca::crypto::LIBRARY`).
-#[cfg(feature = "aws-lc")]
-const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (crypto: aws-lc-rs)");
-/// `--version`: the version and the build's one crypto library
-/// (`session_ca::crypto::LIBRARY`).
-#[cfg(not(feature = "aws-lc"))]
-const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (crypto: ring)");
+/// `--version`: the version and the build's one crypto library.
+static LONG_VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} (crypto: {})",
+        env!("CARGO_PKG_VERSION"),
+        session_ca::crypto::LIBRARY
+    )
+});
 
 /// A lightweight signer of short-lived mTLS client certificates.
 #[derive(Debug, Parser)]
-#[command(name = "session-ca", version, long_version = LONG_VERSION, about)]
+#[command(name = "session-ca", version, long_version = LONG_VERSION.as_str(), about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
