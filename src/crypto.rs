@@ -6,6 +6,10 @@
 //! one of the two. aws-lc-rs mirrors ring's API for what is used here
 //! (`digest`, `hmac`, `rand`, `signature`); it also generates RSA keys,
 //! which ring cannot.
+//!
+//! The `fips` feature (implies `aws-lc`) puts aws-lc-rs on the AWS-LC FIPS
+//! module: rustls then uses its FIPS provider, and [`self_check`] refuses
+//! to run unless the module reports FIPS mode.
 
 #[cfg(all(feature = "ring", feature = "aws-lc"))]
 compile_error!(
@@ -23,7 +27,10 @@ pub use aws_lc_rs::{digest, hmac, rand, signature};
 pub use ring::{digest, hmac, rand, signature};
 
 /// The crypto library of this build, as `--version` and the start-up log name it.
-#[cfg(feature = "aws-lc")]
+#[cfg(feature = "fips")]
+pub const LIBRARY: &str = "aws-lc-rs FIPS";
+/// The crypto library of this build, as `--version` and the start-up log name it.
+#[cfg(all(feature = "aws-lc", not(feature = "fips")))]
 pub const LIBRARY: &str = "aws-lc-rs";
 /// The crypto library of this build, as `--version` and the start-up log name it.
 #[cfg(all(feature = "ring", not(feature = "aws-lc")))]
@@ -35,7 +42,10 @@ pub fn rustls_provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn provider() -> rustls::crypto::CryptoProvider {
-    #[cfg(feature = "aws-lc")]
+    // Only FIPS-approved suites, key exchanges and signature schemes.
+    #[cfg(feature = "fips")]
+    let provider = rustls::crypto::default_fips_provider();
+    #[cfg(all(feature = "aws-lc", not(feature = "fips")))]
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     #[cfg(all(feature = "ring", not(feature = "aws-lc")))]
     let provider = rustls::crypto::ring::default_provider();
@@ -55,11 +65,44 @@ pub fn install_rustls_provider() {
 /// The TLS mode of the AWS SDK's HTTPS client on this build's library.
 pub(crate) fn smithy_crypto_mode() -> aws_smithy_http_client::tls::rustls_provider::CryptoMode {
     use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
-    #[cfg(feature = "aws-lc")]
+    #[cfg(feature = "fips")]
+    let mode = CryptoMode::AwsLcFips;
+    #[cfg(all(feature = "aws-lc", not(feature = "fips")))]
     let mode = CryptoMode::AwsLc;
     #[cfg(all(feature = "ring", not(feature = "aws-lc")))]
     let mode = CryptoMode::Ring;
     mode
+}
+
+/// Checks, before any key is touched, that the build's crypto library is
+/// what it claims to be: on `fips` builds, that AWS-LC runs as the FIPS
+/// module (its power-on self-tests passed, or the process would have been
+/// aborted) and that rustls's provider is FIPS-only. Other builds have
+/// nothing to check.
+pub fn self_check() -> Result<(), String> {
+    #[cfg(feature = "fips")]
+    {
+        aws_lc_rs::try_fips_mode().map_err(|e| {
+            format!("this is a FIPS build, but AWS-LC is not in FIPS mode ({e}); refusing to run")
+        })?;
+        if !provider().fips() {
+            return Err(
+                "this is a FIPS build, but the TLS provider is not FIPS-only; refusing to run"
+                    .into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The version of the AWS-LC library linked in (`"3.0.0"`, say; a FIPS
+/// build links the FIPS branch), for the start-up log; `None` on ring builds.
+pub fn aws_lc_version() -> Option<&'static str> {
+    #[cfg(feature = "aws-lc")]
+    let version = Some(aws_lc_rs::awslc_version());
+    #[cfg(all(feature = "ring", not(feature = "aws-lc")))]
+    let version = None;
+    version
 }
 
 /// SHA-256 of `data`.
@@ -79,6 +122,29 @@ mod tests {
             [0xba, 0x78, 0x16, 0xbf],
             "{LIBRARY}"
         );
+    }
+
+    #[test]
+    fn the_self_check_passes() {
+        assert_eq!(self_check(), Ok(()));
+    }
+
+    #[cfg(feature = "fips")]
+    #[test]
+    fn a_fips_build_runs_the_fips_module() {
+        // The non-FIPS AWS-LC reports FIPS mode off, so this fails if a
+        // feature change links aws-lc-sys instead of aws-lc-fips-sys.
+        assert_eq!(aws_lc_rs::try_fips_mode(), Ok(()));
+        assert!(rustls_provider().fips());
+        assert!(aws_lc_rs::fips_version().is_some());
+    }
+
+    #[cfg(not(feature = "fips"))]
+    #[test]
+    fn a_build_without_fips_says_so() {
+        assert!(!LIBRARY.contains("FIPS"));
+        #[cfg(feature = "aws-lc")]
+        assert!(aws_lc_rs::try_fips_mode().is_err());
     }
 
     #[test]

@@ -18,13 +18,17 @@ use session_ca::config::{lambda_default_config, CaSourceSpec, ConfigOrigin, Proc
 use session_ca::inspect::{inspect, read_certificate, verify_client_certificate};
 use session_ca::{app, AppState, CaStore, Clock, Config, KeyType, SharedClock, SystemClock};
 
-/// `--version`: the version and the build's one crypto library.
+/// `--version`: the version, the build's one crypto library and, on
+/// aws-lc builds, the AWS-LC version linked in.
 static LONG_VERSION: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "{} (crypto: {})",
-        env!("CARGO_PKG_VERSION"),
-        session_ca::crypto::LIBRARY
-    )
+    let library = session_ca::crypto::LIBRARY;
+    match session_ca::crypto::aws_lc_version() {
+        Some(aws_lc) => format!(
+            "{} (crypto: {library}, AWS-LC {aws_lc})",
+            env!("CARGO_PKG_VERSION")
+        ),
+        None => format!("{} (crypto: {library})", env!("CARGO_PKG_VERSION")),
+    }
 });
 
 /// A lightweight signer of short-lived mTLS client certificates.
@@ -228,6 +232,7 @@ fn main() -> Result<()> {
     // Lambda runs the binary with no arguments and AWS_LAMBDA_RUNTIME_API set.
     if std::env::args_os().len() == 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         init_logging();
+        session_ca::crypto::self_check().map_err(anyhow::Error::msg)?;
         // One event at a time per execution environment: one thread, so
         // an event never hops between worker threads (those wake-ups were
         // most of the CPU of a warm invocation).
@@ -239,6 +244,7 @@ fn main() -> Result<()> {
     }
     let cli = Cli::parse();
     init_logging();
+    session_ca::crypto::self_check().map_err(anyhow::Error::msg)?;
     match cli.command {
         Command::Serve(args) => runtime()?.block_on(serve(args)),
         Command::Init(args) => init(args),

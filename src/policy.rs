@@ -171,6 +171,9 @@ impl Profile {
     ) -> Result<CertificatePlan, PolicyError> {
         self.admit(caller)?;
         let key = self.key_source(request)?;
+        if request.pkcs12 && cfg!(feature = "fips") {
+            return Err(PolicyError::Pkcs12NotInFipsBuild);
+        }
 
         let ttl = match request.ttl_seconds {
             None => self.default_ttl,
@@ -468,6 +471,14 @@ pub enum PolicyError {
         /// What the profile allows.
         allowed: Vec<KeyType>,
     },
+    /// `pkcs12: true` on a `fips` build: the key store's encryption would
+    /// run outside the FIPS module.
+    #[error(
+        "pkcs12 is not available on this FIPS build: the key store's encryption (PBKDF2, \
+         AES-256-CBC) would run outside the FIPS module; take private_key_pem and build the \
+         key store with a FIPS-validated tool"
+    )]
+    Pkcs12NotInFipsBuild,
     /// `ttl_seconds` is zero.
     #[error("ttl_seconds must be at least 1")]
     TtlTooShort,
@@ -559,7 +570,9 @@ impl PolicyError {
             PolicyError::TtlTooShort => "ttl_too_short",
             PolicyError::TtlTooLong { .. } => "ttl_too_long",
             PolicyError::MissingField(_) => "missing_field",
-            PolicyError::InvalidField { .. } | PolicyError::NotAUuid { .. } => "invalid_field",
+            PolicyError::InvalidField { .. }
+            | PolicyError::NotAUuid { .. }
+            | PolicyError::Pkcs12NotInFipsBuild => "invalid_field",
             PolicyError::UnknownClaim { .. } => "unknown_claim",
             PolicyError::MissingClaim(_) => "missing_claim",
             PolicyError::ClaimWrongType { .. } => "claim_wrong_type",
@@ -674,6 +687,18 @@ pub(crate) mod tests {
             by_oid["1.3.6.1.4.1.32473.1.101"],
             r#"{"lat":"52.15","lon":"4.49"}"#
         );
+    }
+
+    #[test]
+    fn pkcs12_is_refused_on_fips_builds_only() {
+        let result = plan(&profile(), json!({"pkcs12": true}));
+        if cfg!(feature = "fips") {
+            let e = result.unwrap_err();
+            assert_eq!(e.code(), "invalid_field");
+            assert!(e.to_string().contains("FIPS module"), "{e}");
+        } else {
+            assert!(result.unwrap().pkcs12);
+        }
     }
 
     #[test]

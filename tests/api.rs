@@ -974,6 +974,26 @@ async fn csr_mode_certifies_only_the_csr_key() {
     }
 }
 
+#[cfg(feature = "fips")]
+#[tokio::test]
+async fn pkcs12_output_is_refused_on_a_fips_build() {
+    let service =
+        TestService::with(KeyType::EcdsaP256, true, t0() - Duration::days(1), 30, t0()).await;
+    let reply = issue_json(&service.state, json!({"pkcs12": true})).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let body = reply.json();
+    assert_eq!(body["error"]["code"], "invalid_field", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("FIPS module"),
+        "{body}"
+    );
+}
+
+// A FIPS build refuses `pkcs12: true` (above).
+#[cfg(not(feature = "fips"))]
 #[tokio::test]
 async fn pkcs12_output_holds_the_returned_key_and_chain() {
     use p12_keystore::{KeyStore, Pkcs12ImportPolicy};

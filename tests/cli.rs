@@ -52,10 +52,20 @@ fn version_names_the_crypto_library() {
     let out = session_ca(dir.path(), &["--version"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
+    let aws_lc = match session_ca::crypto::aws_lc_version() {
+        Some(version) => {
+            assert!(
+                version.starts_with(|c: char| c.is_ascii_digit()),
+                "{version}"
+            );
+            format!(", AWS-LC {version}")
+        }
+        None => String::new(),
+    };
     assert_eq!(
         text.trim_end(),
         format!(
-            "session-ca {} (crypto: {})",
+            "session-ca {} (crypto: {}{aws_lc})",
             env!("CARGO_PKG_VERSION"),
             session_ca::crypto::LIBRARY
         )

@@ -3,6 +3,10 @@
 //! the Java example client (examples/java/MtlsClient.java) calling the
 //! `mtls_backend` example with a key store from a real signer. Run by
 //! scripts/test; a missing java, keytool or openssl fails the tests.
+//!
+//! Not on a FIPS build: it refuses `"pkcs12": true` (tested in api.rs),
+//! and the Java client's key store comes from there.
+#![cfg(not(feature = "fips"))]
 
 mod common;
 #[path = "common/examples.rs"]

@@ -122,25 +122,20 @@ fn pkcs12_and_csr_modes() {
         dir.path(),
         &["request", "--url", &url, "--pkcs12", p12.to_str().unwrap()],
     );
-    assert!(out.status.success(), "{}", text(&out));
-    let password_file = dir.path().join("client.p12.password");
-    #[cfg(unix)]
-    {
-        assert_eq!(mode(&p12), 0o600);
-        assert_eq!(mode(&password_file), 0o600);
+    if cfg!(feature = "fips") {
+        // A FIPS build refuses key stores; nothing is written.
+        assert!(!out.status.success());
+        assert!(
+            text(&out)
+                .contains("HTTP 422 invalid_field: pkcs12 is not available on this FIPS build"),
+            "{}",
+            text(&out)
+        );
+        assert!(!p12.exists());
+        assert!(!dir.path().join("client.p12.password").exists());
+    } else {
+        pkcs12_file_holds_the_key_store(&out, &p12, dir.path());
     }
-    let password = std::fs::read_to_string(&password_file).unwrap();
-    let store = p12_keystore::KeyStore::from_pkcs12(
-        &std::fs::read(&p12).unwrap(),
-        password.trim_end(),
-        p12_keystore::Pkcs12ImportPolicy::Strict,
-    )
-    .unwrap();
-    assert_eq!(store.private_key_chain().unwrap().1.certs().len(), 2);
-    assert!(
-        !text(&out).contains(password.trim_end()),
-        "the password is not printed"
-    );
 
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
     let csr = rcgen::CertificateParams::new(vec![])
@@ -252,4 +247,27 @@ fn errors_are_clear_and_write_nothing() {
         text(&out)
     );
     assert!(!out_dir.exists());
+}
+
+/// `request --pkcs12 FILE` wrote a key store (0600) and its password file.
+fn pkcs12_file_holds_the_key_store(out: &Output, p12: &Path, dir: &Path) {
+    assert!(out.status.success(), "{}", text(out));
+    let password_file = dir.join("client.p12.password");
+    #[cfg(unix)]
+    {
+        assert_eq!(mode(p12), 0o600);
+        assert_eq!(mode(&password_file), 0o600);
+    }
+    let password = std::fs::read_to_string(&password_file).unwrap();
+    let store = p12_keystore::KeyStore::from_pkcs12(
+        &std::fs::read(p12).unwrap(),
+        password.trim_end(),
+        p12_keystore::Pkcs12ImportPolicy::Strict,
+    )
+    .unwrap();
+    assert_eq!(store.private_key_chain().unwrap().1.certs().len(), 2);
+    assert!(
+        !text(out).contains(password.trim_end()),
+        "the password is not printed"
+    );
 }
