@@ -214,10 +214,20 @@ fn init_logging() {
             .boxed()
     };
     // Whatever SESSION_CA_LOG says, the SDK's trace events never reach the output.
-    let never_sdk_trace = tracing_subscriber::filter::filter_fn(|m| !is_aws_sdk_trace(m));
+    // In JSON, audit events (one per request) take the lean JSON writer.
+    let ordinary = tracing_subscriber::filter::filter_fn(move |m| {
+        let audit_event = m.target() == session_ca::audit::TARGET;
+        !(is_aws_sdk_trace(m) || (json && audit_event))
+    });
+    let audit = json.then(|| {
+        session_ca::audit::JsonLines::new(std::io::stderr).with_filter(
+            tracing_subscriber::filter::filter_fn(|m| m.target() == session_ca::audit::TARGET),
+        )
+    });
     tracing_subscriber::registry()
         .with(filter)
-        .with(output.with_filter(never_sdk_trace))
+        .with(output.with_filter(ordinary))
+        .with(audit)
         .init();
 }
 
