@@ -364,22 +364,8 @@ fn serve_closes_connections_that_trickle_their_request_head() {
         "[server]\nrequest_timeout = \"1s\"\n[cas.default]\nsource = \"file:ca\"\n[profiles.default]\n",
     )
     .unwrap();
-    let port = free_port();
-    let mut server = Guard(
-        Command::new(BIN)
-            .args([
-                "serve",
-                "--config",
-                "session-ca.toml",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .current_dir(dir.path())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port, &mut server.0);
+    let (_server, port) =
+        tools::start_serve_with(BIN, dir.path(), &["--config", "session-ca.toml"]);
 
     // A slowloris client: half a request head, then silence.
     let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();

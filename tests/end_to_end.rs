@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 
 use examples::{example_bin, Backend, CLAIMS};
 use serde_json::Value;
-use tools::{readme_block, run, start_serve, wait_for_port, write_server_identity, Guard};
+use tools::{readme_block, run, start_serve, write_server_identity};
 
 const BIN: &str = env!("CARGO_BIN_EXE_session-ca");
 
@@ -170,21 +170,7 @@ fn two_identities_two_backends() {
         readme_block("two-identities-config", "toml"),
     )
     .unwrap();
-    let port = tools::free_port();
-    let mut signer = Guard(
-        Command::new(BIN)
-            .args([
-                "serve",
-                "--config",
-                "session-ca.toml",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .current_dir(dir)
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port, &mut signer.0);
+    let (_signer, port) = tools::start_serve_with(BIN, dir, &["--config", "session-ca.toml"]);
     let signer_url = format!("http://127.0.0.1:{port}");
     write_server_identity(dir);
     get_chain(dir, port, "?profile=payments", "payments-trust.pem");

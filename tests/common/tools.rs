@@ -44,17 +44,57 @@ pub fn wait_for_port(port: u16, child: &mut Child) {
 /// Starts `bin serve` in `dir` on a free loopback port, output discarded,
 /// and waits until it listens.
 pub fn start_serve(bin: &str, dir: &Path) -> (Guard, u16) {
-    let port = free_port();
-    let child = Command::new(bin)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+    start_serve_with(bin, dir, &[])
+}
+
+/// Starts `bin serve` with `args` in `dir`, listening on a port the kernel
+/// picks (`127.0.0.1:0`), and returns that port, read from the "session-ca
+/// listening" log line. (A port from [`free_port`] can be taken by a test
+/// running in parallel before the server binds it, and the test would then
+/// talk to the other test's server.) The rest of the output is discarded.
+pub fn start_serve_with(bin: &str, dir: &Path, args: &[&str]) -> (Guard, u16) {
+    use std::io::BufRead as _;
+    let mut child = Command::new(bin)
+        .arg("serve")
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("SESSION_CA_LOG_FORMAT", "json")
         .current_dir(dir)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {bin} serve: {e}"));
-    let mut server = Guard(child);
-    wait_for_port(port, &mut server.0);
-    (server, port)
+    let stderr = child.stderr.take().unwrap();
+    let server = Guard(child);
+    let (found, port) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut found = Some(found);
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(sender) = &found {
+                let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                if event["message"] == "session-ca listening" {
+                    let address = event["address"].as_str().unwrap_or_default();
+                    let port = address.parse::<std::net::SocketAddr>().map(|a| a.port());
+                    let _ = sender.send(port.map_err(|_| line.clone()));
+                    found = None;
+                } else {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                }
+            }
+        }
+        // The server exited (or closed stderr) before it listened.
+        if let Some(sender) = found {
+            let _ = sender.send(Err(seen));
+        }
+    });
+    match port.recv_timeout(Duration::from_secs(20)) {
+        Ok(Ok(port)) => (server, port),
+        Ok(Err(output)) => panic!("{bin} serve did not listen; its output:\n{output}"),
+        Err(_) => panic!("{bin} serve did not listen within 20 s"),
+    }
 }
 
 /// A child process killed when dropped.
