@@ -89,9 +89,9 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
 /// (`timestamp`, `level`, the event's fields, `target`), one `write` per
 /// line, with no allocation per event after the first on a thread.
 ///
-/// The JSON formatter spent about 7 µs on each audit event (a `String`
-/// for every `%` field, a map serializer); this writes the line straight
-/// into a per-thread buffer. Spans are not written: audit events carry
+/// The JSON formatter spent 32.5k instructions on each audit event (a
+/// `String` for every `%` field, a map serializer; callgrind of `serve`);
+/// this writes the line straight into a per-thread buffer, 10.1k. Spans are not written: audit events carry
 /// their request id as a field. Other events take the ordinary formatter.
 pub struct JsonLines<W> {
     make_writer: W,

@@ -95,8 +95,8 @@ pub fn self_check() -> Result<(), String> {
     Ok(())
 }
 
-/// The version of the AWS-LC library linked in (`"3.0.0"`, say; a FIPS
-/// build links the FIPS branch), for the start-up log; `None` on ring builds.
+/// The version of the AWS-LC library linked in (`"4.2.0"`, say; a FIPS
+/// build links the FIPS branch), for `--version`; `None` on ring builds.
 pub fn aws_lc_version() -> Option<&'static str> {
     #[cfg(feature = "aws-lc")]
     let version = Some(aws_lc_rs::awslc_version());

@@ -475,8 +475,8 @@ pub enum PolicyError {
     /// run outside the FIPS module.
     #[error(
         "pkcs12 is not available on this FIPS build: the key store's encryption (PBKDF2, \
-         AES-256-CBC) would run outside the FIPS module; take private_key_pem and build the \
-         key store with a FIPS-validated tool"
+         AES-256-CBC) would run outside the FIPS module; take private_key (PEM) and build \
+         the key store with a FIPS-validated tool"
     )]
     Pkcs12NotInFipsBuild,
     /// `ttl_seconds` is zero.
