@@ -6,11 +6,11 @@ mod tools;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use tools::output_text as text;
-use tools::{free_port, start_serve, wait_for_port, Guard};
+use tools::start_serve;
 
 const BIN: &str = env!("CARGO_BIN_EXE_session-ca");
 
@@ -231,17 +231,7 @@ fn serve_stops_cleanly_on_sigint() {
 #[test]
 fn serve_with_the_embedded_default_issues_and_shuts_down_gracefully() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .current_dir(dir.path())
-        .env("SESSION_CA_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut server = Guard(child);
-    wait_for_port(port, &mut server.0);
+    let (mut server, port, log) = tools::start_serve_logged(BIN, dir.path(), &[]);
 
     assert!(
         dir.path().join("signer-key/ca-key.pem").exists(),
@@ -275,14 +265,7 @@ fn serve_with_the_embedded_default_issues_and_shuts_down_gracefully() {
         .success());
     let status = server.0.wait().unwrap();
     assert!(status.success(), "graceful exit: {status}");
-    let mut logs = String::new();
-    server
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    let logs = log.join().unwrap();
     assert!(logs.contains("DEVELOPMENT CA"), "{logs}");
     assert!(logs.contains(r#""event":"certificate_issued""#), "{logs}");
     assert!(logs.contains(r#""transaction_id":"tx-1""#), "{logs}");

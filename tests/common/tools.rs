@@ -53,6 +53,17 @@ pub fn start_serve(bin: &str, dir: &Path) -> (Guard, u16) {
 /// running in parallel before the server binds it, and the test would then
 /// talk to the other test's server.) The rest of the output is discarded.
 pub fn start_serve_with(bin: &str, dir: &Path, args: &[&str]) -> (Guard, u16) {
+    let (server, port, _log) = start_serve_logged(bin, dir, args);
+    (server, port)
+}
+
+/// [`start_serve_with`], also returning the server's whole JSON log, which
+/// the returned thread yields once the server has exited.
+pub fn start_serve_logged(
+    bin: &str,
+    dir: &Path,
+    args: &[&str],
+) -> (Guard, u16, std::thread::JoinHandle<String>) {
     use std::io::BufRead as _;
     let mut child = Command::new(bin)
         .arg("serve")
@@ -67,8 +78,8 @@ pub fn start_serve_with(bin: &str, dir: &Path, args: &[&str]) -> (Guard, u16) {
     let stderr = child.stderr.take().unwrap();
     let server = Guard(child);
     let (found, port) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut seen = String::new();
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
         let mut found = Some(found);
         for line in std::io::BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
@@ -79,19 +90,19 @@ pub fn start_serve_with(bin: &str, dir: &Path, args: &[&str]) -> (Guard, u16) {
                     let port = address.parse::<std::net::SocketAddr>().map(|a| a.port());
                     let _ = sender.send(port.map_err(|_| line.clone()));
                     found = None;
-                } else {
-                    seen.push_str(&line);
-                    seen.push('\n');
                 }
             }
+            log.push_str(&line);
+            log.push('\n');
         }
         // The server exited (or closed stderr) before it listened.
         if let Some(sender) = found {
-            let _ = sender.send(Err(seen));
+            let _ = sender.send(Err(log.clone()));
         }
+        log
     });
     match port.recv_timeout(Duration::from_secs(20)) {
-        Ok(Ok(port)) => (server, port),
+        Ok(Ok(port)) => (server, port, log),
         Ok(Err(output)) => panic!("{bin} serve did not listen; its output:\n{output}"),
         Err(_) => panic!("{bin} serve did not listen within 20 s"),
     }
