@@ -117,6 +117,7 @@ async fn no_secret_reaches_a_log_line_an_error_body_or_debug_output() {
             .await
             .unwrap();
         secrets.push(issued.private_key.clone().unwrap());
+        assert_eq!(issued.pkcs12.is_some(), !cfg!(feature = "fips"));
         if let Some(store) = &issued.pkcs12 {
             secrets.push(store.password.clone());
         }
