@@ -9,11 +9,9 @@ use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use crate::audit::rfc3339;
-use crate::claims::{self, ObjectId};
-use crate::clock::FixedClock;
-use crate::issuer::hex;
-use crate::verify::{Verifier, VerifyError};
+use session_ca_verify::{decode_claim_value, FixedClock, ObjectId, Verifier, VerifyError};
+
+use crate::fmt::{hex, is_safe_char, rfc3339};
 
 /// One claim extension found in a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +99,7 @@ pub fn inspect(
         claims.push(FoundClaim {
             name,
             oid: oid_text,
-            value: claims::decode_value(ext.value).map_err(|e| e.to_string()),
+            value: decode_claim_value(ext.value).map_err(|e| e.to_string()),
             critical: ext.critical,
         });
     }
@@ -120,7 +118,7 @@ pub fn inspect(
 
 /// Verifies `leaf` as a TLS client certificate against the CA certificates
 /// in `ca_pem` at exactly `now` (no clock skew), with rustls-webpki. The
-/// check is [`crate::verify::Verifier`]'s: self-signed certificates in
+/// check is [`Verifier`]'s: self-signed certificates in
 /// `ca_pem` are trust anchors and the rest intermediates (with no
 /// self-signed certificate, every one is an anchor), the anchor must be
 /// within its own validity, and the leaf itself must name clientAuth. Claims
@@ -136,8 +134,8 @@ pub fn verify_client_certificate(
         .skew(std::time::Duration::ZERO)
         .build()
         .map_err(|e| InspectError::Malformed(format!("CA file: {e}")))?;
-    match verifier.check_trust(leaf, &[]) {
-        Ok(_) => Ok(()),
+    match verifier.verify_trust(leaf, &[]) {
+        Ok(()) => Ok(()),
         Err(e @ (VerifyError::MalformedCertificate(_) | VerifyError::NoCertificate)) => {
             Err(InspectError::Malformed(format!("certificate: {e}")))
         }
@@ -150,7 +148,7 @@ pub fn verify_client_certificate(
 fn printable(text: &str) -> String {
     text.chars()
         .map(|c| {
-            if claims::is_safe_char(c) {
+            if is_safe_char(c) {
                 c.to_string()
             } else {
                 c.escape_unicode().to_string()

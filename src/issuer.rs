@@ -4,21 +4,20 @@
 
 use std::time::Duration;
 
-use crate::crypto::rand::{SecureRandom, SystemRandom};
 use rcgen::{
     CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyIdMethod, KeyUsagePurpose, SanType, SerialNumber,
+    KeyUsagePurpose, PublicKeyData, SanType,
 };
+use session_ca_verify::encode_claim_value;
 use time::OffsetDateTime;
 
-use crate::ca::init::dn_value;
 use crate::ca::SigningCa;
-use crate::claims;
-use crate::csr::CsrKey;
-use crate::keys::{FreshKey, SecretPem};
-use crate::pkcs12::{self, KeyStoreFile};
-use crate::policy::{CertificatePlan, KeySource, SubjectAttribute};
-use rcgen::PublicKeyData;
+use crate::fmt::hex;
+use crate::keys::{FreshKey, KeyError, SecretPem};
+use crate::pkcs12::{self, KeyStoreFile, Pkcs12Error};
+use crate::profile::{CertificatePlan, KeySource, SubjectAttribute};
+use crate::request::CsrKey;
+use crate::x509::{der_integer_content, dn_value, key_identifier, random_serial, RandomFailed};
 
 /// Fraction of the lifetime after which clients should renew (as linkerd does).
 pub const RENEW_AT_FRACTION: f64 = 0.7;
@@ -86,33 +85,6 @@ pub fn validity(
     })
 }
 
-/// A positive serial number of 127 random bits from the OS CSPRNG (RFC 5280
-/// §4.1.2.2: unique, positive, at most 20 octets; CA/B BR §7.1: at least 64
-/// random bits). DER drops leading zero octets, so 1 serial in 256 is shorter.
-pub fn random_serial() -> Result<SerialNumber, IssueError> {
-    let mut bytes = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| IssueError::Internal("the system CSPRNG failed"))?;
-    bytes[0] &= 0x7f;
-    let significant = bytes.iter().position(|&b| b != 0).unwrap_or(15);
-    Ok(SerialNumber::from_slice(&bytes[significant..]))
-}
-
-/// The content octets of a positive DER INTEGER with these big-endian
-/// bytes (X.690 §8.3): leading zeros dropped, one zero put back when the
-/// top bit would otherwise make it negative. This is what the certificate
-/// holds and what `openssl x509 -serial` prints.
-pub fn der_integer_content(bytes: &[u8]) -> Vec<u8> {
-    let significant = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-    let value = &bytes[significant..];
-    match value.first() {
-        None => vec![0],
-        Some(&first) if first >= 0x80 => [&[0][..], value].concat(),
-        Some(_) => value.to_vec(),
-    }
-}
-
 /// The public key a certificate is made for.
 enum SubjectKey<'a> {
     Fresh(FreshKey),
@@ -147,13 +119,13 @@ pub fn issue(
         KeySource::Generate(key_type) => SubjectKey::Fresh(
             key_type
                 .generate_fresh()
-                .map_err(|_| IssueError::KeyGeneration)?,
+                .map_err(IssueError::KeyGeneration)?,
         ),
         KeySource::Csr(csr) => SubjectKey::Csr(csr),
     };
 
     let mut params = CertificateParams::default();
-    let serial = random_serial()?;
+    let serial = random_serial().map_err(IssueError::Random)?;
     let serial_hex = hex(&der_integer_content(&serial.to_bytes()));
     params.serial_number = Some(serial);
     params.not_before = validity.not_before;
@@ -190,7 +162,7 @@ pub fn issue(
         let ia5 = uri
             .as_str()
             .try_into()
-            .map_err(|_| IssueError::Internal("URI SAN is not IA5"))?;
+            .map_err(|_| IssueError::UriSanNotIa5)?;
         params.subject_alt_names = vec![SanType::URI(ia5)];
     }
     // Claims: non-critical private extensions (§4.2), one per claim.
@@ -198,15 +170,13 @@ pub fn issue(
         .extensions
         .iter()
         .map(|(oid, text)| {
-            let mut ext = CustomExtension::from_oid_content(oid.arcs(), claims::encode_value(text));
+            let mut ext = CustomExtension::from_oid_content(oid.arcs(), encode_claim_value(text));
             ext.set_criticality(false);
             ext
         })
         .collect();
 
-    let cert = params
-        .signed_by(&key, &ca.issuer)
-        .map_err(|_| IssueError::Internal("signing failed"))?;
+    let cert = ca.sign(&params, &key).map_err(IssueError::Signing)?;
     let der = cert.der().to_vec();
     let fingerprint = crate::crypto::sha256(&der);
     let fresh = match &key {
@@ -217,8 +187,7 @@ pub fn issue(
         Some(fresh) if plan.pkcs12 => {
             let chain: Vec<&[u8]> = ca.chain_der.iter().map(|c| c.as_ref()).collect();
             Some(
-                pkcs12::key_store(fresh.pkcs8_der(), &der, &chain)
-                    .map_err(|_| IssueError::Internal("PKCS#12 encoding failed"))?,
+                pkcs12::key_store(fresh.pkcs8_der(), &der, &chain).map_err(IssueError::Pkcs12)?,
             )
         }
         _ => None,
@@ -237,26 +206,9 @@ pub fn issue(
     })
 }
 
-/// A key identifier by RFC 7093 §2 method 1: the leftmost 160 bits of the
-/// SHA-256 hash of the subjectPublicKey BIT STRING value.
-pub fn key_identifier(subject_public_key: &[u8]) -> KeyIdMethod {
-    let digest = crate::crypto::sha256(subject_public_key);
-    KeyIdMethod::PreSpecified(digest.as_ref()[..20].to_vec())
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
-}
-
-/// Errors while issuing.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Errors while issuing. The causes of the internal ones are kept for the
+/// log; the caller only ever sees a generic 500.
+#[derive(Debug, thiserror::Error)]
 pub enum IssueError {
     /// The CA's certificate has expired; nothing can be issued.
     #[error("the signing CA expired at {0}")]
@@ -265,33 +217,25 @@ pub enum IssueError {
     #[error("the signing CA is not valid before {0}")]
     CaNotYetValid(OffsetDateTime),
     /// The key generator failed.
-    #[error("key generation failed")]
-    KeyGeneration,
-    /// A fault that is not the caller's (logged, never sent).
-    #[error("internal issuance failure: {0}")]
-    Internal(&'static str),
+    #[error("key generation failed: {0}")]
+    KeyGeneration(#[source] KeyError),
+    /// The CSPRNG failed while making the serial number.
+    #[error("cannot make a serial number: {0}")]
+    Random(#[source] RandomFailed),
+    /// The expanded URI SAN template is not IA5 text (the expansion percent-encodes, so it should be).
+    #[error("the URI SAN is not IA5 text")]
+    UriSanNotIa5,
+    /// rcgen or the CA's signing key failed to sign the certificate.
+    #[error("signing the certificate failed: {0}")]
+    Signing(#[source] rcgen::Error),
+    /// The PKCS#12 key store could not be written.
+    #[error("writing the PKCS#12 key store failed: {0}")]
+    Pkcs12(#[source] Pkcs12Error),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serial_hex_is_the_der_integer() {
-        assert_eq!(der_integer_content(&[0x00, 0x8a, 0x01]), [0x00, 0x8a, 0x01]);
-        assert_eq!(der_integer_content(&[0x8a, 0x01]), [0x00, 0x8a, 0x01]);
-        assert_eq!(der_integer_content(&[0x00, 0x00, 0x7f]), [0x7f]);
-        assert_eq!(der_integer_content(&[0x00, 0x00]), [0x00]);
-        for _ in 0..2000 {
-            let serial = random_serial().unwrap().to_bytes();
-            let content = der_integer_content(&serial);
-            assert!(content.len() <= 16, "{content:02x?}");
-            assert_eq!(content[0] & 0x80, 0, "positive");
-            // What yasna (and so the certificate) writes for it.
-            let der = yasna::construct_der(|w| w.write_bigint_bytes(&serial, true));
-            assert_eq!(&der[2..], &content[..], "{serial:02x?}");
-        }
-    }
 
     #[test]
     fn validity_is_clamped_and_renewal_is_at_70_percent() {

@@ -1,41 +1,76 @@
 //! session-ca: per-session mTLS client certificates, signed on request.
 //!
-//! A client POSTs its session facts; the service checks them against a
-//! profile ([`policy`]), generates a key pair ([`keys`]), signs a short-lived
-//! certificate carrying the facts as X.509 extensions ([`issuer`],
-//! [`claims`]) with a CA loaded by a [`ca::CaSource`], and returns PEM
-//! certificate, key and chain. The same [`http::app`] router serves a local
-//! TCP listener and AWS Lambda ([`http::lambda`]), with the CA in a local
-//! directory or in AWS Systems Manager Parameter Store ([`ca::ssm`]).
+//! A client POSTs its session facts; the service authenticates it
+//! ([`Auth`]), reads the request strictly ([`IssueRequest`]), checks it
+//! against a profile ([`Profile::plan`]), generates a key pair and signs a
+//! short-lived certificate carrying the facts as X.509 extensions
+//! ([`issue`]) with a CA loaded from a [`CaSource`] into a [`CaStore`], and
+//! returns PEM certificate, key and chain. The same [`app`] router serves a
+//! local TCP listener ([`serve_tcp`]) and AWS Lambda ([`lambda_app`]).
 //!
-//! The architecture is described in `DESIGN.md`; the HTTP contract is
-//! `api-spec/openapi.yaml`.
+//! What a backend needs to verify the certificates is the
+//! `session-ca-verify` crate; the API's wire types and a client are the
+//! `session-ca-client` crate. `ARCHITECTURE.md` maps the modules; the HTTP
+//! contract is `api-spec/openapi.yaml`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod audit;
-pub mod auth;
-pub mod ca;
-pub mod claims;
-pub mod client;
-pub mod clock;
-pub mod config;
+mod audit;
+mod auth;
+mod ca;
+mod config;
 pub mod crypto;
-pub mod csr;
-pub mod files;
-pub mod hmac;
-pub mod http;
-pub mod inspect;
-pub mod issuer;
-pub mod keys;
-pub mod pkcs12;
-pub mod policy;
-pub mod request;
-pub mod verify;
+mod fmt;
+mod http;
+mod inspect;
+mod issuer;
+mod keys;
+mod pkcs12;
+mod profile;
+mod request;
+mod x509;
 
-pub use ca::{CaSource, CaStore, SigningCa};
-pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
-pub use config::Config;
-pub use http::{app, AppState};
-pub use keys::KeyType;
+pub use audit::{JsonLines, TARGET as AUDIT_TARGET};
+pub use auth::settings::HmacKeySettings;
+pub use auth::{Auth, AuthError, AuthMode, Caller, CallerPattern, Credentials, HmacAuth, HmacError};
+pub use ca::file::{
+    FileCaSource, CA_CERT_FILE, CA_KEY_FILE, CHAIN_FILE, ROOT_CERT_FILE, ROOT_KEY_FILE,
+};
+pub use ca::init::{ca_exists, create_ca, parse_subject, CreatedCa, InitOptions, DEFAULT_CA_SUBJECT};
+pub use ca::ssm::{
+    client as ssm_client, material_from_parameters, parameter_names, publish as publish_ssm,
+    SsmCaSource, SsmSettings,
+};
+pub use ca::{
+    expiring_cas, BoxFuture, CaError, CaKey, CaMaterial, CaSource, CaStore, ExpiringCa,
+    OnLoadFailure, SigningCa, ON_REQUEST_REFRESH_TIMEOUT,
+};
+pub use config::{
+    lambda_default_config, CaConfig, CaSourceSpec, Config, ConfigError, ConfigOrigin, EnvSource,
+    ProcessEnv, ServerConfig, DEFAULT_CONFIG, ENV_CONFIG_FILE, ENV_PREFIX, MAX_JSON_DEPTH_CAP,
+};
+pub use http::lambda::{lambda_app, run as run_lambda};
+pub use http::server::{serve as serve_tcp, SHUTDOWN_GRACE};
+pub use http::{
+    app, misconfigured, AppError, AppState, DEFAULT_PROFILE, PEM_CHAIN_MEDIA_TYPE,
+    PKCS12_MEDIA_TYPE, REQUEST_ID_HEADER,
+};
+pub use inspect::{
+    inspect, read_certificate, verify_client_certificate, FoundClaim, InspectError, Inspection,
+};
+pub use issuer::{issue, validity, IssueError, IssuedCertificate, Validity, RENEW_AT_FRACTION};
+pub use keys::{FreshKey, KeyError, KeyType, SecretPem};
+pub use pkcs12::{
+    Pkcs12Error, ITERATIONS as PKCS12_ITERATIONS, KEY_ALIAS as PKCS12_KEY_ALIAS,
+    TRUSTSTORE_PASSWORD,
+};
+pub use profile::settings::{ClaimSettings, ProfileSettings};
+pub use profile::{
+    CertificatePlan, ClaimSpec, KeySource, PolicyError, Profile, SubjectAttribute,
+    MAX_SESSION_ID_CHARS, MAX_TRANSACTION_ID_CHARS,
+};
+pub use request::{
+    ClaimValue, ClaimValues, CsrError, CsrKey, CsrKeyType, IssueRequest, RequestError,
+};
+pub use session_ca_verify::{Clock, FixedClock, SharedClock, SystemClock};

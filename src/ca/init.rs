@@ -3,15 +3,15 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, DnValue, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
 use super::file::{CA_CERT_FILE, CA_KEY_FILE, CHAIN_FILE, ROOT_CERT_FILE, ROOT_KEY_FILE};
 use super::CaError;
-use crate::files::{create_private_dir, stage, sync_dir, FileKind};
-use crate::issuer::{key_identifier, random_serial};
+use session_ca_client::files::{create_private_dir, stage, sync_dir, FileKind};
+use crate::x509::{dn_value, key_identifier, random_serial};
 use crate::keys::KeyType;
 
 /// Subject of a CA made with no `--subject`.
@@ -69,7 +69,7 @@ pub fn parse_subject(text: &str) -> Result<Vec<(DnType, String)>, CaError> {
         };
         if value.is_empty()
             || value.chars().count() > 64
-            || !value.chars().all(crate::claims::is_safe_char)
+            || !value.chars().all(crate::fmt::is_safe_char)
         {
             return Err(bad(format!(
                 "{key} must be 1-64 characters with no control characters"
@@ -88,14 +88,6 @@ pub fn parse_subject(text: &str) -> Result<Vec<(DnType, String)>, CaError> {
         return Err(bad("a CN is required".into()));
     }
     Ok(out)
-}
-
-pub(crate) fn dn_value(ty: &DnType, value: &str) -> DnValue {
-    // RFC 5280 Appendix A: countryName is a PrintableString.
-    match (ty, rcgen::string::PrintableString::try_from(value)) {
-        (DnType::CountryName, Ok(p)) => DnValue::PrintableString(p),
-        _ => DnValue::Utf8String(value.to_owned()),
-    }
 }
 
 fn ca_params(

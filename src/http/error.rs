@@ -1,11 +1,15 @@
-//! The one error type of the HTTP layer and its mapping to status codes and JSON bodies.
+//! The one error type of the HTTP layer and its mapping to status codes and
+//! JSON bodies. Turning an error into a response has no side effect: a
+//! server fault's cause travels in the response's [`ErrorRecord`] and the
+//! outermost layer logs it.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use session_ca_client::{ErrorBody, ErrorDetail};
 
+use crate::auth::AuthError;
 use crate::issuer::IssueError;
-use crate::policy::PolicyError;
+use crate::profile::PolicyError;
 use crate::request::RequestError;
 
 /// Everything a request can fail with.
@@ -14,12 +18,9 @@ pub enum AppError {
     /// The body is not JSON, or not a request.
     #[error(transparent)]
     Request(#[from] RequestError),
-    /// No caller identity where the auth mode needs one.
-    #[error("{0}")]
-    Unauthenticated(&'static str),
-    /// The request's HMAC authentication failed.
+    /// The caller is not authenticated (no IAM principal, a bad HMAC signature).
     #[error(transparent)]
-    Hmac(#[from] crate::hmac::HmacError),
+    Auth(#[from] AuthError),
     /// The request breaks the profile's policy.
     #[error(transparent)]
     Policy(#[from] PolicyError),
@@ -84,9 +85,11 @@ impl From<IssueError> for AppError {
             IssueError::CaExpired(_) | IssueError::CaNotYetValid(_) => {
                 AppError::CaUnavailable(e.to_string())
             }
-            IssueError::KeyGeneration | IssueError::Internal(_) => {
-                AppError::Internal(e.to_string())
-            }
+            IssueError::KeyGeneration(_)
+            | IssueError::Random(_)
+            | IssueError::UriSanNotIa5
+            | IssueError::Signing(_)
+            | IssueError::Pkcs12(_) => AppError::Internal(e.to_string()),
         }
     }
 }
@@ -112,9 +115,7 @@ impl AppError {
             }
             AppError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             AppError::BodyUnreadable(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
-            AppError::Unauthenticated(_) | AppError::Hmac(_) => {
-                (StatusCode::UNAUTHORIZED, "unauthenticated")
-            }
+            AppError::Auth(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             AppError::Policy(PolicyError::CallerNotAllowed { .. }) => {
                 (StatusCode::FORBIDDEN, "caller_not_allowed")
             }
@@ -166,14 +167,31 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
     AppError::Internal(format!("handler panicked: {detail}")).into_response()
 }
 
+/// What a response says of the error it carries, for the outermost layer:
+/// the stable code (for the audit event) and, for a server fault, the cause
+/// to log (never sent to the client).
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorRecord {
+    /// The error's stable code.
+    pub(crate) code: &'static str,
+    /// The full error text of a 5xx, for the log.
+    pub(crate) cause: Option<String>,
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if status.is_server_error() {
-            tracing::error!(code, error = %self, "request failed");
-        }
-        let body = json!({ "error": { "code": code, "message": self.public_message() } });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: self.public_message(),
+            },
+        };
         let mut response = (status, axum::Json(body)).into_response();
+        response.extensions_mut().insert(ErrorRecord {
+            code,
+            cause: status.is_server_error().then(|| self.to_string()),
+        });
         if status == StatusCode::METHOD_NOT_ALLOWED {
             if let AppError::MethodNotAllowed { path, .. } = &self {
                 let allow = super::allowed_methods(path);
@@ -182,11 +200,11 @@ impl IntoResponse for AppError {
                 }
             }
         }
-        if let AppError::Hmac(_) = &self {
+        if let AppError::Auth(AuthError::Hmac(_)) = &self {
             // RFC 9110 §11.6.1: a 401 names the scheme to authenticate with.
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static(crate::hmac::SCHEME),
+                axum::http::HeaderValue::from_static(session_ca_client::hmac::SCHEME),
             );
         }
         response

@@ -87,7 +87,7 @@ pub fn lambda_app(
 ) -> tower::util::MapRequest<axum::Router, fn(lambda_http::Request) -> lambda_http::Request> {
     let router = app(state.clone()).layer(axum::middleware::from_fn_with_state(
         state,
-        super::refresh_due_cas,
+        super::layers::refresh_due_cas,
     ));
     tower::util::MapRequest::new(router, strip_stage::<lambda_http::Body>)
 }

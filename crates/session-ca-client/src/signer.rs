@@ -1,51 +1,15 @@
-//! A client of the signer's HTTP API, for `session-ca request` and for
-//! programs that want a certificate in memory (see `examples/mtls_client.rs`).
+//! A client of the signer's HTTP API: `POST /v1/certificates` and `GET /v1/ca`.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
-use serde_json::Value;
-
-use crate::files::{self, FileKind};
-use crate::hmac::{self, Secret};
-use crate::http::IssueResponse;
+use crate::hmac::{self, Secret, SigningError};
+use crate::wire::{CertificateRequest, ErrorBody, IssueResponse};
 
 /// How long to wait for a TCP/TLS connection to the signer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a whole request may take (RSA CSRs and Lambda cold starts included).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The body of `POST /v1/certificates`; absent fields take the profile's defaults.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct CertificateRequest {
-    /// Profile name (`default` when absent).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
-    /// Session id (subject CN); a fresh UUID when absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
-    /// Transaction id.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transaction_id: Option<String>,
-    /// Lifetime in seconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ttl_seconds: Option<u64>,
-    /// Key type for a server-generated key (`ecdsa-p256`, ...).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_type: Option<String>,
-    /// Profile-defined claims.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub claims: BTreeMap<String, Value>,
-    /// A PEM PKCS#10 request (CSR mode).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub csr: Option<String>,
-    /// Whether to ask for a PKCS#12 key store too.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub pkcs12: bool,
-}
 
 /// A client of one signer.
 #[derive(Clone)]
@@ -66,8 +30,12 @@ impl fmt::Debug for SignerClient {
 
 impl SignerClient {
     /// A client of the signer at `base_url` (`http://127.0.0.1:8080`,
-    /// `https://signer.example`), trusting the system's roots for HTTPS and,
-    /// when given, the PEM certificates in `extra_roots`.
+    /// `https://signer.example`, `https://api.example/stage`), trusting the
+    /// system's roots for HTTPS and, when given, the PEM certificates in
+    /// `extra_roots`.
+    ///
+    /// Installs this build's rustls provider as the process default if
+    /// there is none (see [`install_rustls_provider`](crate::install_rustls_provider)).
     pub fn new(base_url: &str, extra_roots: Option<&[u8]>) -> Result<SignerClient, ClientError> {
         let mut base = reqwest::Url::parse(base_url)
             .map_err(|e| ClientError::InvalidUrl(format!("{base_url:?}: {e}")))?;
@@ -114,10 +82,10 @@ impl SignerClient {
         self
     }
 
-    /// Asks for a certificate.
+    /// Asks for a certificate (`POST /v1/certificates`).
     pub async fn issue(&self, request: &CertificateRequest) -> Result<IssueResponse, ClientError> {
         let url = self.url("v1/certificates")?;
-        // Serialising this struct of strings and JSON values cannot fail.
+        // Serialising this struct of strings and JSON texts cannot fail.
         let body = serde_json::to_vec(request).unwrap_or_default();
         let mut post = self
             .http
@@ -130,7 +98,7 @@ impl SignerClient {
             };
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let signature = hmac::authorization(key_id, secret, "POST", &path, now, &body)
-                .map_err(|e| ClientError::Signing(e.to_string()))?;
+                .map_err(ClientError::Signing)?;
             post = post.header(reqwest::header::AUTHORIZATION, signature);
         }
         let body = exchange(post.body(body), "POST", &url, reqwest::StatusCode::CREATED).await?;
@@ -141,7 +109,8 @@ impl SignerClient {
         })
     }
 
-    /// The PEM CA chain of a profile (`GET /v1/ca`).
+    /// The PEM CA chain of a profile (`GET /v1/ca`; the default profile's
+    /// when `profile` is `None`).
     pub async fn ca_chain(&self, profile: Option<&str>) -> Result<String, ClientError> {
         let mut url = self.url("v1/ca")?;
         if let Some(profile) = profile {
@@ -154,7 +123,7 @@ impl SignerClient {
             reqwest::StatusCode::OK,
         )
         .await?;
-        String::from_utf8(body.to_vec())
+        String::from_utf8(body)
             .map_err(|_| ClientError::UnexpectedResponse(format!("GET {url}: not PEM text")))
     }
 
@@ -165,77 +134,6 @@ impl SignerClient {
     }
 }
 
-/// The certificate file written by [`write_pem_files`].
-pub const CERT_FILE: &str = "cert.pem";
-/// The private key file (mode 0600) written by [`write_pem_files`].
-pub const KEY_FILE: &str = "key.pem";
-/// The CA chain file written by [`write_pem_files`].
-pub const CHAIN_FILE: &str = "chain.pem";
-
-/// Writes `cert.pem`, `key.pem` (0600; not in CSR mode, where the caller
-/// holds the key) and `chain.pem` into `dir` (created 0700 if absent). All
-/// files are first written to temporary files beside their targets and
-/// renamed into place only when every one is complete, so a failure leaves
-/// the previous files untouched rather than a mix of old and new.
-pub fn write_pem_files(dir: &Path, response: &IssueResponse) -> std::io::Result<Vec<PathBuf>> {
-    if !dir.exists() {
-        files::create_private_dir(dir)?;
-    }
-    let chain: String = response.ca_chain.concat();
-    let mut parts: Vec<(PathBuf, &[u8], FileKind)> = Vec::new();
-    if let Some(key) = &response.private_key {
-        parts.push((dir.join(KEY_FILE), key.as_bytes(), FileKind::Secret));
-    }
-    parts.push((
-        dir.join(CERT_FILE),
-        response.certificate.as_bytes(),
-        FileKind::Public,
-    ));
-    parts.push((dir.join(CHAIN_FILE), chain.as_bytes(), FileKind::Public));
-    persist_all(parts)
-}
-
-/// Writes the PKCS#12 key store of `response` to `path` and its password to
-/// `path` + `.password`, both 0600, with the same all-or-nothing staging as
-/// [`write_pem_files`].
-pub fn write_pkcs12_file(path: &Path, response: &IssueResponse) -> std::io::Result<Vec<PathBuf>> {
-    use base64::Engine as _;
-    let Some(store) = &response.pkcs12 else {
-        return Err(std::io::Error::other(
-            "the signer's response carries no PKCS#12 key store",
-        ));
-    };
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(&store.base64)
-        .map_err(|e| std::io::Error::other(format!("the PKCS#12 key store is not base64: {e}")))?;
-    let mut password_path = path.as_os_str().to_owned();
-    password_path.push(".password");
-    let password_line = format!("{}\n", store.password);
-    persist_all(vec![
-        (path.to_path_buf(), &der, FileKind::Secret),
-        (
-            PathBuf::from(password_path),
-            password_line.as_bytes(),
-            FileKind::Secret,
-        ),
-    ])
-}
-
-fn persist_all(parts: Vec<(PathBuf, &[u8], FileKind)>) -> std::io::Result<Vec<PathBuf>> {
-    let mut staged = Vec::with_capacity(parts.len());
-    for (path, contents, kind) in parts {
-        let tmp = files::stage(&path, contents, kind)?;
-        staged.push((path, tmp));
-    }
-    let mut written = Vec::with_capacity(staged.len());
-    for (path, tmp) in staged {
-        tmp.persist(&path).map_err(|e| e.error)?;
-        files::sync_dir(path.parent().unwrap_or(Path::new(".")));
-        written.push(path);
-    }
-    Ok(written)
-}
-
 /// Sends a request and reads the whole body, which must come with
 /// `expected`; otherwise the signer's error (or a network error naming
 /// `method` and `url`).
@@ -244,7 +142,7 @@ async fn exchange(
     method: &str,
     url: &reqwest::Url,
     expected: reqwest::StatusCode,
-) -> Result<axum::body::Bytes, ClientError> {
+) -> Result<Vec<u8>, ClientError> {
     let network =
         |e: reqwest::Error| ClientError::Network(format!("{method} {url}: {}", describe(&e)));
     let response = request.send().await.map_err(network)?;
@@ -253,26 +151,18 @@ async fn exchange(
     if status != expected {
         return Err(rejection(status, &body));
     }
-    Ok(body)
+    Ok(Vec::from(body))
 }
 
 /// The signer's error, from its JSON error body when it sent one.
 fn rejection(status: reqwest::StatusCode, body: &[u8]) -> ClientError {
-    let parsed: Option<(String, String)> =
-        serde_json::from_slice::<Value>(body).ok().and_then(|v| {
-            let error = v.get("error")?;
-            Some((
-                error.get("code")?.as_str()?.to_owned(),
-                error.get("message")?.as_str()?.to_owned(),
-            ))
-        });
-    match parsed {
-        Some((code, message)) => ClientError::Rejected {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody { error }) => ClientError::Rejected {
             status: status.as_u16(),
-            code,
-            message,
+            code: error.code,
+            message: error.message,
         },
-        None => {
+        Err(_) => {
             let text: String = String::from_utf8_lossy(body)
                 .chars()
                 .take(200)
@@ -312,7 +202,7 @@ pub enum ClientError {
     InvalidCa(String),
     /// The request could not be signed.
     #[error("cannot sign the request: {0}")]
-    Signing(String),
+    Signing(SigningError),
     /// The signer could not be reached or the exchange broke off.
     #[error("cannot reach the signer: {0}")]
     Network(String),
@@ -329,4 +219,89 @@ pub enum ClientError {
     /// The signer answered something that is not this API.
     #[error("unexpected answer from the signer: {0}")]
     UnexpectedResponse(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_become_rejections() {
+        let body = br#"{"error": {"code": "forbidden", "message": "no", "extra": 1}}"#;
+        match rejection(reqwest::StatusCode::FORBIDDEN, body) {
+            ClientError::Rejected {
+                status,
+                code,
+                message,
+            } => assert_eq!(
+                (status, code.as_str(), message.as_str()),
+                (403, "forbidden", "no")
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_bodies_are_unexpected_and_sanitised() {
+        let body = format!("<html>\u{1b}[31m{}</html>", "x".repeat(300));
+        let err = rejection(reqwest::StatusCode::BAD_GATEWAY, body.as_bytes());
+        let ClientError::UnexpectedResponse(text) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(
+            text.starts_with("HTTP 502 Bad Gateway with body \"<html>[31m"),
+            "{text}"
+        );
+        assert!(
+            !text.contains('\u{1b}') && !text.contains("</html>"),
+            "{text}"
+        );
+        // An error object without the fields is not this API's error either.
+        let err = rejection(reqwest::StatusCode::FORBIDDEN, br#"{"error": "no"}"#);
+        assert!(matches!(err, ClientError::UnexpectedResponse(_)), "{err:?}");
+    }
+
+    #[test]
+    fn urls_must_be_http() {
+        for url in ["ftp://signer.example", "not a url", "/v1"] {
+            let err = SignerClient::new(url, None).unwrap_err();
+            assert!(matches!(err, ClientError::InvalidUrl(_)), "{url}: {err:?}");
+        }
+        let err = SignerClient::new("https://signer.example", Some(b"not PEM")).unwrap_err();
+        assert!(matches!(err, ClientError::InvalidCa(_)), "{err:?}");
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_base() {
+        let client = SignerClient::new("https://api.example/stage", None).unwrap();
+        assert_eq!(
+            client.url("v1/certificates").unwrap().as_str(),
+            "https://api.example/stage/v1/certificates"
+        );
+        let client = SignerClient::new("http://127.0.0.1:8080", None).unwrap();
+        assert_eq!(
+            client.url("v1/ca").unwrap().as_str(),
+            "http://127.0.0.1:8080/v1/ca"
+        );
+    }
+
+    #[test]
+    fn debug_shows_the_key_id_not_the_secret() {
+        let client = SignerClient::new("http://127.0.0.1:8080", None)
+            .unwrap()
+            .with_hmac("payments", Secret::new(&[7u8; 32]).unwrap());
+        let shown = format!("{client:?}");
+        assert!(
+            shown.contains("payments") && !shown.contains("0707"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn signing_errors_keep_their_message() {
+        assert_eq!(
+            ClientError::Signing(SigningError::Random).to_string(),
+            "cannot sign the request: the system CSPRNG failed"
+        );
+    }
 }

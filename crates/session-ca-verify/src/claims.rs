@@ -1,4 +1,5 @@
-//! Session claims carried in certificate extensions: OIDs, DER encoding and decoding.
+//! The claim vocabulary: OIDs, the standard claims, claim types, and the DER
+//! encoding and decoding of claim values.
 //!
 //! Each claim is its own non-critical extension (RFC 5280 §4.2: unknown
 //! non-critical extensions are ignored by relying parties that do not
@@ -9,6 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// The documentation arc of RFC 5612; operators set their own PEN arc.
 pub const DEFAULT_OID_ARC: &str = "1.3.6.1.4.1.32473.1";
@@ -176,21 +178,48 @@ impl fmt::Display for ClaimType {
     }
 }
 
+impl ClaimType {
+    /// Decodes a claim extension value of this type: a `string` claim as a
+    /// JSON string, a `json` claim parsed. The error says precisely what is
+    /// wrong with the value.
+    pub(crate) fn decode(self, der: &[u8]) -> Result<Value, String> {
+        let text = decode_claim_text(der)?;
+        match self {
+            ClaimType::String => Ok(Value::String(text)),
+            ClaimType::Json => {
+                serde_json::from_str(&text).map_err(|e| format!("not valid JSON: {e}"))
+            }
+        }
+    }
+}
+
 /// Encodes a claim value as the DER `UTF8String` that forms the extension value.
-pub fn encode_value(text: &str) -> Vec<u8> {
+pub fn encode_claim_value(text: &str) -> Vec<u8> {
     yasna::construct_der(|writer| writer.write_utf8_string(text))
 }
 
-/// Decodes an extension value written by [`encode_value`].
-pub fn decode_value(der: &[u8]) -> Result<String, ClaimError> {
+/// Decodes an extension value written by [`encode_claim_value`].
+pub fn decode_claim_value(der: &[u8]) -> Result<String, ClaimError> {
     yasna::parse_der(der, |reader| reader.read_utf8string()).map_err(|_| ClaimError::MalformedValue)
 }
 
-/// Whether a character may appear in a claim or identifier: no C0/C1 control
-/// characters (NUL included) and no bidirectional overrides, which could make
-/// a log line or a certificate dump read differently from what it holds.
-pub fn is_safe_char(c: char) -> bool {
-    !c.is_control() && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+/// Decodes a claim extension value like [`decode_claim_value`], saying
+/// precisely what is wrong with one that is not a DER `UTF8String`.
+pub(crate) fn decode_claim_text(der: &[u8]) -> Result<String, String> {
+    if let Ok(text) = decode_claim_value(der) {
+        return Ok(text);
+    }
+    use x509_parser::asn1_rs::{Any, FromDer as _, Tag};
+    let why = match Any::from_der(der) {
+        Err(e) => format!("not DER: {e}"),
+        Ok((rest, any)) if any.tag() == Tag::Utf8String => match std::str::from_utf8(any.data) {
+            Err(e) => format!("a UTF8String whose bytes are not UTF-8: {e}"),
+            Ok(_) if !rest.is_empty() => "trailing bytes after the UTF8String".into(),
+            Ok(_) => "a UTF8String that is not DER-encoded".into(),
+        },
+        Ok((_, any)) => format!("a {} where a DER UTF8String is expected", any.tag()),
+    };
+    Err(why)
 }
 
 /// Errors about claims and OIDs.
@@ -253,24 +282,65 @@ mod tests {
 
     #[test]
     fn values_round_trip_as_utf8string() {
-        let der = encode_value("naïve ✓");
+        let der = encode_claim_value("naïve ✓");
         assert_eq!(der[0], 0x0c, "UTF8String tag");
-        assert_eq!(decode_value(&der).unwrap(), "naïve ✓");
+        assert_eq!(decode_claim_value(&der).unwrap(), "naïve ✓");
         let long = "x".repeat(300);
-        assert_eq!(decode_value(&encode_value(&long)).unwrap(), long);
+        assert_eq!(
+            decode_claim_value(&encode_claim_value(&long)).unwrap(),
+            long
+        );
         assert!(
-            decode_value(&[0x13, 0x01, b'a']).is_err(),
+            decode_claim_value(&[0x13, 0x01, b'a']).is_err(),
             "PrintableString"
         );
-        assert!(decode_value(&[0x0c, 0x05, b'a']).is_err(), "truncated");
+        assert!(
+            decode_claim_value(&[0x0c, 0x05, b'a']).is_err(),
+            "truncated"
+        );
     }
 
     #[test]
-    fn unsafe_characters_are_flagged() {
-        assert!(is_safe_char('a'));
-        assert!(is_safe_char('é'));
-        for c in ['\0', '\n', '\u{7f}', '\u{85}', '\u{202E}', '\u{2067}'] {
-            assert!(!is_safe_char(c), "{c:?}");
+    fn bad_claim_values_are_explained() {
+        assert_eq!(
+            decode_claim_text(&encode_claim_value("ok ✓")).unwrap(),
+            "ok ✓"
+        );
+        for (der, want) in [
+            (&[][..], "not DER"),
+            (
+                &[0x13, 0x01, b'a'][..],
+                "a PrintableString where a DER UTF8String is expected",
+            ),
+            (&[0x0c, 0x02, 0xc3, 0x28][..], "not UTF-8"),
+            (&[0x0c, 0x05, b'a'][..], "not DER"),
+            (&[0x0c, 0x01, b'a', 0x00][..], "trailing bytes"),
+            (&[0x30, 0x00][..], "a Sequence where"),
+        ] {
+            let got = decode_claim_text(der).unwrap_err();
+            assert!(got.contains(want), "{der:02x?}: want {want:?}, got {got:?}");
         }
+    }
+
+    #[test]
+    fn typed_claims_decode_to_json() {
+        let der = encode_claim_value(r#"{"a":[1,2]}"#);
+        assert_eq!(
+            ClaimType::Json.decode(&der).unwrap(),
+            serde_json::json!({"a": [1, 2]})
+        );
+        assert_eq!(
+            ClaimType::String.decode(&der).unwrap(),
+            Value::String(r#"{"a":[1,2]}"#.into())
+        );
+        let not_json = encode_claim_value("{");
+        assert!(ClaimType::Json
+            .decode(&not_json)
+            .unwrap_err()
+            .starts_with("not valid JSON: "));
+        assert!(ClaimType::String
+            .decode(&[0x13, 0x01, b'a'])
+            .unwrap_err()
+            .contains("PrintableString"));
     }
 }

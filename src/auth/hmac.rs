@@ -1,29 +1,12 @@
-//! HMAC request signing (`auth = "hmac"`) for standalone servers.
+//! HMAC request signing (`auth = "hmac"`), the server side: the keys by
+//! id, the clock-skew window, header parsing, constant-time verification
+//! and replay refusal. The scheme itself (string to sign, header format) and
+//! the client side live in `session_ca_client::hmac`, so both ends share
+//! one definition.
 //!
-//! A client holding a key id and a shared secret sends
-//!
-//! ```text
-//! Authorization: SESSION-CA-HMAC-SHA256 KeyId=<id>, Timestamp=<unix seconds>, Nonce=<random>, Signature=<hex>
-//! ```
-//!
-//! where the signature is HMAC-SHA256 with the secret over the string to
-//! sign, six lines joined by `\n`:
-//!
-//! ```text
-//! SESSION-CA-HMAC-SHA256
-//! POST
-//! /v1/certificates
-//! 1763800000
-//! 3f1c9a0b7d2e4f6a8b0c1d2e3f4a5b6c
-//! <lower-case hex SHA-256 of the body>
-//! ```
-//!
-//! (the method, the path with its query as sent, the timestamp and the
-//! nonce as in the header; the nonce is 16 to 64 characters of `A-Z a-z 0-9
-//! - _`, fresh for every request, so two identical requests in the same
-//! second still have different signatures). The server refuses timestamps more than `max_skew` (300 s by
-//! default) from its clock, compares signatures in constant time
-//! (`hmac::verify` of ring or aws-lc-rs), and refuses a signature it has already accepted
+//! The server refuses timestamps more than `max_skew` (300 s by default)
+//! from its clock, compares signatures in constant time (`hmac::verify` of
+//! ring or aws-lc-rs), and refuses a signature it has already accepted
 //! within the window, so a captured request cannot be replayed against the
 //! same process. Secrets never reach `Debug` output, logs or errors.
 
@@ -32,111 +15,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::crypto::hmac;
-
-/// The scheme name in the `Authorization` header and the string to sign.
-pub const SCHEME: &str = "SESSION-CA-HMAC-SHA256";
-/// The default largest difference between a request's timestamp and the server's clock.
-pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(300);
-/// The shortest secret accepted, in bytes (RFC 2104 §3: at least the hash's output length).
-pub const MIN_SECRET_BYTES: usize = 32;
-
-/// A shared secret. Its `Debug` never shows it.
-#[derive(Clone)]
-pub struct Secret(hmac::Key);
-
-impl Secret {
-    /// A secret from its bytes; shorter than [`MIN_SECRET_BYTES`] is refused.
-    pub fn new(bytes: &[u8]) -> Result<Secret, HmacError> {
-        if bytes.len() < MIN_SECRET_BYTES {
-            return Err(HmacError::SecretTooShort(bytes.len()));
-        }
-        Ok(Secret(hmac::Key::new(hmac::HMAC_SHA256, bytes)))
-    }
-}
-
-/// A secret as read from a file or a variable, without the trailing line
-/// ending that `echo` and editors add (it is not part of the secret).
-pub fn trim_line_end(bytes: &[u8]) -> &[u8] {
-    let end = bytes
-        .iter()
-        .rposition(|b| *b != b'\n' && *b != b'\r')
-        .map_or(0, |i| i + 1);
-    &bytes[..end]
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[secret elided]")
-    }
-}
-
-/// The string a signature covers.
-pub fn string_to_sign(
-    method: &str,
-    path_and_query: &str,
-    timestamp: i64,
-    nonce: &str,
-    body: &[u8],
-) -> String {
-    let body_hash = crate::crypto::sha256(body);
-    format!(
-        "{SCHEME}\n{method}\n{path_and_query}\n{timestamp}\n{nonce}\n{}",
-        crate::issuer::hex(body_hash.as_ref())
-    )
-}
-
-/// A fresh nonce: 16 bytes from the OS CSPRNG, as 32 hex digits.
-pub fn nonce() -> Result<String, HmacError> {
-    use crate::crypto::rand::SecureRandom as _;
-    let mut bytes = [0u8; 16];
-    crate::crypto::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| HmacError::Random)?;
-    Ok(crate::issuer::hex(&bytes))
-}
-
-/// The `Authorization` header value for a request (client side), with a
-/// fresh nonce.
-pub fn authorization(
-    key_id: &str,
-    secret: &Secret,
-    method: &str,
-    path_and_query: &str,
-    timestamp: i64,
-    body: &[u8],
-) -> Result<String, HmacError> {
-    let nonce = nonce()?;
-    Ok(authorization_with_nonce(
-        key_id,
-        secret,
-        method,
-        path_and_query,
-        timestamp,
-        &nonce,
-        body,
-    ))
-}
-
-/// The `Authorization` header value with a given nonce.
-pub fn authorization_with_nonce(
-    key_id: &str,
-    secret: &Secret,
-    method: &str,
-    path_and_query: &str,
-    timestamp: i64,
-    nonce: &str,
-    body: &[u8],
-) -> String {
-    let tag = hmac::sign(
-        &secret.0,
-        string_to_sign(method, path_and_query, timestamp, nonce, body).as_bytes(),
-    );
-    format!(
-        "{SCHEME} KeyId={key_id}, Timestamp={timestamp}, Nonce={nonce}, Signature={}",
-        crate::issuer::hex(tag.as_ref())
-    )
-}
+use session_ca_client::hmac::{string_to_sign, Secret, SCHEME};
 
 /// The server side: the keys by id, the allowed skew, and the signatures
 /// seen within the window.
@@ -205,8 +84,9 @@ impl HmacAuth {
             });
         }
         let message = string_to_sign(method, path_and_query, fields.timestamp, fields.nonce, body);
-        hmac::verify(&secret.0, message.as_bytes(), &fields.signature)
-            .map_err(|_| HmacError::BadSignature)?;
+        if !secret.verify(&message, &fields.signature) {
+            return Err(HmacError::BadSignature);
+        }
         let mut id = [0u8; 16];
         id.copy_from_slice(&fields.signature[..16]);
         let mut window = self.seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -330,17 +210,12 @@ pub enum HmacError {
     /// A signature already accepted within the window.
     #[error("this signature was already used; sign every request anew")]
     Replayed,
-    /// The CSPRNG failed (client side, making a nonce).
-    #[error("the system CSPRNG failed")]
-    Random,
-    /// A configured secret is too short.
-    #[error("an HMAC secret must be at least 32 bytes, got {0}")]
-    SecretTooShort(usize),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use session_ca_client::hmac::{authorization, authorization_with_nonce, DEFAULT_MAX_SKEW};
 
     fn auth() -> (HmacAuth, Secret) {
         let secret = Secret::new(&[7u8; 32]).unwrap();
@@ -491,19 +366,7 @@ mod tests {
     }
 
     #[test]
-    fn line_ends_are_not_part_of_a_secret() {
-        assert_eq!(trim_line_end(b"abc\r\n\n"), b"abc");
-        assert_eq!(trim_line_end(b"a\nb"), b"a\nb");
-        assert_eq!(trim_line_end(b"\n"), b"");
-        assert_eq!(trim_line_end(b""), b"");
-    }
-
-    #[test]
     fn secrets_are_long_and_hidden() {
-        assert_eq!(
-            Secret::new(&[1u8; 31]).unwrap_err(),
-            HmacError::SecretTooShort(31)
-        );
         let (auth, secret) = auth();
         assert_eq!(format!("{secret:?}"), "[secret elided]");
         let shown = format!("{auth:?}");

@@ -113,4 +113,17 @@ mod tests {
         assert!(write_atomically(&path, b"x", FileKind::Secret).is_err());
         assert!(!path.exists());
     }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_directories_are_0700() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b");
+        create_private_dir(&nested).unwrap();
+        let mode = std::fs::metadata(&nested).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        // Existing directories are fine (recursive).
+        create_private_dir(&nested).unwrap();
+    }
 }

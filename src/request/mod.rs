@@ -1,9 +1,14 @@
-//! The `POST /v1/certificates` request body: strict JSON parsing into typed fields.
+//! The `POST /v1/certificates` request body: strict JSON parsing into typed
+//! fields, and the public key of a CSR ([`csr`]).
 //!
-//! Parsing is strict on purpose: unknown fields, duplicate keys (at any depth
-//! inside claims) and wrong types are refused instead of being guessed at, so
-//! a caller never gets a certificate that says something other than what it
+//! The body's shape is `session_ca_client::CertificateRequest`, the one
+//! definition the client sends; this module reads it strictly. Parsing is
+//! strict on purpose: unknown fields, duplicate keys (at any depth inside
+//! claims) and wrong types are refused instead of being guessed at, so a
+//! caller never gets a certificate that says something other than what it
 //! asked for.
+
+mod csr;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,41 +16,32 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
+use session_ca_client::CertificateRequest;
+
+pub use csr::{CsrError, CsrKey, CsrKeyType};
 
 use crate::keys::KeyType;
 
-/// A request for a certificate, as sent by the client.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A request for a certificate, as sent by the client, its claims parsed.
+#[derive(Debug, Clone, Default)]
 pub struct IssueRequest {
     /// Profile name; `default` when absent.
-    #[serde(default)]
     pub profile: Option<String>,
     /// Session id (the subject CN); a fresh UUID v4 when absent and not required.
-    #[serde(default)]
     pub session_id: Option<String>,
     /// Transaction id.
-    #[serde(default)]
     pub transaction_id: Option<String>,
     /// Requested lifetime in seconds; the profile's `default_ttl` when absent.
-    #[serde(default)]
     pub ttl_seconds: Option<u64>,
     /// Key type to generate; `ecdsa-p256` when absent.
-    #[serde(default)]
     pub key_type: Option<KeyType>,
     /// Profile-defined claims by name.
-    #[serde(skip)]
     pub claims: Option<ClaimValues>,
-    /// The claims as sent, parsed into `claims` by [`IssueRequest::from_json`].
-    #[serde(default, rename = "claims")]
-    raw_claims: Option<RawClaims>,
     /// A PEM PKCS#10 request whose public key is to be certified (CSR
     /// mode: no key is generated and none is returned).
-    #[serde(default)]
     pub csr: Option<String>,
     /// Whether to also return the key, certificate and chain as a PKCS#12
     /// key store with a fresh password.
-    #[serde(default)]
     pub pkcs12: bool,
 }
 
@@ -70,7 +66,8 @@ impl IssueRequest {
         // The path of a shape error names the field: "ttl_seconds: invalid
         // type: ...". (Trailing characters were refused by the syntax pass.)
         let mut deserializer = serde_json::Deserializer::from_slice(body);
-        let mut request: IssueRequest = serde_path_to_error::deserialize(&mut deserializer)
+        let request: CertificateRequest<KeyType> =
+            serde_path_to_error::deserialize(&mut deserializer)
             .map_err(|e| {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
@@ -99,9 +96,10 @@ impl IssueRequest {
                     .into(),
             ));
         }
-        if let Some(RawClaims(raw)) = request.raw_claims.take() {
-            let mut claims = BTreeMap::new();
-            for (name, text) in raw {
+        let mut claims = None;
+        if let Some(raw) = request.claims {
+            let mut values = BTreeMap::new();
+            for (name, text) in raw.into_inner() {
                 let StrictValue(value) = serde_json::from_str(text.get()).map_err(|e| {
                     let message = format!("claims.{name}: {e}");
                     if e.is_data() {
@@ -111,11 +109,20 @@ impl IssueRequest {
                     }
                 })?;
                 let json = compact(text.get());
-                claims.insert(name, ClaimValue { value, json });
+                values.insert(name, ClaimValue { value, json });
             }
-            request.claims = Some(ClaimValues(claims));
+            claims = Some(ClaimValues(values));
         }
-        Ok(request)
+        Ok(IssueRequest {
+            profile: request.profile,
+            session_id: request.session_id,
+            transaction_id: request.transaction_id,
+            ttl_seconds: request.ttl_seconds,
+            key_type: request.key_type,
+            claims,
+            csr: request.csr,
+            pkcs12: request.pkcs12,
+        })
     }
 }
 
@@ -133,37 +140,6 @@ pub struct ClaimValue {
     pub value: Value,
     /// The compact JSON text as sent.
     pub json: String,
-}
-
-/// The `claims` object as sent: each value's raw JSON text, names unique.
-#[derive(Debug, Clone, Default)]
-struct RawClaims(BTreeMap<String, Box<serde_json::value::RawValue>>);
-
-impl<'de> Deserialize<'de> for RawClaims {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(RawClaimsVisitor)
-    }
-}
-
-struct RawClaimsVisitor;
-
-impl<'de> Visitor<'de> for RawClaimsVisitor {
-    type Value = RawClaims;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object mapping claim names to values")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawClaims, A::Error> {
-        let mut claims = BTreeMap::new();
-        while let Some(name) = map.next_key::<String>()? {
-            if claims.contains_key(&name) {
-                return Err(de::Error::custom(format_args!("duplicate key {name:?}")));
-            }
-            claims.insert(name, map.next_value()?);
-        }
-        Ok(RawClaims(claims))
-    }
 }
 
 /// Valid JSON text without its insignificant whitespace (RFC 8259 §2:

@@ -1,8 +1,22 @@
-//! Caller identity: who is asking for a certificate, and whether a profile admits them.
+//! Authentication: how callers prove who they are ([`Auth`]: none, IAM or
+//! HMAC), the identity that results ([`Caller`]), and patterns over
+//! identities ([`CallerPattern`]) that profiles admit.
+//!
+//! This module knows nothing of HTTP: the HTTP layer's extractor hands it
+//! the parts of a request it needs ([`Credentials`]) and gets a [`Caller`]
+//! or an [`AuthError`]. A new authentication method is a variant of
+//! [`AuthMode`] and [`Auth`], its settings in [`settings`], and its check in
+//! [`Auth::authenticate`].
+
+pub mod hmac;
+pub mod settings;
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+pub use hmac::{HmacAuth, HmacError};
 
 /// How callers are authenticated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +42,87 @@ impl fmt::Display for AuthMode {
             AuthMode::Hmac => "hmac",
         })
     }
+}
+
+/// The configured authentication, ready to check requests.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// Every caller is anonymous (loopback development only).
+    None,
+    /// The caller is the IAM principal of the Lambda request context.
+    Iam,
+    /// HMAC-signed requests; the keys and replay window are shared by
+    /// clones, so one process keeps one window.
+    Hmac(Arc<HmacAuth>),
+}
+
+/// What authentication looks at in a request, taken from it by the HTTP layer.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    /// The IAM principal ARN from the Lambda request context, if any.
+    pub iam_principal: Option<&'a str>,
+    /// The `Authorization` header (`None` when absent; non-UTF-8 text is
+    /// passed as U+FFFD so it fails to parse).
+    pub authorization: Option<&'a str>,
+    /// The request method.
+    pub method: &'a str,
+    /// The path with its query, as sent.
+    pub path_and_query: &'a str,
+    /// The whole body.
+    pub body: &'a [u8],
+    /// The signer's clock, unix seconds.
+    pub now: i64,
+}
+
+impl Auth {
+    /// The mode this authentication implements.
+    pub fn mode(&self) -> AuthMode {
+        match self {
+            Auth::None => AuthMode::None,
+            Auth::Iam => AuthMode::Iam,
+            Auth::Hmac(_) => AuthMode::Hmac,
+        }
+    }
+
+    /// Whether checking a request needs its whole body (a signature covers it).
+    pub fn needs_body(&self) -> bool {
+        matches!(self, Auth::Hmac(_))
+    }
+
+    /// Who is calling, or why the request is not authenticated.
+    pub fn authenticate(&self, request: Credentials<'_>) -> Result<Caller, AuthError> {
+        match self {
+            Auth::None => Ok(Caller::Anonymous),
+            Auth::Iam => request
+                .iam_principal
+                .map(|arn| Caller::Principal(arn.to_owned()))
+                .ok_or(AuthError::NoIamPrincipal),
+            Auth::Hmac(hmac) => hmac
+                .verify(
+                    request.authorization,
+                    request.method,
+                    request.path_and_query,
+                    request.body,
+                    request.now,
+                )
+                .map(Caller::Principal)
+                .map_err(AuthError::Hmac),
+        }
+    }
+}
+
+/// Why a request is not authenticated (always the caller's fault: 401).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// `auth = "iam"`, but the request context carries no IAM principal.
+    #[error(
+        "no IAM principal in the request context; call through a Function URL or API \
+         Gateway route with AWS_IAM auth, signing the request with SigV4"
+    )]
+    NoIamPrincipal,
+    /// The request's HMAC authentication failed.
+    #[error(transparent)]
+    Hmac(#[from] HmacError),
 }
 
 /// The authenticated identity of a caller.

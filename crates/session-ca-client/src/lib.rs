@@ -1,0 +1,61 @@
+//! The client side of session-ca, a signing service that issues
+//! short-lived mTLS client certificates per session.
+//!
+//! This crate is what a program needs to get a certificate from a signer,
+//! without the service itself (no axum, no AWS SDK):
+//!
+//! - the API's wire types: the request body [`CertificateRequest`] (with
+//!   its [`Claims`]), the response bodies [`IssueResponse`], [`Health`]
+//!   and the error body [`ErrorBody`]. They are the one definition of the
+//!   API: the service reads and writes the same types;
+//! - [`SignerClient`], an HTTP(S) client of one signer, which signs its
+//!   requests with [`hmac`] when the signer wants that;
+//! - [`write_pem_files`] and [`write_pkcs12_file`], which write the issued
+//!   credentials so that no reader sees a partial file and secrets are
+//!   0600 from the start (built on [`files`]).
+//!
+//! ```no_run
+//! use session_ca_client::{CertificateRequest, Claims, SignerClient};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let signer = SignerClient::new("https://signer.example", None)?;
+//! let mut claims = Claims::default();
+//! claims.insert("agent", &serde_json::json!("example"));
+//! let issued = signer
+//!     .issue(&CertificateRequest {
+//!         transaction_id: Some("tx-0001".into()),
+//!         claims: Some(claims),
+//!         ..CertificateRequest::default()
+//!     })
+//!     .await?;
+//! println!("{} until {}", issued.serial, issued.not_after);
+//! session_ca_client::write_pem_files("creds".as_ref(), &issued)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Crypto library
+//!
+//! As in the service, a build links exactly one crypto library, chosen by
+//! feature: `ring` (the default), `aws-lc` (aws-lc-rs; build with
+//! `--no-default-features --features aws-lc`) or `fips` (aws-lc-rs on the
+//! AWS-LC FIPS module, with rustls's FIPS provider). TLS goes through
+//! rustls on that library, installed as the process default by
+//! [`install_rustls_provider`].
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod credentials;
+mod crypto;
+pub mod files;
+pub mod hmac;
+mod signer;
+mod wire;
+
+pub use credentials::{write_pem_files, write_pkcs12_file, CERT_FILE, CHAIN_FILE, KEY_FILE};
+pub use crypto::install_rustls_provider;
+pub use signer::{ClientError, SignerClient, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
+pub use wire::{
+    CaHealth, CertificateRequest, Claims, ErrorBody, ErrorDetail, Health, IssueResponse, Pkcs12Body,
+};

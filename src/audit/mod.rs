@@ -1,0 +1,103 @@
+//! Audit events: one structured log event per issuance decision.
+//!
+//! Events go to the `audit` tracing target; with JSON logging every field is
+//! a JSON key, written by the lean [`JsonLines`] writer. They never carry
+//! private keys or request bodies. The HTTP layer emits them (one event for
+//! every outcome of `POST /v1/certificates`); this module knows nothing of
+//! HTTP, profiles or the issuer.
+
+mod json_lines;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::fmt::rfc3339;
+pub use json_lines::JsonLines;
+
+/// What the audit log records of an issued certificate.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// Serial number, lower-case hex.
+    pub serial: String,
+    /// SHA-256 of the DER certificate, lower-case hex.
+    pub fingerprint_sha256: String,
+    /// The profile that issued it.
+    pub profile: String,
+    /// The CA that signed it.
+    pub ca: String,
+    /// The session id (subject CN).
+    pub session_id: String,
+    /// The transaction id, when sent.
+    pub transaction_id: Option<String>,
+    /// The certified key's type.
+    pub key_type: &'static str,
+    /// `notBefore`.
+    pub not_before: OffsetDateTime,
+    /// `notAfter`.
+    pub not_after: OffsetDateTime,
+}
+
+/// The tracing target of audit events.
+pub const TARGET: &str = "audit";
+
+/// Records a certificate that was issued.
+pub fn certificate_issued(issued: &Issued, requester: &str, request_id: &str, latency: Duration) {
+    tracing::info!(
+        target: TARGET,
+        event = "certificate_issued",
+        serial = %issued.serial,
+        fingerprint_sha256 = %issued.fingerprint_sha256,
+        profile = %issued.profile,
+        ca = %issued.ca,
+        requester,
+        request_id,
+        session_id = %issued.session_id,
+        transaction_id = issued.transaction_id.as_deref().unwrap_or(""),
+        key_type = %issued.key_type,
+        not_before = %rfc3339(issued.not_before),
+        not_after = %rfc3339(issued.not_after),
+        latency_us = latency.as_micros() as u64,
+        "certificate issued"
+    );
+}
+
+/// Unix time of the last "certificate shortened" warning (one a minute is enough).
+static LAST_SHORTENED_WARNING: AtomicI64 = AtomicI64::new(i64::MIN);
+
+/// Warns (at most once a minute) that certificates of CA `ca` are being
+/// shortened because it expires at `ca_not_after`, before their TTL ends.
+pub fn certificate_shortened(
+    ca: &str,
+    ca_not_after: time::OffsetDateTime,
+    now: time::OffsetDateTime,
+) {
+    let now = now.unix_timestamp();
+    let last = LAST_SHORTENED_WARNING.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= 60
+        && LAST_SHORTENED_WARNING
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            ca,
+            ca_not_after = %rfc3339(ca_not_after),
+            "certificate shortened to the CA's expiry: the CA expires before the requested TTL ends; rotate it"
+        );
+    }
+}
+
+/// Records a request that was refused.
+pub fn issuance_denied(code: &str, status: u16, profile: &str, requester: &str, request_id: &str) {
+    tracing::info!(
+        target: TARGET,
+        event = "issuance_denied",
+        code,
+        status,
+        profile,
+        requester,
+        request_id,
+        "issuance denied"
+    );
+}

@@ -1,0 +1,63 @@
+//! Lambda mode: the router under `lambda_http`, configuration from the environment.
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use session_ca::{
+    lambda_default_config, AppState, AuthMode, CaStore, Config, OnLoadFailure, ProcessEnv,
+    SharedClock, SsmSettings, SystemClock,
+};
+
+use super::serve::log_loaded;
+
+/// Lambda mode: configuration from the environment, CA loaded once per
+/// execution environment before the first event, IAM callers. A CA that
+/// cannot be loaded yields 503s (and retries), never an init failure that
+/// API Gateway would turn into an opaque 502.
+pub(super) async fn run() -> Result<()> {
+    let config = Config::load_with_default(None, &ProcessEnv, &[], &lambda_default_config())
+        .map_err(anyhow::Error::from)
+        .and_then(|config| {
+            match config.server.auth {
+                AuthMode::Iam => {}
+                AuthMode::None => bail!("server.auth: \"none\" is for local development only; Lambda mode needs \"iam\""),
+                // Its replay window is per process, and a function runs in many.
+                AuthMode::Hmac => bail!("server.auth: \"hmac\" is for standalone servers; Lambda mode needs \"iam\""),
+            }
+            Ok(config)
+        });
+    let config = match config {
+        Ok(config) => config,
+        Err(e) => {
+            // Answer every event with a 500 rather than failing the init,
+            // which callers would only see as an opaque 502.
+            tracing::error!(error = %e, "invalid configuration; answering every request with 500 internal_error");
+            return lambda_http::run(session_ca::misconfigured())
+                .await
+                .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"));
+        }
+    };
+    tracing::debug!("configuration loaded");
+    let clock: SharedClock = Arc::new(SystemClock);
+    let cas = CaStore::load(
+        &config,
+        &clock,
+        &SsmSettings::default(),
+        OnLoadFailure::ServeUnavailable,
+    )
+    .await?;
+    log_loaded(&cas, &config, clock.now());
+    // No background refresh: Lambda freezes the environment between events,
+    // so the router reloads due CAs at the start of requests instead.
+    let state = AppState {
+        config: Arc::new(config),
+        cas,
+        clock,
+    };
+    tracing::info!(
+        crypto = session_ca::crypto::LIBRARY,
+        "session-ca ready for Lambda events"
+    );
+    session_ca::run_lambda(state)
+        .await
+        .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
+}

@@ -1,0 +1,177 @@
+//! `session-ca serve`: the HTTP signer on a local TCP listener.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use session_ca::{
+    app, ca_exists, create_ca, AppState, AuthMode, CaSourceSpec, CaStore, Clock, Config,
+    ConfigOrigin, InitOptions, KeyType, OnLoadFailure, ProcessEnv, SharedClock, SsmSettings,
+    SystemClock, DEFAULT_CA_SUBJECT,
+};
+
+use super::rfc3339;
+
+#[derive(Debug, Args)]
+pub(super) struct ServeArgs {
+    /// Configuration file (TOML); also SESSION_CA_CONFIG.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on (repeatable); overrides server.listen.
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Vec<String>,
+}
+
+pub(super) async fn serve(args: ServeArgs) -> Result<()> {
+    let overrides = if args.listen.is_empty() {
+        Vec::new()
+    } else {
+        vec![(
+            "server.listen".to_owned(),
+            toml::Value::Array(
+                args.listen
+                    .iter()
+                    .cloned()
+                    .map(toml::Value::String)
+                    .collect(),
+            ),
+        )]
+    };
+    let config = Config::load(args.config.as_deref(), &ProcessEnv, &overrides)?;
+    if config.server.auth == AuthMode::Iam {
+        bail!(
+            "auth \"iam\" takes the caller from the Lambda request context, which `serve` does \
+             not have; use it in Lambda mode"
+        );
+    }
+    let clock: SharedClock = Arc::new(SystemClock);
+
+    if config.origin == ConfigOrigin::Embedded {
+        for ca in config.cas.values() {
+            if let CaSourceSpec::File(dir) = &ca.source {
+                if !ca_exists(dir) {
+                    create_development_ca(dir, &*clock)?;
+                }
+            }
+        }
+    }
+
+    let cas = CaStore::load(
+        &config,
+        &clock,
+        &SsmSettings::default(),
+        OnLoadFailure::Fail,
+    )
+    .await?;
+    log_loaded(&cas, &config, clock.now());
+    cas.spawn_refresh(clock.clone());
+
+    let listen = config.server.listen.clone();
+    let header_read_timeout = config.server.request_timeout;
+    let auth = config.server.auth;
+    let state = AppState {
+        config: Arc::new(config),
+        cas,
+        clock,
+    };
+    let router = app(state);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for addr in listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local: SocketAddr = listener.local_addr()?;
+        tracing::info!(address = %local, %auth, crypto = session_ca::crypto::LIBRARY, "session-ca listening");
+        let router = router.clone();
+        let mut stop = stop_rx.clone();
+        servers.spawn(session_ca::serve_tcp(
+            listener,
+            router,
+            header_read_timeout,
+            async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            },
+        ));
+    }
+
+    tokio::select! {
+        () = shutdown_signal() => {
+            tracing::info!("shutting down: finishing requests in flight");
+        }
+        Some(result) = servers.join_next() => {
+            result.context("a listener task failed")?.context("a listener failed")?;
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(result) = servers.join_next().await {
+        result
+            .context("a listener task failed")?
+            .context("a listener failed")?;
+    }
+    Ok(())
+}
+
+pub(super) fn create_development_ca(dir: &Path, clock: &dyn Clock) -> Result<()> {
+    let created = create_ca(
+        &InitOptions {
+            dir: dir.to_path_buf(),
+            key_type: KeyType::EcdsaP256,
+            subject: DEFAULT_CA_SUBJECT.to_owned(),
+            validity_days: 3650,
+            intermediate: false,
+            force: false,
+        },
+        clock.now(),
+    )?;
+    tracing::warn!(
+        dir = %dir.display(),
+        "created a DEVELOPMENT CA because none existed; do not trust it beyond this machine \
+         (production CAs come from `session-ca init` and a configuration file)"
+    );
+    for file in created.files {
+        tracing::debug!(file = %file.display(), "wrote");
+    }
+    Ok(())
+}
+
+pub(super) async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+pub(super) fn log_loaded(cas: &CaStore, config: &Config, now: time::OffsetDateTime) {
+    for (name, ca) in cas.all() {
+        if let Some(ca) = ca {
+            tracing::info!(ca = %name, subject = %ca.subject, not_after = %rfc3339(ca.not_after), "CA loaded");
+        }
+    }
+    for expiring in session_ca::expiring_cas(config, cas, now) {
+        tracing::warn!(
+            ca = %expiring.name,
+            not_after = %rfc3339(expiring.not_after),
+            max_ttl_seconds = expiring.max_ttl.as_secs(),
+            "CA expires within the max_ttl of its profiles: certificates are shortened to its expiry; rotate it"
+        );
+    }
+}

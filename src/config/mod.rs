@@ -1,0 +1,347 @@
+//! Configuration: TOML file (or the embedded default), overridden by
+//! `SESSION_CA_*` environment variables, validated once at start-up.
+//!
+//! Environment variables name a setting by its TOML path with `__` between
+//! levels: `SESSION_CA_SERVER__LISTEN`, `SESSION_CA_PROFILES__DEFAULT__MAX_TTL`.
+//! Values are read as TOML values when they parse as one (`300`, `["a","b"]`,
+//! `true`) and as strings otherwise (`5m`, `127.0.0.1:8080`). The environment is
+//! read through [`EnvSource`] so tests never touch the process environment.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use session_ca_verify::{ObjectId, StandardClaim};
+
+use crate::auth::{Auth, AuthMode};
+use crate::profile::Profile;
+
+mod settings;
+#[cfg(test)]
+mod tests;
+
+pub use settings::MAX_JSON_DEPTH_CAP;
+
+/// Prefix of every environment variable the service reads.
+pub const ENV_PREFIX: &str = "SESSION_CA_";
+/// Environment variable naming the configuration file.
+pub const ENV_CONFIG_FILE: &str = "SESSION_CA_CONFIG";
+
+/// The configuration `serve` runs with when given none: a development CA in
+/// `signer-key/`, loopback only, no authentication.
+pub const DEFAULT_CONFIG: &str = r#"
+[server]
+listen = ["127.0.0.1:8080"]
+auth = "none"
+
+[claims]
+oid_arc = "1.3.6.1.4.1.32473.1"
+
+[cas.default]
+source = "file:signer-key"
+refresh = "5m"
+
+[profiles.default]
+ca = "default"
+allow_server_keys = true
+allow_csr = true
+csr_key_types = ["ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-2048", "rsa-3072", "rsa-4096"]
+default_ttl = "5m"
+max_ttl = "15m"
+backdate = "30s"
+subject = { C = "NL", ST = "ZH", L = "Rotterdam", O = "session-ca development" }
+uri_san = "urn:uuid:{session_id}"
+
+[profiles.default.claims]
+agent = { oid = "1.3.6.1.4.1.32473.1.100", type = "string", max_len = 256 }
+geo   = { oid = "1.3.6.1.4.1.32473.1.101", type = "json",   max_len = 256 }
+"#;
+
+/// The configuration of Lambda mode when no file is given: like
+/// [`DEFAULT_CONFIG`], with IAM callers and the CA in Parameter Store under
+/// `/session-ca/default` (set `SESSION_CA_CAS__DEFAULT__SOURCE` to change it).
+pub fn lambda_default_config() -> String {
+    DEFAULT_CONFIG
+        .replace("auth = \"none\"", "auth = \"iam\"")
+        .replace(
+            "source = \"file:signer-key\"",
+            "source = \"ssm:/session-ca/default\"",
+        )
+}
+
+/// A read-only view of environment variables.
+pub trait EnvSource {
+    /// Every variable as (name, value).
+    fn vars(&self) -> Vec<(String, String)>;
+
+    /// One variable's value.
+    fn var(&self, name: &str) -> Option<String> {
+        self.vars()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// The process environment.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn vars(&self) -> Vec<(String, String)> {
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect()
+    }
+}
+
+impl EnvSource for BTreeMap<String, String> {
+    fn vars(&self) -> Vec<(String, String)> {
+        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// Where the configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    /// The embedded default ([`DEFAULT_CONFIG`]).
+    Embedded,
+    /// A TOML file.
+    File(PathBuf),
+}
+
+impl fmt::Display for ConfigOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigOrigin::Embedded => f.write_str("the embedded default configuration"),
+            ConfigOrigin::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Listener and request-handling settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Addresses to listen on.
+    pub listen: Vec<SocketAddr>,
+    /// How callers are authenticated.
+    pub auth: AuthMode,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest total size of the request headers (names and values), in bytes.
+    pub max_header_bytes: usize,
+    /// Longest a request may take, body upload included.
+    pub request_timeout: Duration,
+}
+
+/// Where a CA's key and certificates come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaSourceSpec {
+    /// A directory holding `ca-key.pem`, `ca-cert.pem` and optionally `chain.pem`.
+    File(PathBuf),
+    /// AWS Systems Manager Parameter Store: `PREFIX/key` (SecureString),
+    /// `PREFIX/cert` and `PREFIX/chain`.
+    Ssm(String),
+}
+
+/// A configured CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaConfig {
+    /// Its name, referred to by profiles.
+    pub name: String,
+    /// Where its material comes from.
+    pub source: CaSourceSpec,
+    /// How often the material is reloaded.
+    pub refresh: Duration,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from.
+    pub origin: ConfigOrigin,
+    /// Listener settings.
+    pub server: ServerConfig,
+    /// The arc under which the standard claims live.
+    pub oid_arc: ObjectId,
+    /// CAs by name.
+    pub cas: BTreeMap<String, CaConfig>,
+    /// Profiles by name.
+    pub profiles: BTreeMap<String, Profile>,
+    /// The authentication requests are checked with (for `auth = "hmac"`,
+    /// its keys and replay window, shared by clones).
+    pub auth: Auth,
+}
+
+impl Config {
+    /// Loads the configuration: `file` if given, else the file named by
+    /// `SESSION_CA_CONFIG`, else the embedded default; then applies the
+    /// environment's `SESSION_CA_*__*` overrides and `overrides` (dotted path,
+    /// TOML value) from the command line, and validates the result.
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn EnvSource,
+        overrides: &[(String, toml::Value)],
+    ) -> Result<Config, ConfigError> {
+        Self::load_with_default(file, env, overrides, DEFAULT_CONFIG)
+    }
+
+    /// As [`Config::load`], with `default` as the text used when no file is named.
+    pub fn load_with_default(
+        file: Option<&Path>,
+        env: &dyn EnvSource,
+        overrides: &[(String, toml::Value)],
+        default: &str,
+    ) -> Result<Config, ConfigError> {
+        let path = file
+            .map(Path::to_path_buf)
+            .or_else(|| env.var(ENV_CONFIG_FILE).map(PathBuf::from));
+        let (origin, text) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                (ConfigOrigin::File(path), text)
+            }
+            None => (ConfigOrigin::Embedded, default.to_owned()),
+        };
+        Self::from_toml(origin, &text, env, overrides)
+    }
+
+    /// Parses and validates configuration text (see [`Config::load`]).
+    pub fn from_toml(
+        origin: ConfigOrigin,
+        text: &str,
+        env: &dyn EnvSource,
+        overrides: &[(String, toml::Value)],
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    origin: origin.to_string(),
+                    message: e.to_string(),
+                })?;
+        let mut env_settings: Vec<(String, Vec<String>, String)> = env
+            .vars()
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let rest = name.strip_prefix(ENV_PREFIX)?;
+                // SESSION_CA_CONFIG, SESSION_CA_LOG, ...: not settings paths.
+                rest.contains("__").then(|| {
+                    let path = rest.split("__").map(str::to_ascii_lowercase).collect();
+                    (name.clone(), path, value)
+                })
+            })
+            .collect();
+        // Whole tables first, then the keys inside them, whatever the environment's order.
+        env_settings.sort_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| a.1.cmp(&b.1)));
+        for (name, path, value) in env_settings {
+            set_path(&mut table, &path, env_value(&value)).map_err(|why| ConfigError::Invalid {
+                origin: format!("environment variable {name}"),
+                field: path.join("."),
+                message: why,
+            })?;
+        }
+        for (dotted, value) in overrides {
+            let path: Vec<String> = dotted.split('.').map(str::to_owned).collect();
+            set_path(&mut table, &path, value.clone()).map_err(|why| ConfigError::Invalid {
+                origin: "the command line".into(),
+                field: dotted.clone(),
+                message: why,
+            })?;
+        }
+        let raw: settings::RawConfig =
+            serde_path_to_error::deserialize(table).map_err(|e| ConfigError::Invalid {
+                origin: origin.to_string(),
+                field: e.path().to_string(),
+                message: e.inner().to_string(),
+            })?;
+        raw.validate(origin, env)
+    }
+
+    /// The profile named `name`.
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles.get(name)
+    }
+
+    /// Names of every claim OID this configuration knows (for `inspect`).
+    pub fn claim_names(&self) -> BTreeMap<ObjectId, String> {
+        let mut names: BTreeMap<ObjectId, String> = StandardClaim::ALL
+            .iter()
+            .map(|c| (c.oid(&self.oid_arc), c.name().to_owned()))
+            .collect();
+        for profile in self.profiles.values() {
+            for (name, spec) in &profile.claims {
+                names
+                    .entry(spec.oid.clone())
+                    .or_insert_with(|| name.clone());
+            }
+        }
+        names
+    }
+}
+
+fn env_value(text: &str) -> toml::Value {
+    let wrapped = format!("v = {text}");
+    match wrapped.parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(text.to_owned())),
+        Err(_) => toml::Value::String(text.to_owned()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path
+        .split_last()
+        .ok_or_else(|| "an empty settings path".to_owned())?;
+    if path.iter().any(String::is_empty) {
+        return Err("a settings path has an empty segment".into());
+    }
+    let mut current = table;
+    for segment in parents {
+        let entry = current
+            .entry(segment.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("{segment} is not a table, so it has no sub-settings"))?;
+    }
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+/// Errors in the configuration, each naming where it came from and which field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read configuration file {}: {reason}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The file is not valid TOML.
+    #[error("{origin} is not valid TOML: {message}")]
+    Syntax {
+        /// Where the text came from.
+        origin: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A setting has a bad value.
+    #[error("{origin}: {field}: {message}")]
+    Invalid {
+        /// Where the setting came from.
+        origin: String,
+        /// The setting's dotted path.
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+

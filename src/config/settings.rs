@@ -1,0 +1,313 @@
+//! The configuration file's shape (what serde reads) and its validation
+//! into a [`Config`]; defaults are given here, once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use session_ca_verify::{ObjectId, DEFAULT_OID_ARC};
+
+use super::{CaConfig, CaSourceSpec, Config, ConfigError, ConfigOrigin, EnvSource, ServerConfig};
+use crate::auth::settings::HmacKeySettings;
+use crate::auth::{Auth, AuthMode};
+use crate::fmt::{is_valid_name, DurationSetting};
+use crate::profile::settings::{reserved_arcs, ProfileSettings};
+use crate::profile::Profile;
+
+/// Deepest `max_json_depth` allowed.
+pub const MAX_JSON_DEPTH_CAP: usize = 32;
+
+/// One string or a list of strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    claims: RawClaims,
+    #[serde(default)]
+    cas: BTreeMap<String, RawCa>,
+    #[serde(default)]
+    profiles: BTreeMap<String, ProfileSettings>,
+    #[serde(default)]
+    hmac_keys: BTreeMap<String, HmacKeySettings>,
+}
+
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    #[serde(default = "default_listen")]
+    listen: OneOrMany,
+    #[serde(default)]
+    auth: AuthMode,
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: usize,
+    #[serde(default = "default_max_header_bytes")]
+    max_header_bytes: usize,
+    request_timeout: Option<DurationSetting>,
+    hmac_max_skew: Option<DurationSetting>,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: default_listen(),
+            auth: AuthMode::default(),
+            max_body_bytes: default_max_body_bytes(),
+            max_header_bytes: default_max_header_bytes(),
+            request_timeout: None,
+            hmac_max_skew: None,
+        }
+    }
+}
+
+fn default_listen() -> OneOrMany {
+    OneOrMany::One("127.0.0.1:8080".into())
+}
+
+fn default_max_header_bytes() -> usize {
+    16 * 1024
+}
+
+fn default_max_body_bytes() -> usize {
+    64 * 1024
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClaims {
+    #[serde(default = "default_oid_arc")]
+    oid_arc: String,
+    #[serde(default = "default_max_json_depth")]
+    max_json_depth: usize,
+}
+
+impl Default for RawClaims {
+    fn default() -> Self {
+        RawClaims {
+            oid_arc: default_oid_arc(),
+            max_json_depth: default_max_json_depth(),
+        }
+    }
+}
+
+fn default_oid_arc() -> String {
+    DEFAULT_OID_ARC.into()
+}
+
+fn default_max_json_depth() -> usize {
+    8
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCa {
+    source: String,
+    refresh: Option<DurationSetting>,
+}
+
+
+impl RawConfig {
+    pub(super) fn validate(self, origin: ConfigOrigin, env: &dyn EnvSource) -> Result<Config, ConfigError> {
+        let invalid = |field: String, message: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            field,
+            message,
+        };
+
+        let auth = Auth::from_settings(
+            self.server.auth,
+            &self.hmac_keys,
+            self.server.hmac_max_skew.map(|d| d.0),
+            &|name| env.var(name),
+        )
+        .map_err(|(field, message)| invalid(field, message))?;
+
+        let mut listen = Vec::new();
+        for addr in self.server.listen.into_vec() {
+            let parsed: SocketAddr = addr.parse().map_err(|_| {
+                invalid(
+                    "server.listen".into(),
+                    format!("{addr:?} is not an IP:port address such as \"127.0.0.1:8080\""),
+                )
+            })?;
+            listen.push(parsed);
+        }
+        if listen.is_empty() {
+            return Err(invalid("server.listen".into(), "no listen address".into()));
+        }
+        if self.server.auth == AuthMode::None {
+            if let Some(open) = listen.iter().find(|a| !a.ip().is_loopback()) {
+                return Err(invalid(
+                    "server.auth".into(),
+                    format!(
+                        "auth \"none\" is only allowed on loopback addresses, but server.listen \
+                         has {open}; listen on 127.0.0.1 or [::1], or configure authentication"
+                    ),
+                ));
+            }
+        }
+        // hyper answers a bare 431 on its own above about 400 KiB of headers.
+        if !(1024..=256 * 1024).contains(&self.server.max_header_bytes) {
+            return Err(invalid(
+                "server.max_header_bytes".into(),
+                "must be between 1024 and 262144".into(),
+            ));
+        }
+        let request_timeout = self
+            .server
+            .request_timeout
+            .map_or(Duration::from_secs(10), |d| d.0);
+        if request_timeout < Duration::from_millis(100)
+            || request_timeout > Duration::from_secs(300)
+        {
+            return Err(invalid(
+                "server.request_timeout".into(),
+                "must be between 100ms and 5m".into(),
+            ));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.server.max_body_bytes) {
+            return Err(invalid(
+                "server.max_body_bytes".into(),
+                "must be between 1024 and 16777216".into(),
+            ));
+        }
+
+        let oid_arc: ObjectId = self
+            .claims
+            .oid_arc
+            .parse()
+            .map_err(|e| invalid("claims.oid_arc".into(), format!("{e}")))?;
+        if let Some(clash) = reserved_arcs()
+            .iter()
+            .find(|r| oid_arc == **r || oid_arc.is_below(r) || r.is_below(&oid_arc))
+        {
+            return Err(invalid(
+                "claims.oid_arc".into(),
+                format!("{oid_arc} overlaps the standard X.509 extension arc {clash}; use your own arc (a PEN)"),
+            ));
+        }
+        if self.claims.max_json_depth == 0 || self.claims.max_json_depth > MAX_JSON_DEPTH_CAP {
+            return Err(invalid(
+                "claims.max_json_depth".into(),
+                format!("must be between 1 and {MAX_JSON_DEPTH_CAP}"),
+            ));
+        }
+
+        let mut cas = BTreeMap::new();
+        for (name, raw) in self.cas {
+            let field = |f: &str| format!("cas.{name}.{f}");
+            if !is_valid_name(&name) {
+                return Err(invalid(
+                    format!("cas.{name}"),
+                    "CA names are 1-64 characters of A-Z, a-z, 0-9, '_' and '-'".into(),
+                ));
+            }
+            let source = match raw.source.split_once(':') {
+                Some(("file", dir)) if !dir.is_empty() => CaSourceSpec::File(PathBuf::from(dir)),
+                Some(("ssm", prefix)) => {
+                    let valid = prefix.len() > 1
+                        && prefix.len() <= 1000
+                        && prefix.starts_with('/')
+                        && !prefix.ends_with('/')
+                        && !prefix.contains("//")
+                        && prefix
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b));
+                    if !valid {
+                        return Err(invalid(
+                            field("source"),
+                            format!(
+                                "invalid Parameter Store prefix {prefix:?}; write e.g. \
+                                 \"ssm:/session-ca/prod\" (a path of letters, digits, '_', '.', \
+                                 '-' and '/', starting with '/', no trailing '/')"
+                            ),
+                        ));
+                    }
+                    CaSourceSpec::Ssm(prefix.to_owned())
+                }
+                _ => {
+                    return Err(invalid(
+                        field("source"),
+                        format!(
+                            "unsupported CA source {:?}; write \"file:DIR\" (a directory made by \
+                             `session-ca init`) or \"ssm:/PREFIX\" (Parameter Store)",
+                            raw.source
+                        ),
+                    ))
+                }
+            };
+            let refresh = raw.refresh.map_or(Duration::from_secs(300), |d| d.0);
+            if refresh < Duration::from_secs(1) {
+                return Err(invalid(field("refresh"), "must be at least 1s".into()));
+            }
+            cas.insert(
+                name.clone(),
+                CaConfig {
+                    name,
+                    source,
+                    refresh,
+                },
+            );
+        }
+
+        if self.profiles.is_empty() {
+            return Err(invalid(
+                "profiles".into(),
+                "at least one [profiles.NAME] section is needed".into(),
+            ));
+        }
+        let mut profiles = BTreeMap::new();
+        let ca_names: BTreeSet<&str> = cas.keys().map(String::as_str).collect();
+        for (name, raw) in self.profiles {
+            if self.server.auth == AuthMode::Iam && raw.allowed_callers.is_none() {
+                return Err(invalid(
+                    format!("profiles.{name}.allowed_callers"),
+                    "required with auth \"iam\": list the principal ARN patterns that may use \
+                     this profile (e.g. [\"arn:aws:sts::123456789012:assumed-role/payments-*/*\"]), \
+                     or [\"*\"] to admit every principal that can invoke the function"
+                        .into(),
+                ));
+            }
+            let profile =
+                Profile::from_settings(&name, raw, &oid_arc, self.claims.max_json_depth, &ca_names)
+                .map_err(|(field, message)| invalid(format!("profiles.{name}{field}"), message))?;
+            profiles.insert(name, profile);
+        }
+
+        Ok(Config {
+            origin,
+            server: ServerConfig {
+                listen,
+                auth: self.server.auth,
+                max_body_bytes: self.server.max_body_bytes,
+                max_header_bytes: self.server.max_header_bytes,
+                request_timeout,
+            },
+            oid_arc,
+            cas,
+            profiles,
+            auth,
+        })
+    }
+}

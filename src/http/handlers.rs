@@ -1,0 +1,224 @@
+//! The route handlers: issuance, the CA chain, health, and the fallbacks.
+
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Extension, Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use session_ca_client::{CaHealth, Health, IssueResponse, Pkcs12Body};
+
+use super::extract::Authenticated;
+use super::layers::{AuditTrail, RequestId};
+use super::{AppError, AppState, DEFAULT_PROFILE, PEM_CHAIN_MEDIA_TYPE, PKCS12_MEDIA_TYPE};
+use crate::audit;
+use crate::config::Config;
+use crate::fmt::rfc3339;
+use crate::issuer;
+use crate::request::IssueRequest;
+
+/// The error for a body that could not be read whole.
+pub(crate) fn body_error(rejection: &BytesRejection, config: &Config) -> AppError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::BodyTooLarge {
+            limit: config.server.max_body_bytes,
+        }
+    } else {
+        AppError::BodyUnreadable(rejection.body_text())
+    }
+}
+
+/// `POST /v1/certificates`: authenticate, parse, apply the profile, issue.
+/// The outcome's audit event is written by [`super::layers::observe`].
+pub(crate) async fn issue_certificate(
+    State(state): State<AppState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    Extension(trail): Extension<AuditTrail>,
+    headers: HeaderMap,
+    Authenticated { caller, body }: Authenticated,
+) -> Result<Response, AppError> {
+    is_json(&headers)?;
+    let body = body.map_err(|rejection| body_error(&rejection, &state.config))?;
+    let request = IssueRequest::from_json(&body)?;
+    let profile_name = request.profile.as_deref().unwrap_or(DEFAULT_PROFILE);
+    trail.set_profile(profile_name);
+    let profile = state
+        .config
+        .profile(profile_name)
+        .ok_or_else(|| AppError::unknown_profile(profile_name))?;
+    let plan = profile.plan(&request, &caller, &request_id)?;
+    let ca = state
+        .cas
+        .get(&plan.ca)
+        .ok_or_else(|| AppError::CaUnavailable(format!("CA {:?} is not loaded", plan.ca)))?;
+    let now = state.clock.now();
+    let issued = issuer::issue(&ca, &plan, now)?;
+    if issued.not_after < now + plan.ttl {
+        audit::certificate_shortened(&plan.ca, ca.not_after, now);
+    }
+    let record = audit::Issued {
+        serial: issued.serial_hex.clone(),
+        fingerprint_sha256: issued.fingerprint_sha256.clone(),
+        profile: plan.profile.clone(),
+        ca: plan.ca.clone(),
+        session_id: plan.session_id.clone(),
+        transaction_id: plan.transaction_id.clone(),
+        key_type: issued.key_type,
+        not_before: issued.not_before,
+        not_after: issued.not_after,
+    };
+    let body = IssueResponse {
+        serial: issued.serial_hex,
+        certificate: issued.certificate_pem,
+        private_key: issued
+            .private_key_pem
+            .as_ref()
+            .map(|pem| pem.expose().to_owned()),
+        ca_chain: ca.chain_pem.clone(),
+        not_before: rfc3339(issued.not_before),
+        not_after: rfc3339(issued.not_after),
+        renew_after: rfc3339(issued.renew_after),
+        key_type: issued.key_type.to_owned(),
+        fingerprint_sha256: issued.fingerprint_sha256,
+        profile: plan.profile,
+        session_id: plan.session_id,
+        request_id: request_id.to_string(),
+        pkcs12: issued.pkcs12.map(|file| Pkcs12Body {
+            base64: crate::pkcs12::to_base64(&file.der),
+            password: file.password.expose().to_owned(),
+        }),
+    };
+    // Sized for the PEMs (plus one escape per line) and the short fields,
+    // so the buffer is allocated once instead of doubling from 128 bytes.
+    let pem_bytes = body.certificate.len()
+        + body.private_key.as_ref().map_or(0, String::len)
+        + body.ca_chain.iter().map(String::len).sum::<usize>()
+        + body.pkcs12.as_ref().map_or(0, |p12| p12.base64.len());
+    let mut json = Vec::with_capacity(pem_bytes + pem_bytes / 32 + 1024);
+    serde_json::to_writer(&mut json, &body).map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut response = (
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            // The body holds a private key: no cache may keep it (RFC 9111 §5.2.2.5).
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        json,
+    )
+        .into_response();
+    response.extensions_mut().insert(record);
+    Ok(response)
+}
+
+fn is_json(headers: &HeaderMap) -> Result<(), AppError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(AppError::UnsupportedMediaType(
+            "no Content-Type header".into(),
+        ));
+    };
+    let text = value.to_str().unwrap_or("");
+    let essence = text.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(AppError::UnsupportedMediaType(format!("{text:?}")))
+    }
+}
+
+/// Query of `GET /v1/ca`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CaQuery {
+    profile: Option<String>,
+    format: Option<CaFormat>,
+}
+
+/// The forms `GET /v1/ca` serves the chain in.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum CaFormat {
+    /// PEM certificates, issuing CA first.
+    #[default]
+    Pem,
+    /// A PKCS#12 trust store for Java (password [`crate::pkcs12::TRUSTSTORE_PASSWORD`]).
+    Pkcs12,
+}
+
+pub(crate) async fn ca_chain(
+    State(state): State<AppState>,
+    query: Result<Query<CaQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(query) = query.map_err(|e| AppError::InvalidQuery(e.body_text()))?;
+    let name = query.profile.unwrap_or_else(|| DEFAULT_PROFILE.to_owned());
+    let profile = state
+        .config
+        .profile(&name)
+        .ok_or_else(|| AppError::unknown_profile(&name))?;
+    let ca = state
+        .cas
+        .get(&profile.ca)
+        .ok_or_else(|| AppError::CaUnavailable(format!("CA {:?} is not loaded", profile.ca)))?;
+    match query.format.unwrap_or_default() {
+        CaFormat::Pem => Ok((
+            [(header::CONTENT_TYPE, PEM_CHAIN_MEDIA_TYPE)],
+            ca.chain_pem_bundle.clone(),
+        )
+            .into_response()),
+        CaFormat::Pkcs12 => {
+            let chain: Vec<&[u8]> = ca.chain_der.iter().map(|c| c.as_ref()).collect();
+            let store = crate::pkcs12::trust_store(&chain)
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, PKCS12_MEDIA_TYPE),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"truststore.p12\"",
+                    ),
+                ],
+                store,
+            )
+                .into_response())
+        }
+    }
+}
+
+pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
+    let now = state.clock.now();
+    let cas: Vec<CaHealth> = state
+        .cas
+        .all()
+        .into_iter()
+        .map(|(name, ca)| CaHealth {
+            name,
+            subject: ca.as_ref().map(|ca| ca.subject.clone()),
+            not_after: ca.as_ref().map(|ca| rfc3339(ca.not_after)),
+            usable: ca.is_some_and(|ca| ca.not_before <= now && now < ca.not_after),
+        })
+        .collect();
+    let ok = !cas.is_empty() && cas.iter().all(|c| c.usable);
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Health {
+        status: if ok { "ok" } else { "unavailable" }.into(),
+        cas,
+    };
+    (status, Json(body)).into_response()
+}
+
+pub(crate) async fn not_found(method: Method, uri: Uri) -> AppError {
+    AppError::NotFound {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}
+
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
+    AppError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}

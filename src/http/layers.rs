@@ -1,0 +1,174 @@
+//! The middleware of every request: [`observe`] (correlation id, the audit
+//! event of every issuance decision, the log line of every server fault),
+//! [`enforce_limits`] (header size, request timeout) and, in Lambda mode,
+//! [`refresh_due_cas`].
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use lambda_http::request::RequestContext;
+
+use super::error::ErrorRecord;
+use super::{lambda, AppError, AppState, ISSUE_PATH, REQUEST_ID_HEADER};
+use crate::audit;
+
+/// The correlation id of the request being handled (set by [`observe`]).
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub(crate) Arc<str>);
+
+/// What the audit event of an issuance decision says about the request,
+/// filled in as the request goes: the caller by the [`super::extract::Authenticated`]
+/// extractor, the profile by the handler. [`observe`] reads it at the end.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AuditTrail(Arc<Mutex<Trail>>);
+
+#[derive(Debug, Default)]
+struct Trail {
+    profile: String,
+    requester: Option<String>,
+}
+
+impl AuditTrail {
+    /// Records the profile the request asked for.
+    pub(crate) fn set_profile(&self, profile: &str) {
+        profile.clone_into(&mut self.lock().profile);
+    }
+
+    /// Records who is calling (an audit label: an identity, `anonymous` or
+    /// `unauthenticated`).
+    pub(crate) fn set_requester(&self, requester: &str) {
+        self.lock().requester = Some(requester.to_owned());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Trail> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The outermost layer. Every response whose [`ErrorRecord`] carries a
+/// cause (a server fault) is logged with it here, once; the response itself
+/// says nothing of the cause. For `POST /v1/certificates` it also gives the
+/// request its correlation id (in the `x-request-id` response header too)
+/// and writes one audit event for whatever the outcome: `certificate_issued`
+/// when the handler attached an [`audit::Issued`], `issuance_denied` with
+/// the error's code otherwise, refusals by the limits and panics included.
+pub(crate) async fn observe(mut request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if request.uri().path() != ISSUE_PATH {
+        let response = next.run(request).await;
+        log_server_fault(&response);
+        return response;
+    }
+    let started = Instant::now();
+    let id: Arc<str> = request_id(
+        request.headers(),
+        request.extensions().get::<lambda_http::Context>(),
+        request.extensions().get::<RequestContext>(),
+    )
+    .into();
+    let trail = AuditTrail::default();
+    request.extensions_mut().insert(RequestId(id.clone()));
+    request.extensions_mut().insert(trail.clone());
+    let mut response = next.run(request).await;
+    log_server_fault(&response);
+    let trail = std::mem::take(&mut *trail.lock());
+    let requester = trail.requester.as_deref().unwrap_or("unknown");
+    match response.extensions().get::<audit::Issued>() {
+        Some(issued) => audit::certificate_issued(issued, requester, &id, started.elapsed()),
+        None => {
+            let code = response
+                .extensions()
+                .get::<ErrorRecord>()
+                .map_or("unknown", |e| e.code);
+            audit::issuance_denied(
+                code,
+                response.status().as_u16(),
+                &trail.profile,
+                requester,
+                &id,
+            );
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    response
+}
+
+fn log_server_fault(response: &Response) {
+    if let Some(ErrorRecord {
+        code,
+        cause: Some(cause),
+    }) = response.extensions().get::<ErrorRecord>()
+    {
+        tracing::error!(code, error = %cause, "request failed");
+    }
+}
+
+/// The correlation id: the Lambda request id, else the gateway's request id,
+/// else a well-formed `X-Request-Id` header, else a fresh UUID.
+fn request_id(
+    headers: &HeaderMap,
+    lambda: Option<&lambda_http::Context>,
+    gateway: Option<&RequestContext>,
+) -> String {
+    let trusted = lambda
+        .map(|c| c.request_id.as_str())
+        .or_else(|| gateway.and_then(lambda::gateway_request_id))
+        .filter(|id| (1..=128).contains(&id.len()) && id.chars().all(|c| c.is_ascii_graphic()));
+    if let Some(id) = trusted {
+        return id.to_owned();
+    }
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Enforces the header-size limit and the request timeout (body upload
+/// included), each with a JSON error naming the limit.
+pub(crate) async fn enforce_limits(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let server = &state.config.server;
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > server.max_header_bytes {
+        return AppError::HeadersTooLarge {
+            limit: server.max_header_bytes,
+        }
+        .into_response();
+    }
+    match tokio::time::timeout(server.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => AppError::RequestTimeout {
+            limit: server.request_timeout,
+        }
+        .into_response(),
+    }
+}
+
+/// Reloads due CAs before a request is handled (Lambda mode; see
+/// [`crate::ca::CaStore::refresh_due`]).
+pub(crate) async fn refresh_due_cas(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    state.cas.refresh_due(&state.clock).await;
+    next.run(request).await
+}
