@@ -9,13 +9,13 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, Request};
 use criterion::{criterion_group, criterion_main, Criterion};
-use session_ca::auth::Caller;
-use session_ca::ca::init::{create_ca, InitOptions};
-use session_ca::config::{Config, ConfigOrigin, DEFAULT_CONFIG};
 use session_ca::crypto::rand::SystemRandom;
 use session_ca::crypto::signature::{self, EcdsaKeyPair, Ed25519KeyPair};
-use session_ca::request::IssueRequest;
-use session_ca::{app, issuer, AppState, CaStore, FixedClock, KeyType, SharedClock, SystemClock};
+use session_ca::Caller;
+use session_ca::IssueRequest;
+use session_ca::{app, issue, AppState, CaStore, FixedClock, KeyType, SharedClock, SystemClock};
+use session_ca::{create_ca, InitOptions};
+use session_ca::{Config, ConfigOrigin, DEFAULT_CONFIG};
 use tower::ServiceExt;
 
 fn setup() -> (tempfile::TempDir, AppState) {
@@ -52,7 +52,7 @@ fn setup() -> (tempfile::TempDir, AppState) {
             &config,
             &clock,
             &Default::default(),
-            session_ca::ca::OnLoadFailure::Fail,
+            session_ca::OnLoadFailure::Fail,
         ))
         .unwrap();
     let state = AppState {
@@ -145,7 +145,7 @@ fn issuance(c: &mut Criterion) {
             b.iter(|| {
                 let request = IssueRequest::from_json(body.as_bytes()).unwrap();
                 let plan = profile.plan(&request, &Caller::Anonymous, "req-1").unwrap();
-                issuer::issue(&ca, &plan, now).unwrap()
+                issue(&ca, &plan, now).unwrap()
             })
         });
     }
@@ -184,7 +184,7 @@ fn issuance_modes(c: &mut Criterion) {
             b.iter(|| {
                 let request = IssueRequest::from_json(body.as_bytes()).unwrap();
                 let plan = profile.plan(&request, &Caller::Anonymous, "req-1").unwrap();
-                issuer::issue(&ca, &plan, now).unwrap()
+                issue(&ca, &plan, now).unwrap()
             })
         });
     }

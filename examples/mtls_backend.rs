@@ -32,8 +32,8 @@ use clap::Parser;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
-use session_ca::verify::{ClaimType, Verifier};
 use session_ca::FixedClock;
+use session_ca_verify::{ClaimType, Verifier};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -61,7 +61,7 @@ struct Args {
     #[arg(long = "claim", value_name = "NAME=OID:TYPE", value_parser = parse_claim)]
     claims: Vec<(String, String, ClaimType)>,
     /// The OID arc of the standard claims, if the signer uses its own.
-    #[arg(long, env = "MTLS_BACKEND_OID_ARC", default_value = session_ca::claims::DEFAULT_OID_ARC)]
+    #[arg(long, env = "MTLS_BACKEND_OID_ARC", default_value = session_ca_verify::DEFAULT_OID_ARC)]
     oid_arc: String,
     /// Check certificates at this fixed time (RFC 3339, UTC) instead of the system clock.
     #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
@@ -109,7 +109,9 @@ async fn main() -> Result<()> {
     let provider = session_ca::crypto::rustls_provider();
     let tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier.rustls_client_verifier())
+        .with_client_cert_verifier(
+            verifier.rustls_client_verifier(&session_ca::crypto::rustls_provider()),
+        )
         .with_single_cert(read_certs(&args.cert)?, read_key(&args.key)?)
         .context("the server certificate and key do not form a usable identity")?;
 

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use session_ca::client::{CertificateRequest, SignerClient};
+use session_ca_client::{CertificateRequest, SignerClient};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -55,12 +55,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let mut claims = std::collections::BTreeMap::new();
+    let mut claims = session_ca_client::Claims::default();
     for claim in &args.claims {
         let (name, text) = claim
             .split_once('=')
             .ok_or_else(|| format!("--claim {claim:?}: expected NAME=TEXT"))?;
-        claims.insert(name.to_owned(), serde_json::Value::String(text.to_owned()));
+        claims.insert(name, &serde_json::Value::String(text.to_owned()));
     }
 
     // 1. A certificate for this session, in memory.
@@ -70,7 +70,7 @@ async fn run(args: Args) -> Result<(), String> {
             profile: args.profile,
             session_id: args.session_id,
             transaction_id: args.transaction_id,
-            claims,
+            claims: (!claims.is_empty()).then_some(claims),
             ..CertificateRequest::default()
         })
         .await

@@ -212,7 +212,7 @@ mod tests {
         assert!(read_certificate(b"hello").is_err());
         let der = read_certificate(&[0x30, 0x03, 0x02, 0x01, 0x01]).unwrap();
         let names = BTreeMap::new();
-        let arc: ObjectId = claims::DEFAULT_OID_ARC.parse().unwrap();
+        let arc: ObjectId = session_ca_verify::DEFAULT_OID_ARC.parse().unwrap();
         assert!(inspect(&der, &names, &arc).is_err());
     }
 }

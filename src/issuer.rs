@@ -186,9 +186,7 @@ pub fn issue(
     let pkcs12 = match fresh {
         Some(fresh) if plan.pkcs12 => {
             let chain: Vec<&[u8]> = ca.chain_der.iter().map(|c| c.as_ref()).collect();
-            Some(
-                pkcs12::key_store(fresh.pkcs8_der(), &der, &chain).map_err(IssueError::Pkcs12)?,
-            )
+            Some(pkcs12::key_store(fresh.pkcs8_der(), &der, &chain).map_err(IssueError::Pkcs12)?)
         }
         _ => None,
     };

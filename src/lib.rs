@@ -33,14 +33,19 @@ mod x509;
 
 pub use audit::{JsonLines, TARGET as AUDIT_TARGET};
 pub use auth::settings::HmacKeySettings;
-pub use auth::{Auth, AuthError, AuthMode, Caller, CallerPattern, Credentials, HmacAuth, HmacError};
+pub use auth::{
+    Auth, AuthError, AuthMode, Caller, CallerPattern, Credentials, HmacAuth, HmacError,
+};
 pub use ca::file::{
     FileCaSource, CA_CERT_FILE, CA_KEY_FILE, CHAIN_FILE, ROOT_CERT_FILE, ROOT_KEY_FILE,
 };
-pub use ca::init::{ca_exists, create_ca, parse_subject, CreatedCa, InitOptions, DEFAULT_CA_SUBJECT};
+pub use ca::init::{
+    ca_exists, create_ca, parse_subject, CreatedCa, InitOptions, DEFAULT_CA_SUBJECT,
+};
 pub use ca::ssm::{
     client as ssm_client, material_from_parameters, parameter_names, publish as publish_ssm,
-    SsmCaSource, SsmSettings,
+    SsmCaSource, SsmSettings, ATTEMPT_TIMEOUT as SSM_ATTEMPT_TIMEOUT,
+    MAX_ATTEMPTS as SSM_MAX_ATTEMPTS, OPERATION_TIMEOUT as SSM_OPERATION_TIMEOUT,
 };
 pub use ca::{
     expiring_cas, BoxFuture, CaError, CaKey, CaMaterial, CaSource, CaStore, ExpiringCa,

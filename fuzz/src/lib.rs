@@ -20,19 +20,19 @@ use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::Value;
-use session_ca::auth::Caller;
-use session_ca::ca::file::FileCaSource;
-use session_ca::ca::init::{create_ca, InitOptions};
-use session_ca::ca::{BoxFuture, CaError, CaMaterial, CaSource, CaStore, SigningCa};
-use session_ca::claims::{is_safe_char, ClaimType};
-use session_ca::config::{Config, ConfigOrigin, DEFAULT_CONFIG};
-use session_ca::csr::{CsrKey, CsrKeyType};
-use session_ca::inspect::verify_client_certificate;
-use session_ca::inspect::{inspect as inspect_certificate, read_certificate};
-use session_ca::policy::{CertificatePlan, Profile, MAX_SESSION_ID_CHARS};
-use session_ca::request::IssueRequest;
-use session_ca::verify::Verifier;
+use session_ca::verify_client_certificate;
+use session_ca::Caller;
+use session_ca::FileCaSource;
+use session_ca::IssueRequest;
 use session_ca::{app, AppState, FixedClock, KeyType, SharedClock};
+use session_ca::{create_ca, InitOptions};
+use session_ca::{inspect as inspect_certificate, read_certificate};
+use session_ca::{BoxFuture, CaError, CaMaterial, CaSource, CaStore, SigningCa};
+use session_ca::{CertificatePlan, Profile, MAX_SESSION_ID_CHARS};
+use session_ca::{Config, ConfigOrigin, DEFAULT_CONFIG};
+use session_ca::{CsrKey, CsrKeyType};
+use session_ca_verify::ClaimType;
+use session_ca_verify::Verifier;
 use time::OffsetDateTime;
 use tower::ServiceExt;
 
@@ -402,7 +402,7 @@ pub fn config(data: &[u8]) {
             }
         };
         check_plan(profile, &plan);
-        let issued = session_ca::issuer::issue(&fixture.ca, &plan, now()).unwrap_or_else(|e| {
+        let issued = session_ca::issue(&fixture.ca, &plan, now()).unwrap_or_else(|e| {
             panic!(
                 "profile {:?} of a valid configuration cannot issue: {e}",
                 profile.name
@@ -466,4 +466,11 @@ pub fn inspect(data: &[u8]) {
             }
         }
     }
+}
+
+/// The characters a claim, an identifier or `inspect`'s output may hold:
+/// no C0/C1 controls and no bidi overrides (restated here as the oracle,
+/// independently of the signer's own check).
+fn is_safe_char(c: char) -> bool {
+    !c.is_control() && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }

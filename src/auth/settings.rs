@@ -77,10 +77,7 @@ impl Auth {
         for (id, raw) in hmac_keys {
             let field = |suffix: &str| format!("hmac_keys.{id}{suffix}");
             if !is_valid_name(id) {
-                return Err((
-                    field(""),
-                    "key ids are letters, digits, '_' and '-'".into(),
-                ));
+                return Err((field(""), "key ids are letters, digits, '_' and '-'".into()));
             }
             let bytes = match (&raw.secret_env, &raw.secret_file) {
                 (Some(var), None) => env(var)

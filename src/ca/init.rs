@@ -10,9 +10,9 @@ use time::{Duration, OffsetDateTime};
 
 use super::file::{CA_CERT_FILE, CA_KEY_FILE, CHAIN_FILE, ROOT_CERT_FILE, ROOT_KEY_FILE};
 use super::CaError;
-use session_ca_client::files::{create_private_dir, stage, sync_dir, FileKind};
-use crate::x509::{dn_value, key_identifier, random_serial};
 use crate::keys::KeyType;
+use crate::x509::{dn_value, key_identifier, random_serial};
+use session_ca_client::files::{create_private_dir, stage, sync_dir, FileKind};
 
 /// Subject of a CA made with no `--subject`.
 pub const DEFAULT_CA_SUBJECT: &str = "CN=session-ca development CA,O=session-ca";

@@ -79,4 +79,3 @@ pub enum CaError {
     #[error("cannot create the CA: {0}")]
     Create(String),
 }
-

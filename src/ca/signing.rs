@@ -246,7 +246,6 @@ impl SigningCa {
     }
 }
 
-
 fn first_certificate(pem: &str, origin: &str) -> Result<CertificateDer<'static>, CaError> {
     all_certificates(pem, origin)?
         .into_iter()
@@ -334,4 +333,3 @@ fn eku_allows_client_auth(cert: &X509Certificate<'_>) -> Result<bool, String> {
         Err(e) => Err(format!("has a malformed ExtendedKeyUsage extension: {e}")),
     }
 }
-

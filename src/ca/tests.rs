@@ -1,10 +1,16 @@
 //! Tests of loading, checking and refreshing CAs.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::KeyPair;
+use session_ca_verify::{FixedClock, SharedClock};
+use time::OffsetDateTime;
+
 use super::*;
 use crate::ca::file::FileCaSource;
 use crate::ca::init::{create_ca, InitOptions};
-use crate::clock::FixedClock;
-use crate::keys::KeyType;
+use crate::keys::{KeyType, SecretPem};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyUsagePurpose};
 use time::Duration as TimeDuration;
 
@@ -207,4 +213,3 @@ async fn refresh_swaps_in_a_rotated_ca_and_keeps_the_last_good_one_on_failure() 
         "last good CA kept"
     );
 }
-

@@ -30,8 +30,7 @@ pub(super) struct InitArgs {
 }
 
 pub(super) fn parse_key_type(s: &str) -> Result<KeyType, String> {
-    s.parse()
-        .map_err(|e: session_ca::KeyError| e.to_string())
+    s.parse().map_err(|e: session_ca::KeyError| e.to_string())
 }
 
 pub(super) fn init(args: InitArgs) -> Result<()> {
@@ -47,17 +46,11 @@ pub(super) fn init(args: InitArgs) -> Result<()> {
     for file in &created.files {
         println!("wrote {}", file.display());
     }
-    println!(
-        "CA valid until {}",
-        rfc3339(created.not_after)
-    );
+    println!("CA valid until {}", rfc3339(created.not_after));
     if options.intermediate {
         println!(
             "the root key ({}) is not needed to sign; move it offline",
-            options
-                .dir
-                .join(session_ca::ROOT_KEY_FILE)
-                .display()
+            options.dir.join(session_ca::ROOT_KEY_FILE).display()
         );
     }
     Ok(())

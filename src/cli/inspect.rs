@@ -3,7 +3,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use session_ca::{inspect, read_certificate, verify_client_certificate, Clock, Config, ProcessEnv, SystemClock};
+use session_ca::{
+    inspect, read_certificate, verify_client_certificate, Clock, Config, ProcessEnv, SystemClock,
+};
 
 #[derive(Debug, Args)]
 pub(super) struct InspectArgs {

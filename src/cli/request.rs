@@ -71,7 +71,6 @@ pub(super) fn parse_claim(arg: &str) -> Result<(String, serde_json::Value)> {
 }
 
 pub(super) async fn request(args: RequestArgs) -> Result<()> {
-
     let mut claims = session_ca_client::Claims::default();
     for arg in &args.claims {
         let (name, value) = parse_claim(arg)?;
@@ -105,7 +104,8 @@ pub(super) async fn request(args: RequestArgs) -> Result<()> {
                     )
                 })?,
         };
-        let secret = session_ca_client::hmac::Secret::new(session_ca_client::hmac::trim_line_end(&secret))?;
+        let secret =
+            session_ca_client::hmac::Secret::new(session_ca_client::hmac::trim_line_end(&secret))?;
         signer = signer.with_hmac(key_id, secret);
     }
     let issued = signer

@@ -344,4 +344,3 @@ pub enum ConfigError {
         message: String,
     },
 }
-

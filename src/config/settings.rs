@@ -36,7 +36,6 @@ impl OneOrMany {
     }
 }
 
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
@@ -51,7 +50,6 @@ pub(super) struct RawConfig {
     #[serde(default)]
     hmac_keys: BTreeMap<String, HmacKeySettings>,
 }
-
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,9 +124,12 @@ struct RawCa {
     refresh: Option<DurationSetting>,
 }
 
-
 impl RawConfig {
-    pub(super) fn validate(self, origin: ConfigOrigin, env: &dyn EnvSource) -> Result<Config, ConfigError> {
+    pub(super) fn validate(
+        self,
+        origin: ConfigOrigin,
+        env: &dyn EnvSource,
+    ) -> Result<Config, ConfigError> {
         let invalid = |field: String, message: String| ConfigError::Invalid {
             origin: origin.to_string(),
             field,
@@ -291,7 +292,9 @@ impl RawConfig {
             }
             let profile =
                 Profile::from_settings(&name, raw, &oid_arc, self.claims.max_json_depth, &ca_names)
-                .map_err(|(field, message)| invalid(format!("profiles.{name}{field}"), message))?;
+                    .map_err(|(field, message)| {
+                        invalid(format!("profiles.{name}{field}"), message)
+                    })?;
             profiles.insert(name, profile);
         }
 

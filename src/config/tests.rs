@@ -1,6 +1,8 @@
 //! Tests of loading and validating the configuration.
 
 use super::*;
+use crate::keys::KeyType;
+use crate::profile::SubjectAttribute;
 
 fn no_env() -> BTreeMap<String, String> {
     BTreeMap::new()
@@ -56,8 +58,7 @@ fn lambda_default_uses_iam_and_parameter_store() {
         r#"["arn:aws:sts::123456789012:assumed-role/payments-*/*"]"#.to_owned(),
     )]
     .into();
-    let c =
-        Config::from_toml(ConfigOrigin::Embedded, &lambda_default_config(), &env, &[]).unwrap();
+    let c = Config::from_toml(ConfigOrigin::Embedded, &lambda_default_config(), &env, &[]).unwrap();
     assert_eq!(c.server.auth, AuthMode::Iam);
     assert_eq!(
         c.cas["default"].source,
@@ -120,8 +121,7 @@ fn a_table_from_the_environment_is_applied_before_its_keys() {
                 ),
                 (
                     "SESSION_CA_PROFILES__DEFAULT".into(),
-                    r#"{ ca = "default", backdate = "50s", subject = { O = "Env Bank" } }"#
-                        .into(),
+                    r#"{ ca = "default", backdate = "50s", subject = { O = "Env Bank" } }"#.into(),
                 ),
             ]
         }
@@ -272,4 +272,3 @@ fn syntax_errors_name_the_file() {
         .to_string();
     assert!(err.contains("at least one [profiles.NAME]"), "{err}");
 }
-

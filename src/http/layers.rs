@@ -55,7 +55,10 @@ impl AuditTrail {
 /// and writes one audit event for whatever the outcome: `certificate_issued`
 /// when the handler attached an [`audit::Issued`], `issuance_denied` with
 /// the error's code otherwise, refusals by the limits and panics included.
-pub(crate) async fn observe(mut request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub(crate) async fn observe(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     if request.uri().path() != ISSUE_PATH {
         let response = next.run(request).await;
         log_server_fault(&response);

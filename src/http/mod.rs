@@ -25,8 +25,8 @@ use axum::Router;
 pub use error::AppError;
 
 use crate::ca::CaStore;
-use session_ca_verify::SharedClock;
 use crate::config::Config;
+use session_ca_verify::SharedClock;
 
 /// Header carrying the correlation id, in and out.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -74,7 +74,9 @@ pub fn app(state: AppState) -> Router {
 pub fn misconfigured() -> Router {
     Router::new()
         .fallback(|| async {
-            AppError::Internal("the signer's configuration is invalid (see its start-up log)".into())
+            AppError::Internal(
+                "the signer's configuration is invalid (see its start-up log)".into(),
+            )
         })
         .layer(axum::middleware::from_fn(layers::observe))
 }

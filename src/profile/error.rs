@@ -175,4 +175,3 @@ fn list(keys: &[KeyType]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-

@@ -434,4 +434,3 @@ fn percent_encode(value: &str) -> String {
     }
     out
 }
-

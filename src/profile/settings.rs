@@ -32,7 +32,6 @@ pub fn reserved_arcs() -> Vec<ObjectId> {
         .collect()
 }
 
-
 /// One `[profiles.NAME]` section as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,240 +88,241 @@ pub struct ClaimSettings {
     pub required: bool,
 }
 
-
 impl Profile {
-/// Validates one profile's settings; `cas` are the names of the configured
-/// CAs. Errors are (field suffix, message).
-pub fn from_settings(
-    name: &str,
-    raw: ProfileSettings,
-    oid_arc: &ObjectId,
-    max_json_depth: usize,
-    cas: &BTreeSet<&str>,
-) -> Result<Profile, (String, String)> {
-    let err = |field: &str, message: String| (field.to_owned(), message);
-    if !is_valid_name(name) {
-        return Err(err(
-            "",
-            "profile names are 1-64 characters of A-Z, a-z, 0-9, '_' and '-'".into(),
-        ));
-    }
-    if !cas.contains(raw.ca.as_str()) {
-        let known: Vec<&str> = cas.iter().copied().collect();
-        return Err(err(
-            ".ca",
-            format!(
-                "no CA named {:?}; configured CAs: {}",
-                raw.ca,
-                if known.is_empty() {
-                    "none".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        ));
-    }
-
-    let key_types = raw.key_types.unwrap_or_else(|| KeyType::ALL.to_vec());
-    if key_types.is_empty() {
-        return Err(err(".key_types", "must list at least one key type".into()));
-    }
-    if key_types.iter().collect::<BTreeSet<_>>().len() != key_types.len() {
-        return Err(err(".key_types", "lists a key type twice".into()));
-    }
-    if let Some(missing) = key_types.iter().find(|k| !k.generated_by_this_build()) {
-        return Err(err(
-            ".key_types",
-            crate::keys::KeyError::NotInThisBuild(*missing).to_string(),
-        ));
-    }
-    let allow_server_keys = raw.allow_server_keys.unwrap_or(true);
-    let allow_csr = raw.allow_csr.unwrap_or(true);
-    if !allow_server_keys && !allow_csr {
-        return Err(err(
-            ".allow_csr",
-            "and allow_server_keys are both false, so the profile could issue nothing".into(),
-        ));
-    }
-    let csr_key_types = raw
-        .csr_key_types
-        .unwrap_or_else(|| CsrKeyType::ALL.to_vec());
-    if csr_key_types.is_empty() {
-        return Err(err(
-            ".csr_key_types",
-            "must list at least one key type (set allow_csr = false to refuse CSRs)".into(),
-        ));
-    }
-    if csr_key_types.iter().collect::<BTreeSet<_>>().len() != csr_key_types.len() {
-        return Err(err(".csr_key_types", "lists a key type twice".into()));
-    }
-
-    let default_ttl = raw.default_ttl.map_or(Duration::from_secs(300), |d| d.0);
-    let max_ttl = raw.max_ttl.map_or(Duration::from_secs(900), |d| d.0);
-    let backdate = raw.backdate.map_or(Duration::from_secs(30), |d| d.0);
-    let whole = |field: &str, d: Duration| {
-        if d.subsec_nanos() != 0 {
-            Err(err(field, "must be whole seconds".into()))
-        } else {
-            Ok(())
+    /// Validates one profile's settings; `cas` are the names of the configured
+    /// CAs. Errors are (field suffix, message).
+    pub fn from_settings(
+        name: &str,
+        raw: ProfileSettings,
+        oid_arc: &ObjectId,
+        max_json_depth: usize,
+        cas: &BTreeSet<&str>,
+    ) -> Result<Profile, (String, String)> {
+        let err = |field: &str, message: String| (field.to_owned(), message);
+        if !is_valid_name(name) {
+            return Err(err(
+                "",
+                "profile names are 1-64 characters of A-Z, a-z, 0-9, '_' and '-'".into(),
+            ));
         }
-    };
-    whole(".default_ttl", default_ttl)?;
-    whole(".max_ttl", max_ttl)?;
-    whole(".backdate", backdate)?;
-    if max_ttl > MAX_TTL_CAP {
-        return Err(err(
-            ".max_ttl",
-            format!(
-                "{} is above the hard cap of 24h; session certificates are short-lived",
-                humantime::format_duration(max_ttl)
-            ),
-        ));
-    }
-    if default_ttl.is_zero() || default_ttl > max_ttl {
-        return Err(err(
-            ".default_ttl",
-            format!(
-                "must be at least 1s and at most max_ttl ({})",
-                humantime::format_duration(max_ttl)
-            ),
-        ));
-    }
-    if backdate > MAX_BACKDATE {
-        return Err(err(".backdate", "must be at most 1h".into()));
-    }
+        if !cas.contains(raw.ca.as_str()) {
+            let known: Vec<&str> = cas.iter().copied().collect();
+            return Err(err(
+                ".ca",
+                format!(
+                    "no CA named {:?}; configured CAs: {}",
+                    raw.ca,
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
 
-    let mut subject = Vec::new();
-    for (key, value) in &raw.subject {
-        let attribute = SubjectAttribute::from_short_name(key).ok_or_else(|| {
-            err(
-                &format!(".subject.{key}"),
-                "unknown subject attribute; allowed: C, ST, L, O, OU (CN is the session id)".into(),
-            )
-        })?;
-        let ok = match attribute {
-            SubjectAttribute::Country => {
-                value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase())
-            }
-            _ => {
-                let chars = value.chars().count();
-                (1..=64).contains(&chars) && value.chars().all(is_safe_char)
+        let key_types = raw.key_types.unwrap_or_else(|| KeyType::ALL.to_vec());
+        if key_types.is_empty() {
+            return Err(err(".key_types", "must list at least one key type".into()));
+        }
+        if key_types.iter().collect::<BTreeSet<_>>().len() != key_types.len() {
+            return Err(err(".key_types", "lists a key type twice".into()));
+        }
+        if let Some(missing) = key_types.iter().find(|k| !k.generated_by_this_build()) {
+            return Err(err(
+                ".key_types",
+                crate::keys::KeyError::NotInThisBuild(*missing).to_string(),
+            ));
+        }
+        let allow_server_keys = raw.allow_server_keys.unwrap_or(true);
+        let allow_csr = raw.allow_csr.unwrap_or(true);
+        if !allow_server_keys && !allow_csr {
+            return Err(err(
+                ".allow_csr",
+                "and allow_server_keys are both false, so the profile could issue nothing".into(),
+            ));
+        }
+        let csr_key_types = raw
+            .csr_key_types
+            .unwrap_or_else(|| CsrKeyType::ALL.to_vec());
+        if csr_key_types.is_empty() {
+            return Err(err(
+                ".csr_key_types",
+                "must list at least one key type (set allow_csr = false to refuse CSRs)".into(),
+            ));
+        }
+        if csr_key_types.iter().collect::<BTreeSet<_>>().len() != csr_key_types.len() {
+            return Err(err(".csr_key_types", "lists a key type twice".into()));
+        }
+
+        let default_ttl = raw.default_ttl.map_or(Duration::from_secs(300), |d| d.0);
+        let max_ttl = raw.max_ttl.map_or(Duration::from_secs(900), |d| d.0);
+        let backdate = raw.backdate.map_or(Duration::from_secs(30), |d| d.0);
+        let whole = |field: &str, d: Duration| {
+            if d.subsec_nanos() != 0 {
+                Err(err(field, "must be whole seconds".into()))
+            } else {
+                Ok(())
             }
         };
-        if !ok {
+        whole(".default_ttl", default_ttl)?;
+        whole(".max_ttl", max_ttl)?;
+        whole(".backdate", backdate)?;
+        if max_ttl > MAX_TTL_CAP {
             return Err(err(
-                &format!(".subject.{key}"),
-                match attribute {
-                    SubjectAttribute::Country => {
-                        "C must be a two-letter upper-case ISO 3166 code such as \"NL\"".into()
-                    }
-                    _ => "must be 1-64 characters with no control characters".into(),
-                },
+                ".max_ttl",
+                format!(
+                    "{} is above the hard cap of 24h; session certificates are short-lived",
+                    humantime::format_duration(max_ttl)
+                ),
             ));
         }
-        subject.push((attribute, value.clone()));
-    }
-    subject.sort_by_key(|(a, _)| *a);
+        if default_ttl.is_zero() || default_ttl > max_ttl {
+            return Err(err(
+                ".default_ttl",
+                format!(
+                    "must be at least 1s and at most max_ttl ({})",
+                    humantime::format_duration(max_ttl)
+                ),
+            ));
+        }
+        if backdate > MAX_BACKDATE {
+            return Err(err(".backdate", "must be at most 1h".into()));
+        }
 
-    if let Some(template) = &raw.uri_san {
-        let probe = template
-            .replace("{session_id}", "")
-            .replace("{transaction_id}", "")
-            .replace("{profile}", "");
-        let scheme_ok = probe.split_once(':').is_some_and(|(scheme, _)| {
-            scheme
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphabetic())
-                && scheme
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-        });
-        if probe.contains('{') || probe.contains('}') {
-            return Err(err(
-                ".uri_san",
-                "unknown placeholder; allowed: {session_id}, {transaction_id}, {profile}".into(),
-            ));
+        let mut subject = Vec::new();
+        for (key, value) in &raw.subject {
+            let attribute = SubjectAttribute::from_short_name(key).ok_or_else(|| {
+                err(
+                    &format!(".subject.{key}"),
+                    "unknown subject attribute; allowed: C, ST, L, O, OU (CN is the session id)"
+                        .into(),
+                )
+            })?;
+            let ok = match attribute {
+                SubjectAttribute::Country => {
+                    value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase())
+                }
+                _ => {
+                    let chars = value.chars().count();
+                    (1..=64).contains(&chars) && value.chars().all(is_safe_char)
+                }
+            };
+            if !ok {
+                return Err(err(
+                    &format!(".subject.{key}"),
+                    match attribute {
+                        SubjectAttribute::Country => {
+                            "C must be a two-letter upper-case ISO 3166 code such as \"NL\"".into()
+                        }
+                        _ => "must be 1-64 characters with no control characters".into(),
+                    },
+                ));
+            }
+            subject.push((attribute, value.clone()));
         }
-        if let Some(rest) = template.strip_prefix("urn:uuid:") {
-            if rest != "{session_id}" && rest != "{transaction_id}" {
+        subject.sort_by_key(|(a, _)| *a);
+
+        if let Some(template) = &raw.uri_san {
+            let probe = template
+                .replace("{session_id}", "")
+                .replace("{transaction_id}", "")
+                .replace("{profile}", "");
+            let scheme_ok = probe.split_once(':').is_some_and(|(scheme, _)| {
+                scheme
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphabetic())
+                    && scheme
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+            });
+            if probe.contains('{') || probe.contains('}') {
                 return Err(err(
                     ".uri_san",
-                    "a urn:uuid: template must be exactly \"urn:uuid:{session_id}\" or \
+                    "unknown placeholder; allowed: {session_id}, {transaction_id}, {profile}"
+                        .into(),
+                ));
+            }
+            if let Some(rest) = template.strip_prefix("urn:uuid:") {
+                if rest != "{session_id}" && rest != "{transaction_id}" {
+                    return Err(err(
+                        ".uri_san",
+                        "a urn:uuid: template must be exactly \"urn:uuid:{session_id}\" or \
                      \"urn:uuid:{transaction_id}\" (RFC 4122 §3)"
+                            .into(),
+                    ));
+                }
+            }
+            if template.contains("{transaction_id}")
+                && !raw.require.iter().any(|r| r == "transaction_id")
+            {
+                return Err(err(
+                    ".uri_san",
+                    "uses {transaction_id}, so add \"transaction_id\" to require".into(),
+                ));
+            }
+            if !scheme_ok || !probe.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(err(
+                    ".uri_san",
+                    "must be an absolute URI of printable ASCII, such as \"urn:uuid:{session_id}\""
                         .into(),
                 ));
             }
         }
-        if template.contains("{transaction_id}")
-            && !raw.require.iter().any(|r| r == "transaction_id")
-        {
-            return Err(err(
-                ".uri_san",
-                "uses {transaction_id}, so add \"transaction_id\" to require".into(),
-            ));
-        }
-        if !scheme_ok || !probe.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(err(
-                ".uri_san",
-                "must be an absolute URI of printable ASCII, such as \"urn:uuid:{session_id}\""
-                    .into(),
-            ));
-        }
-    }
 
-    let mut claims = BTreeMap::new();
-    let mut seen_oids: BTreeMap<ObjectId, String> = StandardClaim::ALL
-        .iter()
-        .map(|c| (c.oid(oid_arc), c.name().to_owned()))
-        .collect();
-    let reserved = reserved_arcs();
-    for (claim, spec) in raw.claims {
-        let field = |f: &str| format!(".claims.{claim}{f}");
-        if !is_valid_name(&claim) || StandardClaim::ALL.iter().any(|c| c.name() == claim) {
-            return Err(err(
+        let mut claims = BTreeMap::new();
+        let mut seen_oids: BTreeMap<ObjectId, String> = StandardClaim::ALL
+            .iter()
+            .map(|c| (c.oid(oid_arc), c.name().to_owned()))
+            .collect();
+        let reserved = reserved_arcs();
+        for (claim, spec) in raw.claims {
+            let field = |f: &str| format!(".claims.{claim}{f}");
+            if !is_valid_name(&claim) || StandardClaim::ALL.iter().any(|c| c.name() == claim) {
+                return Err(err(
                 &field(""),
                 "claim names are 1-64 characters of A-Z, a-z, 0-9, '_' and '-', and not one of \
                  session_id, transaction_id, requester, request_id"
                     .into(),
             ));
+            }
+            let oid: ObjectId = spec
+                .oid
+                .parse()
+                .map_err(|e| err(&field(".oid"), format!("{e}")))?;
+            if reserved.iter().any(|r| oid.is_below(r)) {
+                return Err(err(
+                    &field(".oid"),
+                    format!("{oid} is a standard X.509 extension OID; claims need their own arc"),
+                ));
+            }
+            if let Some(other) = seen_oids.insert(oid.clone(), claim.clone()) {
+                return Err(err(
+                    &field(".oid"),
+                    format!("{oid} is already used by claim {other:?}"),
+                ));
+            }
+            if spec.max_len == 0 || spec.max_len > MAX_CLAIM_LEN_CAP {
+                return Err(err(
+                    &field(".max_len"),
+                    format!("must be between 1 and {MAX_CLAIM_LEN_CAP} bytes"),
+                ));
+            }
+            claims.insert(
+                claim,
+                ClaimSpec {
+                    oid,
+                    kind: spec.kind,
+                    max_len: spec.max_len,
+                    required: spec.required,
+                },
+            );
         }
-        let oid: ObjectId = spec
-            .oid
-            .parse()
-            .map_err(|e| err(&field(".oid"), format!("{e}")))?;
-        if reserved.iter().any(|r| oid.is_below(r)) {
-            return Err(err(
-                &field(".oid"),
-                format!("{oid} is a standard X.509 extension OID; claims need their own arc"),
-            ));
-        }
-        if let Some(other) = seen_oids.insert(oid.clone(), claim.clone()) {
-            return Err(err(
-                &field(".oid"),
-                format!("{oid} is already used by claim {other:?}"),
-            ));
-        }
-        if spec.max_len == 0 || spec.max_len > MAX_CLAIM_LEN_CAP {
-            return Err(err(
-                &field(".max_len"),
-                format!("must be between 1 and {MAX_CLAIM_LEN_CAP} bytes"),
-            ));
-        }
-        claims.insert(
-            claim,
-            ClaimSpec {
-                oid,
-                kind: spec.kind,
-                max_len: spec.max_len,
-                required: spec.required,
-            },
-        );
-    }
 
-    let (mut require_session_id, mut require_transaction_id) = (false, false);
-    for (i, required) in raw.require.iter().enumerate() {
-        match required.as_str() {
+        let (mut require_session_id, mut require_transaction_id) = (false, false);
+        for (i, required) in raw.require.iter().enumerate() {
+            match required.as_str() {
             "session_id" => require_session_id = true,
             "transaction_id" => require_transaction_id = true,
             other => match claims.get_mut(other) {
@@ -337,39 +337,39 @@ pub fn from_settings(
                 }
             },
         }
-    }
-
-    let allowed_callers = match raw.allowed_callers {
-        None => None,
-        Some(patterns) => {
-            if let Some(i) = patterns.iter().position(|p| p.is_empty()) {
-                return Err(err(
-                    &format!(".allowed_callers[{i}]"),
-                    "an empty pattern matches nobody; remove it".into(),
-                ));
-            }
-            Some(patterns.into_iter().map(CallerPattern::new).collect())
         }
-    };
 
-    Ok(Profile {
-        name: name.to_owned(),
-        ca: raw.ca,
-        key_types,
-        allow_server_keys,
-        allow_csr,
-        csr_key_types,
-        default_ttl,
-        max_ttl,
-        backdate,
-        subject,
-        uri_san: raw.uri_san,
-        require_session_id,
-        require_transaction_id,
-        allowed_callers,
-        claims,
-        oid_arc: oid_arc.clone(),
-        max_json_depth,
-    })
-}
+        let allowed_callers = match raw.allowed_callers {
+            None => None,
+            Some(patterns) => {
+                if let Some(i) = patterns.iter().position(|p| p.is_empty()) {
+                    return Err(err(
+                        &format!(".allowed_callers[{i}]"),
+                        "an empty pattern matches nobody; remove it".into(),
+                    ));
+                }
+                Some(patterns.into_iter().map(CallerPattern::new).collect())
+            }
+        };
+
+        Ok(Profile {
+            name: name.to_owned(),
+            ca: raw.ca,
+            key_types,
+            allow_server_keys,
+            allow_csr,
+            csr_key_types,
+            default_ttl,
+            max_ttl,
+            backdate,
+            subject,
+            uri_san: raw.uri_san,
+            require_session_id,
+            require_transaction_id,
+            allowed_callers,
+            claims,
+            oid_arc: oid_arc.clone(),
+            max_json_depth,
+        })
+    }
 }

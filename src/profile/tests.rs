@@ -4,7 +4,7 @@ use super::*;
 use serde_json::json;
 
 pub(crate) fn profile() -> Profile {
-    let arc: ObjectId = claims::DEFAULT_OID_ARC.parse().unwrap();
+    let arc: ObjectId = session_ca_verify::DEFAULT_OID_ARC.parse().unwrap();
     let mut claims = BTreeMap::new();
     claims.insert(
         "agent".to_owned(),
@@ -215,4 +215,3 @@ fn uri_san_values_are_percent_encoded() {
         "urn:x:p:a%20b%2F%C3%BC"
     );
 }
-

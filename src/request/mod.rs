@@ -67,8 +67,7 @@ impl IssueRequest {
         // type: ...". (Trailing characters were refused by the syntax pass.)
         let mut deserializer = serde_json::Deserializer::from_slice(body);
         let request: CertificateRequest<KeyType> =
-            serde_path_to_error::deserialize(&mut deserializer)
-            .map_err(|e| {
+            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
                 let message = if path == "." || path.is_empty() {

@@ -35,7 +35,7 @@ fn provider() -> rustls::crypto::CryptoProvider {
 }
 
 /// Makes rustls on this build's crypto library (ring, aws-lc-rs, or on
-/// `fips` builds [`rustls::crypto::default_fips_provider`]) the process
+/// `fips` builds `rustls::crypto::default_fips_provider()`) the process
 /// default [`rustls::crypto::CryptoProvider`].
 ///
 /// reqwest is built here without a provider of its own and takes the

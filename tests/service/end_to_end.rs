@@ -4,10 +4,8 @@
 //! with the files `session-ca request` writes. Then the README's "two
 //! identities, two backends" recipe. Run by scripts/test.
 
-#[path = "common/examples.rs"]
-mod examples;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common::examples;
+use crate::common::tools;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,7 +1,6 @@
 //! The `session-ca` binary: `init`, `inspect` and `serve` as a user runs them.
 
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common::tools;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -326,7 +325,7 @@ fn the_example_configuration_is_valid() {
     ))
     .unwrap();
     let config = session_ca::Config::from_toml(
-        session_ca::config::ConfigOrigin::File("session-ca.example.toml".into()),
+        session_ca::ConfigOrigin::File("session-ca.example.toml".into()),
         &text,
         &std::collections::BTreeMap::<String, String>::new(),
         &[],

@@ -6,8 +6,7 @@
 //! headers and bodies, invalid requests refused, valid ones accepted.
 //! Run by scripts/test, which puts schemathesis on PATH.
 
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common::tools;
 
 use std::process::Command;
 use std::time::Instant;

@@ -13,8 +13,6 @@
 //! Every attempt is counted (HTTP requests, and connections for the
 //! connection-level faults), so a test can check the SDK's retry policy.
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -85,14 +83,6 @@ pub struct Seen {
     pub hung: usize,
 }
 
-impl Seen {
-    /// Every attempt the client made: HTTP requests plus connections the
-    /// proxy refused to speak HTTP on.
-    pub fn attempts(&self) -> usize {
-        self.requests + self.reset + self.hung
-    }
-}
-
 impl FaultyProxy {
     /// Starts a proxy to `upstream` (e.g. `http://127.0.0.1:PORT`) on a free
     /// loopback port, with `fault` in force from the first connection.
@@ -135,11 +125,6 @@ impl FaultyProxy {
         *self.shared.fault.lock().unwrap() = fault;
     }
 
-    /// The fault now in force (a throttle counts down to [`Fault::None`]).
-    pub fn fault(&self) -> Fault {
-        *self.shared.fault.lock().unwrap()
-    }
-
     pub fn seen(&self) -> Seen {
         Seen {
             requests: self.shared.requests.load(Ordering::SeqCst),
@@ -153,10 +138,6 @@ impl FaultyProxy {
     /// The `X-Amz-Target` header of every HTTP request so far.
     pub fn targets(&self) -> Vec<String> {
         self.shared.targets.lock().unwrap().clone()
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
     }
 }
 

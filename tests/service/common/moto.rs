@@ -1,19 +1,18 @@
 //! A real SSM endpoint emulator (`moto_server`, installed by scripts/test)
 //! on a free loopback port, and an SDK client pointed at it.
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::tools::{free_port, wait_for_port, Guard};
-use session_ca::ca::ssm::{self, SsmSettings};
+use session_ca::SsmSettings;
 
 /// A running moto_server; stopped when dropped.
 pub struct Moto {
-    pub guard: Guard,
+    /// The moto_server process, stopped when this is dropped.
+    _server: Guard,
     pub port: u16,
 }
 
@@ -32,7 +31,10 @@ impl Moto {
         let mut guard = Guard(child);
         wait_for_port(port, &mut guard.0);
         warm_up(port);
-        Moto { guard, port }
+        Moto {
+            _server: guard,
+            port,
+        }
     }
 
     pub fn start() -> Moto {
@@ -52,7 +54,7 @@ impl Moto {
     /// cannot fail a test's set-up. The signer under test keeps its own
     /// 1 s / 2 s / 5 s timeouts ([`Moto::settings`]).
     pub async fn client(&self) -> aws_sdk_ssm::Client {
-        let signer_client = ssm::client(&self.settings()).await;
+        let signer_client = session_ca::ssm_client(&self.settings()).await;
         aws_sdk_ssm::Client::from_conf(
             signer_client
                 .config()

@@ -2,9 +2,8 @@
 //! `openssl x509 -text`, pkilint's `lint_pkix_cert`, and a real mTLS
 //! handshake with `openssl s_server` and curl. Run by scripts/test.
 
-mod common;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::tools;
 
 use std::path::Path;
 
@@ -324,7 +323,7 @@ async fn a_ca_whose_name_cannot_be_reproduced_is_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
     let source: std::sync::Arc<dyn session_ca::CaSource> =
-        std::sync::Arc::new(session_ca::ca::file::FileCaSource::new(ca_dir.clone()));
+        std::sync::Arc::new(session_ca::FileCaSource::new(ca_dir.clone()));
     let clock: session_ca::SharedClock = std::sync::Arc::new(session_ca::SystemClock);
     let err = session_ca::CaStore::from_sources(
         vec![("odd".into(), source, std::time::Duration::from_secs(60))],
@@ -366,7 +365,7 @@ async fn a_ca_whose_name_cannot_be_reproduced_is_refused() {
     );
     assert!(out.status.success());
     let source: std::sync::Arc<dyn session_ca::CaSource> =
-        std::sync::Arc::new(session_ca::ca::file::FileCaSource::new(ca_dir));
+        std::sync::Arc::new(session_ca::FileCaSource::new(ca_dir));
     session_ca::CaStore::from_sources(
         vec![("plain".into(), source, std::time::Duration::from_secs(60))],
         &clock,

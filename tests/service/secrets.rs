@@ -4,14 +4,13 @@
 //! trace level too; no private key, PKCS#12 password or HMAC secret may
 //! appear in any log line, error body or `Debug` output.
 
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common::tools;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use session_ca::client::{CertificateRequest, SignerClient};
-use session_ca::hmac::Secret;
+use session_ca_client::hmac::Secret;
+use session_ca_client::{CertificateRequest, SignerClient};
 
 const BIN: &str = env!("CARGO_BIN_EXE_session-ca");
 const HMAC_SECRET: &str = "s3cr3t-hmac-key-that-must-never-be-logged-0123456789";
@@ -28,7 +27,7 @@ fn fragments(secret: &str) -> Vec<String> {
                 .map(str::to_owned),
         );
         let der = pem::parse(secret).unwrap().into_contents();
-        out.push(session_ca::issuer::hex(&der));
+        out.push(crate::common::hex(&der));
         out.push(format!("{der:?}").trim_matches(['[', ']']).to_owned());
     }
     out
@@ -144,7 +143,7 @@ async fn no_secret_reaches_a_log_line_an_error_body_or_debug_output() {
     let http = reqwest::Client::new();
     let wrong = Secret::new(&[b'x'; 40]).unwrap();
     for authorization in [
-        session_ca::hmac::authorization(
+        session_ca_client::hmac::authorization(
             "payments-fn",
             &wrong,
             "POST",

@@ -2,13 +2,13 @@
 //! never produce a 5xx or a panic, and valid random requests always produce
 //! a certificate that parses, verifies and says what was asked.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::*;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use session_ca::inspect::verify_client_certificate;
+use session_ca::verify_client_certificate;
 use x509_parser::prelude::*;
 
 /// One runtime and one signer for all cases: a CA per case would only add
@@ -146,7 +146,7 @@ proptest! {
         let (_, cert) = X509Certificate::from_der(&pem.contents).unwrap();
         prop_assert_eq!(cert.validity().not_after.to_datetime(), t0() + ::time::Duration::seconds(ttl as i64));
         let claim = |oid: &str| cert.extensions().iter().find(|e| e.oid.to_id_string() == oid)
-            .map(|e| session_ca::claims::decode_value(e.value).unwrap());
+            .map(|e| session_ca_verify::decode_claim_value(e.value).unwrap());
         prop_assert_eq!(claim("1.3.6.1.4.1.32473.1.1"), Some(session_id));
         prop_assert_eq!(claim("1.3.6.1.4.1.32473.1.2"), Some(transaction));
         prop_assert_eq!(claim("1.3.6.1.4.1.32473.1.100"), Some(agent));

@@ -1,7 +1,7 @@
 //! Hostile requests, one table: every row gets a 4xx with a JSON error
 //! whose code and message name the problem, and no certificate.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};

@@ -1,8 +1,6 @@
 //! The crate's examples as real processes: built once per test binary with
 //! cargo, and the `mtls_backend` server started on a free port.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

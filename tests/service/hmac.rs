@@ -2,18 +2,17 @@
 //! the configuration of keys, and `session-ca request` signing against a
 //! real `serve`.
 
-mod common;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::tools;
 
 use std::collections::BTreeMap;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use common::*;
-use session_ca::config::{Config, ConfigOrigin};
-use session_ca::hmac::{authorization_with_nonce, Secret};
 use session_ca::AppState;
+use session_ca::{Config, ConfigOrigin};
+use session_ca_client::hmac::{authorization_with_nonce, Secret};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-payments";
 const OTHER_SECRET: &str = "fedcba9876543210fedcba9876543210-ledger";
@@ -88,7 +87,7 @@ async fn signed_requests_are_issued_to_their_key_id_once() {
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json());
     // The key id is the requester claim.
     let cert = reply.json()["certificate"].as_str().unwrap().to_owned();
-    let der = session_ca::inspect::read_certificate(cert.as_bytes()).unwrap();
+    let der = session_ca::read_certificate(cert.as_bytes()).unwrap();
     let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
     let requester = parsed
         .extensions()
@@ -96,7 +95,7 @@ async fn signed_requests_are_issued_to_their_key_id_once() {
         .find(|e| e.oid.to_id_string() == "1.3.6.1.4.1.32473.1.3")
         .expect("requester claim");
     assert_eq!(
-        session_ca::claims::decode_value(requester.value).unwrap(),
+        session_ca_verify::decode_claim_value(requester.value).unwrap(),
         "payments-fn"
     );
 

@@ -7,11 +7,9 @@
 //! supervisor (watchexec) is signalled it takes down unrelated processes of
 //! the session, and the test would rebuild the crate with other features.
 
-mod common;
-#[path = "common/moto.rs"]
-mod moto;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::moto;
+use crate::common::tools;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -19,7 +17,7 @@ use std::process::{Command, Stdio};
 use common::ca_material;
 use moto::Moto;
 use serde_json::Value;
-use session_ca::inspect::verify_client_certificate;
+use session_ca::verify_client_certificate;
 use session_ca::KeyType;
 use tools::{free_port, wait_for_port};
 
@@ -72,7 +70,7 @@ async fn the_function_runs_under_the_lambda_runtime_emulator() {
         30,
     )
     .await;
-    session_ca::ca::ssm::publish(
+    session_ca::publish_ssm(
         &moto.client().await,
         "/lambda-test/ca",
         &material,
@@ -148,7 +146,7 @@ async fn the_function_runs_under_the_lambda_runtime_emulator() {
         .extensions()
         .iter()
         .find(|e| e.oid.to_id_string() == "1.3.6.1.4.1.32473.1.3")
-        .map(|e| session_ca::claims::decode_value(e.value).unwrap());
+        .map(|e| session_ca_verify::decode_claim_value(e.value).unwrap());
     assert_eq!(
         requester.as_deref(),
         Some("arn:aws:sts::123456789012:assumed-role/payments-api/session-3")
@@ -185,7 +183,7 @@ async fn the_function_runs_under_the_lambda_runtime_emulator() {
         30,
     )
     .await;
-    session_ca::ca::ssm::publish(
+    session_ca::publish_ssm(
         &moto.client().await,
         "/lambda-test/ca",
         &rotated,

@@ -1,8 +1,6 @@
 //! Running real peers (openssl, curl, pkilint) from tests. A missing tool is
 //! a failure that says how to get it, never a silent skip.
 
-#![allow(dead_code)]
-
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

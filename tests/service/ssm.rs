@@ -7,13 +7,10 @@
 //! rotation are checked through the signer's own log events; and a rotation
 //! happens under 2,000 requests at concurrency 16.
 
-mod common;
-#[path = "common/faulty_proxy.rs"]
-mod faulty_proxy;
-#[path = "common/moto.rs"]
-mod moto;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::faulty_proxy;
+use crate::common::moto;
+use crate::common::tools;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,11 +22,14 @@ use common::*;
 use faulty_proxy::{Fault, FaultyProxy};
 use moto::Moto;
 use serde_json::json;
-use session_ca::ca::ssm::{self, material_from_parameters, MAX_ATTEMPTS, OPERATION_TIMEOUT};
-use session_ca::ca::{CaMaterial, OnLoadFailure};
-use session_ca::config::{Config, ConfigOrigin};
-use session_ca::inspect::verify_client_certificate;
+use session_ca::verify_client_certificate;
+use session_ca::{
+    material_from_parameters, SSM_MAX_ATTEMPTS as MAX_ATTEMPTS,
+    SSM_OPERATION_TIMEOUT as OPERATION_TIMEOUT,
+};
 use session_ca::{AppState, CaStore, KeyType, SharedClock, SystemClock};
+use session_ca::{CaMaterial, OnLoadFailure};
+use session_ca::{Config, ConfigOrigin};
 
 async fn local_ca(dir: &std::path::Path, name: &str) -> CaMaterial {
     let now = ::time::OffsetDateTime::now_utc();
@@ -57,11 +57,11 @@ async fn put_ca(
 }
 
 async fn ssm_state(
-    moto_settings: &session_ca::ca::ssm::SsmSettings,
+    moto_settings: &session_ca::SsmSettings,
     prefix: &str,
     refresh: &str,
     on_failure: OnLoadFailure,
-) -> Result<AppState, session_ca::ca::CaError> {
+) -> Result<AppState, session_ca::CaError> {
     let text = format!(
         "[cas.default]\nsource = \"ssm:{prefix}\"\nrefresh = \"{refresh}\"\n[profiles.default]\nuri_san = \"urn:uuid:{{session_id}}\"\n"
     );
@@ -114,7 +114,7 @@ async fn publish_load_and_issue_from_parameter_store() {
     let dir = tempfile::tempdir().unwrap();
     let material = local_ca(dir.path(), "ca").await;
 
-    let written = ssm::publish(&client, "/session-ca/prod", &material, None, false)
+    let written = session_ca::publish_ssm(&client, "/session-ca/prod", &material, None, false)
         .await
         .unwrap();
     assert_eq!(
@@ -138,7 +138,7 @@ async fn publish_load_and_issue_from_parameter_store() {
 
     // A second publish does not clobber the CA unless asked to.
     let other = local_ca(dir.path(), "other").await;
-    let err = ssm::publish(&client, "/session-ca/prod", &other, None, false)
+    let err = session_ca::publish_ssm(&client, "/session-ca/prod", &other, None, false)
         .await
         .unwrap_err()
         .to_string();
@@ -230,7 +230,7 @@ async fn bad_parameters_are_refused_with_their_names() {
     );
 
     // A key read without decryption, as with a missing kms:Decrypt grant.
-    ssm::publish(&client, "/enc", &material, None, false)
+    session_ca::publish_ssm(&client, "/enc", &material, None, false)
         .await
         .unwrap();
     let raw = client
@@ -303,7 +303,7 @@ async fn rotation_is_picked_up_without_a_failed_request() {
     let dir = tempfile::tempdir().unwrap();
     let old = local_ca(dir.path(), "old").await;
     let new = local_ca(dir.path(), "new").await;
-    ssm::publish(&client, "/rotating", &old, None, false)
+    session_ca::publish_ssm(&client, "/rotating", &old, None, false)
         .await
         .unwrap();
     let state = ssm_state(&moto.settings(), "/rotating", "1s", OnLoadFailure::Fail)
@@ -347,7 +347,7 @@ async fn rotation_is_picked_up_without_a_failed_request() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    ssm::publish(&client, "/rotating", &new, None, true)
+    session_ca::publish_ssm(&client, "/rotating", &new, None, true)
         .await
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
@@ -376,7 +376,7 @@ async fn the_last_good_ca_serves_when_parameter_store_goes_away_and_a_cold_start
     let port = moto.port;
     let client = moto.client().await;
     let dir = tempfile::tempdir().unwrap();
-    ssm::publish(
+    session_ca::publish_ssm(
         &client,
         "/flaky",
         &local_ca(dir.path(), "ca").await,
@@ -419,7 +419,7 @@ async fn the_last_good_ca_serves_when_parameter_store_goes_away_and_a_cold_start
     assert_unavailable(&cold).await;
 
     let moto = Moto::start_on(Some(port)); // a fresh emulator: publish again
-    ssm::publish(
+    session_ca::publish_ssm(
         &moto.client().await,
         "/flaky",
         &local_ca(dir.path(), "ca2").await,
@@ -526,7 +526,7 @@ fn lambda_config(prefix: &str) -> Config {
 
 /// A Lambda-mode state whose CA is loaded at a cold start through `settings`
 /// (an unreachable endpoint leaves it unloaded).
-async fn lambda_state(settings: &session_ca::ca::ssm::SsmSettings, prefix: &str) -> AppState {
+async fn lambda_state(settings: &session_ca::SsmSettings, prefix: &str) -> AppState {
     let config = lambda_config(prefix);
     let clock: SharedClock = Arc::new(SystemClock);
     let cas = CaStore::load(&config, &clock, settings, OnLoadFailure::ServeUnavailable)
@@ -549,7 +549,7 @@ async fn lambda_issue(state: &AppState) -> (StatusCode, serde_json::Value) {
     ))
     .unwrap();
     let request = lambda_http::request::from_str(&fixture).unwrap();
-    let response = session_ca::http::lambda::lambda_app(state.clone())
+    let response = session_ca::lambda_app(state.clone())
         .oneshot(request)
         .await
         .unwrap();
@@ -580,7 +580,7 @@ async fn lambda_requests_reload_a_due_ca_and_recover_from_a_failed_cold_start() 
     let moto = Moto::start_on(Some(port));
     let client = moto.client().await;
     let old = local_ca(dir.path(), "old").await;
-    ssm::publish(&client, "/lazy", &old, None, false)
+    session_ca::publish_ssm(&client, "/lazy", &old, None, false)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(5_100)).await; // the retry interval of an unloaded CA
@@ -590,7 +590,7 @@ async fn lambda_requests_reload_a_due_ca_and_recover_from_a_failed_cold_start() 
 
     // Rotation: the first request after the refresh interval signs with the new CA.
     let new = local_ca(dir.path(), "new").await;
-    ssm::publish(&client, "/lazy", &new, None, true)
+    session_ca::publish_ssm(&client, "/lazy", &new, None, true)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1_100)).await;
@@ -736,7 +736,7 @@ async fn a_cold_start_with_parameter_store_unreachable_retries_then_answers_503_
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
     let material = local_ca(dir.path(), "ca").await;
-    ssm::publish(&moto.client().await, "/cold", &material, None, false)
+    session_ca::publish_ssm(&moto.client().await, "/cold", &material, None, false)
         .await
         .unwrap();
     let chain = material.chain_pem.clone().unwrap();
@@ -825,7 +825,7 @@ async fn a_hanging_parameter_store_cannot_stall_a_cold_start_or_a_request() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
     let material = local_ca(dir.path(), "ca").await;
-    ssm::publish(&moto.client().await, "/hang", &material, None, false)
+    session_ca::publish_ssm(&moto.client().await, "/hang", &material, None, false)
         .await
         .unwrap();
     let proxy = FaultyProxy::start(&moto.url(), Fault::Hang).await;
@@ -835,7 +835,8 @@ async fn a_hanging_parameter_store_cannot_stall_a_cold_start_or_a_request() {
     let state = lambda_state(&via_proxy, "/hang").await;
     let took = started.elapsed();
     assert!(
-        took >= ssm::ATTEMPT_TIMEOUT && took < OPERATION_TIMEOUT + Duration::from_millis(1_500),
+        took >= session_ca::SSM_ATTEMPT_TIMEOUT
+            && took < OPERATION_TIMEOUT + Duration::from_millis(1_500),
         "the cold start's load took {took:?}"
     );
     let hung = proxy.seen().hung;
@@ -852,8 +853,8 @@ async fn a_hanging_parameter_store_cannot_stall_a_cold_start_or_a_request() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "ca_unavailable");
     assert!(
-        took >= session_ca::ca::ON_REQUEST_REFRESH_TIMEOUT
-            && took < session_ca::ca::ON_REQUEST_REFRESH_TIMEOUT + Duration::from_millis(1_500),
+        took >= session_ca::ON_REQUEST_REFRESH_TIMEOUT
+            && took < session_ca::ON_REQUEST_REFRESH_TIMEOUT + Duration::from_millis(1_500),
         "the request waited {took:?} for its reload"
     );
     assert!(proxy.seen().hung > hung, "the request tried again");
@@ -874,7 +875,7 @@ async fn throttling_within_the_retry_budget_is_absorbed_by_the_sdk() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
     let material = local_ca(dir.path(), "ca").await;
-    ssm::publish(&moto.client().await, "/throttled", &material, None, false)
+    session_ca::publish_ssm(&moto.client().await, "/throttled", &material, None, false)
         .await
         .unwrap();
     let throttles = MAX_ATTEMPTS as usize - 1;
@@ -920,7 +921,7 @@ async fn throttling_beyond_the_retry_budget_keeps_the_last_good_ca_or_answers_50
     let dir = tempfile::tempdir().unwrap();
     let material = local_ca(dir.path(), "ca").await;
     let chain = material.chain_pem.clone().unwrap();
-    ssm::publish(&moto.client().await, "/storm", &material, None, false)
+    session_ca::publish_ssm(&moto.client().await, "/storm", &material, None, false)
         .await
         .unwrap();
     let proxy = FaultyProxy::start(&moto.url(), Fault::None).await;
@@ -994,7 +995,7 @@ async fn corrupt_parameters_after_a_rotation_are_logged_and_the_last_good_ca_kee
         30,
     )
     .await;
-    ssm::publish(&client, "/corrupt", &first, None, false)
+    session_ca::publish_ssm(&client, "/corrupt", &first, None, false)
         .await
         .unwrap();
     let state = ssm_state(&moto.settings(), "/corrupt", "1s", OnLoadFailure::Fail)
@@ -1005,7 +1006,7 @@ async fn corrupt_parameters_after_a_rotation_are_logged_and_the_last_good_ca_kee
 
     // A good rotation first.
     let mark = logs.events().len();
-    ssm::publish(&client, "/corrupt", &good, None, true)
+    session_ca::publish_ssm(&client, "/corrupt", &good, None, true)
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1147,7 +1148,7 @@ async fn corrupt_parameters_after_a_rotation_are_logged_and_the_last_good_ca_kee
     // A good CA again: picked up.
     let mark = logs.events().len();
     let fixed = local_ca(dir.path(), "fixed").await;
-    ssm::publish(&client, "/corrupt", &fixed, None, true)
+    session_ca::publish_ssm(&client, "/corrupt", &fixed, None, true)
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1189,7 +1190,7 @@ async fn rotation_under_load_2000_requests_at_concurrency_16_without_a_failure()
         30,
     )
     .await;
-    ssm::publish(&client, "/busy", &old, None, false)
+    session_ca::publish_ssm(&client, "/busy", &old, None, false)
         .await
         .unwrap();
     let state = ssm_state(&moto.settings(), "/busy", "1s", OnLoadFailure::Fail)
@@ -1249,7 +1250,7 @@ async fn rotation_under_load_2000_requests_at_concurrency_16_without_a_failure()
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             let uploading_at = done.load(Ordering::SeqCst);
-            ssm::publish(&client, "/busy", &new, None, true)
+            session_ca::publish_ssm(&client, "/busy", &new, None, true)
                 .await
                 .unwrap();
             state

@@ -4,7 +4,7 @@
 //! and malformed or duplicated claims are errors. The rustls adapter is
 //! driven through a real in-memory TLS 1.3 handshake.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -16,11 +16,11 @@ use rcgen::{CustomExtension, ExtendedKeyUsagePurpose, KeyPair};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{json, Value};
-use session_ca::ca::file::FileCaSource;
-use session_ca::claims::encode_value;
-use session_ca::http::lambda::lambda_app;
-use session_ca::verify::{ClaimType, Verifier, VerifyError, VerifyErrorKind};
+use session_ca::lambda_app;
+use session_ca::FileCaSource;
 use session_ca::{AppState, CaSource, FixedClock, KeyType, SharedClock};
+use session_ca_verify::encode_claim_value;
+use session_ca_verify::{ClaimType, Verifier, VerifyError, VerifyErrorKind};
 use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;
 
@@ -277,8 +277,8 @@ async fn a_certificate_from_another_ca_is_not_trusted() {
     // Another CA with another name: no path at all.
     let dir = tempfile::tempdir().unwrap();
     let other_dir = dir.path().join("other");
-    session_ca::ca::init::create_ca(
-        &session_ca::ca::init::InitOptions {
+    session_ca::create_ca(
+        &session_ca::InitOptions {
             dir: other_dir.clone(),
             key_type: KeyType::EcdsaP256,
             subject: "CN=Somebody Else's CA,O=elsewhere,C=NL".into(),
@@ -448,7 +448,7 @@ async fn a_certificate_without_client_auth_is_refused() {
     let service = TestService::new().await;
     let issuer = rcgen_issuer(&service).await;
     let verifier = verifier_at(&ca_pem_of(&service.state).await, t0());
-    let session_id = || claim_ext(1, encode_value(SESSION_ID));
+    let session_id = || claim_ext(1, encode_claim_value(SESSION_ID));
 
     // The control: the same certificate with clientAuth verifies.
     let (good, _) = crafted(
@@ -486,22 +486,22 @@ async fn duplicate_and_malformed_claims_are_errors() {
     let cases: Vec<(Vec<CustomExtension>, &str)> = vec![
         (
             vec![
-                claim_ext(1, encode_value(SESSION_ID)),
-                claim_ext(1, encode_value("another session")),
+                claim_ext(1, encode_claim_value(SESSION_ID)),
+                claim_ext(1, encode_claim_value("another session")),
             ],
             "claim session_id (1.3.6.1.4.1.32473.1.1) appears more than once",
         ),
         (
             vec![
-                claim_ext(100, encode_value("a")),
-                claim_ext(100, encode_value("a")),
+                claim_ext(100, encode_claim_value("a")),
+                claim_ext(100, encode_claim_value("a")),
             ],
             "claim agent (1.3.6.1.4.1.32473.1.100) appears more than once",
         ),
         (
             vec![
-                claim_ext(7, encode_value("x")),
-                claim_ext(7, encode_value("y")),
+                claim_ext(7, encode_claim_value("x")),
+                claim_ext(7, encode_claim_value("y")),
             ],
             "claim (unnamed) (1.3.6.1.4.1.32473.1.7) appears more than once",
         ),
@@ -519,7 +519,7 @@ async fn duplicate_and_malformed_claims_are_errors() {
             "claim agent (1.3.6.1.4.1.32473.1.100) is malformed: not DER",
         ),
         (
-            vec![claim_ext(101, encode_value("{\"lat\": "))],
+            vec![claim_ext(101, encode_claim_value("{\"lat\": "))],
             "claim geo (1.3.6.1.4.1.32473.1.101) is malformed: not valid JSON",
         ),
         (
@@ -543,7 +543,7 @@ async fn duplicate_and_malformed_claims_are_errors() {
     let (cert, _) = crafted(
         &issuer,
         client.clone(),
-        vec![claim_ext(100, encode_value("{\"not\":\"parsed\"}"))],
+        vec![claim_ext(100, encode_claim_value("{\"not\":\"parsed\"}"))],
     );
     let session = verifier.verify(&[cert]).unwrap();
     assert_eq!(session.session_id, None);
@@ -607,7 +607,9 @@ async fn handshake(
     let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
-        .with_client_cert_verifier(verifier.rustls_client_verifier())
+        .with_client_cert_verifier(
+            verifier.rustls_client_verifier(&session_ca::crypto::rustls_provider()),
+        )
         .with_single_cert(
             vec![server_cert.der().clone()],
             PrivateKeyDer::try_from(server_key.serialize_der()).unwrap(),
@@ -656,7 +658,7 @@ async fn the_rustls_adapter_decides_the_handshake_with_the_verifier_clock() {
 
     // The rustls adapter asks for a certificate, hints our CAs, and insists.
     let verifier = verifier_at(&ca_pem, t0());
-    let adapter = verifier.rustls_client_verifier();
+    let adapter = verifier.rustls_client_verifier(&session_ca::crypto::rustls_provider());
     use rustls::server::danger::ClientCertVerifier;
     assert!(adapter.offer_client_auth() && adapter.client_auth_mandatory());
     assert_eq!(adapter.root_hint_subjects().len(), 2);
@@ -730,7 +732,7 @@ fn rustls_errors_carry_the_reason() {
 fn the_verifier_is_shareable() {
     fn shareable<T: Clone + Send + Sync + 'static>() {}
     shareable::<Verifier>();
-    shareable::<session_ca::verify::RustlsClientVerifier>();
+    shareable::<session_ca_verify::RustlsClientVerifier>();
 }
 
 #[tokio::test]

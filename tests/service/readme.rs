@@ -1,8 +1,7 @@
 //! The README's curl, jq and openssl examples, run verbatim (ports aside)
 //! against a real `session-ca serve`. Run by scripts/test.
 
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common::tools;
 
 use std::process::Command;
 
@@ -91,7 +90,7 @@ fn readme_request_example_writes_the_three_files() {
         "{output}"
     );
     let cert = std::fs::read(dir.path().join("creds/cert.pem")).unwrap();
-    let der = session_ca::inspect::read_certificate(&cert).unwrap();
+    let der = session_ca::read_certificate(&cert).unwrap();
     let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
     assert_eq!(
         parsed.subject().to_string(),

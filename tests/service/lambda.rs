@@ -2,15 +2,15 @@
 //! through `lambda_http::request::from_str` into the same router `serve`
 //! uses, with auth `iam`: who may call, and what lands in the certificate.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::*;
 use http_body_util::BodyExt;
 use lambda_http::RequestExt;
 use serde_json::{json, Value};
-use session_ca::http::lambda::lambda_app;
-use session_ca::inspect::verify_client_certificate;
+use session_ca::lambda_app;
+use session_ca::verify_client_certificate;
 use session_ca::{AppState, KeyType};
 use tower::ServiceExt;
 use x509_parser::prelude::*;
@@ -71,7 +71,7 @@ fn claim(cert: &X509Certificate<'_>, oid: &str) -> Option<String> {
     cert.extensions()
         .iter()
         .find(|e| e.oid.to_id_string() == oid)
-        .map(|e| session_ca::claims::decode_value(e.value).unwrap())
+        .map(|e| session_ca_verify::decode_claim_value(e.value).unwrap())
 }
 
 #[tokio::test]

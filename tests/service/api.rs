@@ -2,7 +2,7 @@
 //! the OpenAPI spec, and the certificate profile of DESIGN.md, checked by
 //! parsing the certificate and by rustls-webpki.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use common::*;
 use serde_json::{json, Value};
-use session_ca::inspect::verify_client_certificate;
+use session_ca::verify_client_certificate;
 use session_ca::KeyType;
 use x509_parser::prelude::*;
 
@@ -78,7 +78,7 @@ fn check_certificate(service: &TestService, body: &Value, key_type: KeyType) {
         0,
         "positive without a sign octet: at most 127 bits"
     );
-    assert_eq!(body["serial"], session_ca::issuer::hex(serial));
+    assert_eq!(body["serial"], crate::common::hex(serial));
 
     // §4.1.2.5 validity: now - 30 s .. now + 300 s.
     assert_eq!(
@@ -167,7 +167,10 @@ fn check_certificate(service: &TestService, body: &Value, key_type: KeyType) {
     for (oid, value) in &expected {
         let ext = only_extension(&cert, oid).unwrap_or_else(|| panic!("{oid} missing"));
         assert!(!ext.critical, "{oid} must be non-critical");
-        assert_eq!(&session_ca::claims::decode_value(ext.value).unwrap(), value);
+        assert_eq!(
+            &session_ca_verify::decode_claim_value(ext.value).unwrap(),
+            value
+        );
     }
     assert!(
         only_extension(&cert, "1.3.6.1.4.1.32473.1.3").is_none(),
@@ -188,7 +191,7 @@ fn check_certificate(service: &TestService, body: &Value, key_type: KeyType) {
     let digest = session_ca::crypto::sha256(&der);
     assert_eq!(
         body["fingerprint_sha256"],
-        session_ca::issuer::hex(digest.as_ref())
+        crate::common::hex(digest.as_ref())
     );
     let chain = chain_of(body);
     assert_eq!(
@@ -913,7 +916,7 @@ async fn the_embedded_default_profile_issues_without_any_fields() {
         t0() - Duration::days(1),
         10,
     );
-    let text = session_ca::config::DEFAULT_CONFIG
+    let text = session_ca::DEFAULT_CONFIG
         .replace("file:signer-key", &format!("file:{}", ca_dir.display()));
     let state = state_from_toml(&text, t0(), t0()).await;
     let reply = issue(&state, "{}").await;
@@ -1049,7 +1052,7 @@ async fn ca_route_serves_a_pkcs12_trust_store() {
     assert_eq!(reply.headers[header::CONTENT_TYPE], "application/pkcs12");
     let store = KeyStore::from_pkcs12(
         &reply.body,
-        session_ca::pkcs12::TRUSTSTORE_PASSWORD,
+        session_ca::TRUSTSTORE_PASSWORD,
         Pkcs12ImportPolicy::Strict,
     )
     .unwrap();
@@ -1074,7 +1077,7 @@ async fn a_ca_expiring_within_max_ttl_is_reported_and_shortens_certificates() {
     let created = t0() - Duration::days(1) + Duration::minutes(10);
     let service = TestService::with(KeyType::EcdsaP256, false, created, 1, t0()).await;
     let state = &service.state;
-    let expiring = session_ca::ca::expiring_cas(&state.config, &state.cas, t0());
+    let expiring = session_ca::expiring_cas(&state.config, &state.cas, t0());
     assert_eq!(
         expiring.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
         ["default"]
@@ -1087,7 +1090,7 @@ async fn a_ca_expiring_within_max_ttl_is_reported_and_shortens_certificates() {
     assert_eq!(get(state, "/healthz").await.status, StatusCode::OK);
     // Twenty minutes earlier it was not expiring yet.
     assert!(
-        session_ca::ca::expiring_cas(&state.config, &state.cas, t0() - Duration::minutes(20))
+        session_ca::expiring_cas(&state.config, &state.cas, t0() - Duration::minutes(20))
             .is_empty()
     );
 }
@@ -1105,7 +1108,7 @@ async fn json_claims_carry_exactly_the_numbers_sent() {
     let (_, cert) = X509Certificate::from_der(&der).unwrap();
     let geo = only_extension(&cert, "1.3.6.1.4.1.32473.1.101").unwrap();
     assert_eq!(
-        session_ca::claims::decode_value(geo.value).unwrap(),
+        session_ca_verify::decode_claim_value(geo.value).unwrap(),
         r#"{"n":18446744073709551616,"f":9007199254740993.0,"e":1E2,"x":0.1000}"#
     );
 }

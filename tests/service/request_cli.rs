@@ -1,13 +1,12 @@
 //! `session-ca request` against a real `session-ca serve`: the files it
 //! writes, CSR and PKCS#12 modes, and its errors.
 
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common::tools;
 
 use std::path::Path;
 use std::process::Output;
 
-use session_ca::inspect::{read_certificate, verify_client_certificate};
+use session_ca::{read_certificate, verify_client_certificate};
 use tools::output_text as text;
 use tools::{free_port, start_serve};
 

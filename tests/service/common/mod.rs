@@ -1,7 +1,10 @@
 //! Shared helpers for the integration tests: CAs in temporary directories,
 //! app state with a chosen clock, and requests through the router.
 
-#![allow(dead_code)]
+pub mod examples;
+pub mod faulty_proxy;
+pub mod moto;
+pub mod tools;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,9 +13,9 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use session_ca::ca::init::{create_ca, InitOptions};
-use session_ca::config::{Config, ConfigOrigin};
 use session_ca::{app, AppState, CaStore, FixedClock, KeyType, SharedClock};
+use session_ca::{create_ca, InitOptions};
+use session_ca::{Config, ConfigOrigin};
 use time::OffsetDateTime;
 use tower::ServiceExt;
 
@@ -167,7 +170,7 @@ pub async fn state_from_toml(text: &str, load_at: OffsetDateTime, now: OffsetDat
         &config,
         &load_clock,
         &Default::default(),
-        session_ca::ca::OnLoadFailure::Fail,
+        session_ca::OnLoadFailure::Fail,
     )
     .await
     .expect("load CA");
@@ -185,13 +188,11 @@ pub async fn ca_material(
     intermediate: bool,
     now: OffsetDateTime,
     days: u32,
-) -> session_ca::ca::CaMaterial {
+) -> session_ca::CaMaterial {
     make_ca(ca_dir, key_type, intermediate, now, days);
-    session_ca::CaSource::load(&session_ca::ca::file::FileCaSource::new(
-        ca_dir.to_path_buf(),
-    ))
-    .await
-    .expect("read the CA back")
+    session_ca::CaSource::load(&session_ca::FileCaSource::new(ca_dir.to_path_buf()))
+        .await
+        .expect("read the CA back")
 }
 
 /// The `ca_chain` of an issuance response as one PEM document.
@@ -291,4 +292,9 @@ pub fn csr_asking_for_a_ca(alg: &'static rcgen::SignatureAlgorithm) -> (String, 
         .pem()
         .expect("PEM");
     (pem, key)
+}
+
+/// Lower-case hex of `bytes` (as the signer writes serials and fingerprints).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

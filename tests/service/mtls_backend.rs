@@ -3,11 +3,9 @@
 //! expired one and one without clientAuth fail the TLS handshake. The curl
 //! tests run with scripts/test; argument errors are checked without curl.
 
-mod common;
-#[path = "common/examples.rs"]
-mod examples;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::examples;
+use crate::common::tools;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -15,8 +13,8 @@ use std::process::{Command, Output};
 use common::*;
 use examples::{example_bin, Backend, CLAIMS};
 use serde_json::{json, Value};
-use session_ca::claims::encode_value;
 use session_ca::KeyType;
+use session_ca_verify::encode_claim_value;
 use time::{Duration, OffsetDateTime};
 use tools::run;
 
@@ -103,8 +101,8 @@ async fn the_backend_answers_trusted_callers_with_their_claims_and_refuses_the_r
 
     // Another CA's (under another name, so no path at all).
     let other_dir = dir.join("other-ca");
-    session_ca::ca::init::create_ca(
-        &session_ca::ca::init::InitOptions {
+    session_ca::create_ca(
+        &session_ca::InitOptions {
             dir: other_dir.clone(),
             key_type: KeyType::EcdsaP256,
             subject: "CN=Somebody Else's CA,O=elsewhere,C=NL".into(),
@@ -125,10 +123,9 @@ async fn the_backend_answers_trusted_callers_with_their_claims_and_refuses_the_r
     );
 
     // Ours, but serverAuth only (crafted with rcgen under our issuing CA).
-    let material =
-        session_ca::CaSource::load(&session_ca::ca::file::FileCaSource::new(ours.ca_dir()))
-            .await
-            .unwrap();
+    let material = session_ca::CaSource::load(&session_ca::FileCaSource::new(ours.ca_dir()))
+        .await
+        .unwrap();
     let issuer = rcgen::Issuer::from_ca_cert_pem(
         &material.cert_pem,
         rcgen::KeyPair::from_pem(material.key_pem.expose()).unwrap(),
@@ -147,7 +144,7 @@ async fn the_backend_answers_trusted_callers_with_their_claims_and_refuses_the_r
     params.use_authority_key_identifier_extension = true;
     params.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
         &[1, 3, 6, 1, 4, 1, 32473, 1, 1],
-        encode_value(SESSION_ID),
+        encode_claim_value(SESSION_ID),
     )];
     let cert = params.signed_by(&key, &issuer).unwrap();
     std::fs::write(dir.join("server-only-cert.pem"), cert.pem()).unwrap();

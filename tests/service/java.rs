@@ -8,11 +8,9 @@
 //! and the Java client's key store comes from there.
 #![cfg(not(feature = "fips"))]
 
-mod common;
-#[path = "common/examples.rs"]
-mod examples;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::examples;
+use crate::common::tools;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -24,8 +22,10 @@ use base64::Engine as _;
 use common::*;
 use examples::Backend;
 use serde_json::{json, Value};
-use session_ca::pkcs12::{ITERATIONS, KEY_ALIAS, TRUSTSTORE_PASSWORD};
 use session_ca::KeyType;
+use session_ca::{
+    PKCS12_ITERATIONS as ITERATIONS, PKCS12_KEY_ALIAS as KEY_ALIAS, TRUSTSTORE_PASSWORD,
+};
 use time::Duration;
 use tools::{start_serve, Guard};
 
