@@ -328,7 +328,7 @@ gnuplot -e "datafile='$dat'; outfile='$work/performance.png'; subtitle='$date_st
 
 # ---------------------------------------------------------------- the document
 rev=$(git -C "$root" rev-parse --short=12 HEAD)
-dirty=$(git -C "$root" status --porcelain -- src Cargo.toml Cargo.lock build.rs | awk '{print $2}' | paste -sd ' ' -)
+dirty=$(git -C "$root" status --porcelain -- src crates Cargo.toml Cargo.lock build.rs | awk '{print $2}' | paste -sd ' ' -)
 pkgver() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"; }
 wrk_version=$({ wrk -v 2>&1 || true; } | awk 'NR == 1 {sub(/^debian\//, "", $2); sub(/-.*/, "", $2); print $2}')
 mem_total=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)

@@ -242,6 +242,21 @@ mod tests {
     }
 
     #[test]
+    fn only_server_faults_carry_their_cause_for_the_log() {
+        let response = AppError::Internal("rcgen exploded".into()).into_response();
+        let record = response.extensions().get::<ErrorRecord>().unwrap();
+        assert_eq!(record.code, "internal_error");
+        assert_eq!(
+            record.cause.as_deref(),
+            Some("internal error: rcgen exploded")
+        );
+        let response = AppError::unknown_profile("nope").into_response();
+        let record = response.extensions().get::<ErrorRecord>().unwrap();
+        assert_eq!(record.code, "unknown_profile");
+        assert_eq!(record.cause, None);
+    }
+
+    #[test]
     fn unknown_profile_names_are_shortened() {
         let long = "p".repeat(10_000);
         let message = AppError::unknown_profile(&long).public_message();
