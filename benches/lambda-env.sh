@@ -54,6 +54,7 @@ start_function() {
     AWS_LAMBDA_FUNCTION_NAME=_ AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 \
     SESSION_CA_CAS__DEFAULT__SOURCE=ssm:/bench/ca \
     SESSION_CA_PROFILES__DEFAULT__ALLOWED_CALLERS='["arn:aws:sts::123456789012:assumed-role/payments-*/*"]' \
+    SESSION_CA_PROFILES__DEFAULT__SUBJECT='O=Example Bank,C=NL' \
     "$bin" 2>>"${FUNCTION_LOG:-/dev/null}" &
   fn=$!
 }

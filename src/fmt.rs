@@ -17,6 +17,13 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// The RFC 8705 §3.1 certificate thumbprint `x5t#S256`: the SHA-256 of
+/// the DER certificate, base64url without padding (RFC 7515 §2).
+pub fn x5t_s256(sha256: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha256)
+}
+
 /// RFC 3339 text of a time (UTC, whole seconds).
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
@@ -75,6 +82,14 @@ mod tests {
     fn hex_is_lower_case() {
         assert_eq!(hex(&[0x00, 0xab, 0x7f]), "00ab7f");
         assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
+    fn thumbprints_are_base64url_without_padding() {
+        // RFC 4648 §10 vectors, in the URL-safe alphabet.
+        assert_eq!(x5t_s256(b"fo"), "Zm8");
+        assert_eq!(x5t_s256(&[0xfb, 0xff]), "-_8");
+        assert_eq!(x5t_s256(&[0u8; 32]).len(), 43);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use session_ca_verify::{decode_claim_value, FixedClock, ObjectId, Verifier, VerifyError};
 
-use crate::fmt::{hex, is_safe_char, rfc3339};
+use crate::fmt::{hex, is_safe_char, rfc3339, x5t_s256};
 
 /// One claim extension found in a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +45,8 @@ pub struct Inspection {
     pub claims: Vec<FoundClaim>,
     /// SHA-256 of the DER, lower-case hex.
     pub fingerprint_sha256: String,
+    /// The RFC 8705 thumbprint `x5t#S256` (base64url SHA-256 of the DER).
+    pub x5t_s256: String,
 }
 
 /// Reads the first certificate from PEM, or DER (a DER certificate starts
@@ -113,6 +115,7 @@ pub fn inspect(
         sans,
         claims,
         fingerprint_sha256: hex(fingerprint.as_ref()),
+        x5t_s256: x5t_s256(fingerprint.as_ref()),
     })
 }
 
@@ -165,6 +168,7 @@ impl fmt::Display for Inspection {
         writeln!(f, "not before:   {}", rfc3339(self.not_before))?;
         writeln!(f, "not after:    {}", rfc3339(self.not_after))?;
         writeln!(f, "sha256:       {}", self.fingerprint_sha256)?;
+        writeln!(f, "x5t#S256:     {}", self.x5t_s256)?;
         for san in &self.sans {
             writeln!(f, "SAN:          {}", printable(san))?;
         }

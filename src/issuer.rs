@@ -12,7 +12,7 @@ use session_ca_verify::encode_claim_value;
 use time::OffsetDateTime;
 
 use crate::ca::SigningCa;
-use crate::fmt::hex;
+use crate::fmt::{hex, x5t_s256};
 use crate::keys::{FreshKey, KeyError, SecretPem};
 use crate::pkcs12::{self, KeyStoreFile, Pkcs12Error};
 use crate::profile::{CertificatePlan, KeySource, SubjectAttribute};
@@ -45,6 +45,8 @@ pub struct IssuedCertificate {
     pub key_type: &'static str,
     /// SHA-256 of the DER certificate, lower-case hex.
     pub fingerprint_sha256: String,
+    /// The same SHA-256 as RFC 8705's `x5t#S256` (base64url, no padding).
+    pub x5t_s256: String,
 }
 
 /// The validity window of a certificate issued at `now`.
@@ -201,6 +203,7 @@ pub fn issue(
         renew_after: validity.renew_after,
         key_type: plan.key.key_type_name(),
         fingerprint_sha256: hex(fingerprint.as_ref()),
+        x5t_s256: x5t_s256(fingerprint.as_ref()),
     })
 }
 

@@ -70,7 +70,7 @@ pub use pkcs12::{
     Pkcs12Error, ITERATIONS as PKCS12_ITERATIONS, KEY_ALIAS as PKCS12_KEY_ALIAS,
     TRUSTSTORE_PASSWORD,
 };
-pub use profile::settings::{ClaimSettings, ProfileSettings};
+pub use profile::settings::{ClaimSettings, ProfileSettings, SubjectSetting};
 pub use profile::{
     CertificatePlan, ClaimSpec, KeySource, PolicyError, Profile, SubjectAttribute,
     MAX_SESSION_ID_CHARS, MAX_TRANSACTION_ID_CHARS,

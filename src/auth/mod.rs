@@ -57,7 +57,8 @@ pub enum Auth {
 }
 
 /// What authentication looks at in a request, taken from it by the HTTP layer.
-#[derive(Debug, Clone, Copy)]
+/// Its `Debug` leaves out the `Authorization` header and the body.
+#[derive(Clone, Copy)]
 pub struct Credentials<'a> {
     /// The IAM principal ARN from the Lambda request context, if any.
     pub iam_principal: Option<&'a str>,
@@ -72,6 +73,19 @@ pub struct Credentials<'a> {
     pub body: &'a [u8],
     /// The signer's clock, unix seconds.
     pub now: i64,
+}
+
+impl fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("iam_principal", &self.iam_principal)
+            .field("authorization", &self.authorization.map(|_| "[elided]"))
+            .field("method", &self.method)
+            .field("path_and_query", &self.path_and_query)
+            .field("body_len", &self.body.len())
+            .field("now", &self.now)
+            .finish()
+    }
 }
 
 impl Auth {

@@ -16,7 +16,7 @@ use crate::fmt::is_valid_name;
 
 /// Where an HMAC key's secret comes from; the secret itself is never in the file.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "RawHmacKey")]
 pub struct HmacKeySettings {
     /// The environment variable holding the secret.
     pub secret_env: Option<String>,

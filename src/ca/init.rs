@@ -45,7 +45,11 @@ pub struct CreatedCa {
     pub not_after: OffsetDateTime,
 }
 
-/// Parses `CN=Example CA,O=Example` into subject attributes.
+/// Parses `CN=Example CA,O=Example` into subject attributes, in the
+/// conventional order of a subject (C, ST, L, O, OU, CN; RFC 5280 §4.1.2.4
+/// leaves the order to the issuer, and this is the order of X.520's
+/// hierarchy and of every leaf this service issues) whatever order the text
+/// lists them in, so `openssl -nameopt RFC2253` and Java print `CN=...,O=...`.
 pub fn parse_subject(text: &str) -> Result<Vec<(DnType, String)>, CaError> {
     let bad = |why: String| CaError::Create(format!("invalid --subject {text:?}: {why}"));
     let mut out = Vec::new();
@@ -87,7 +91,21 @@ pub fn parse_subject(text: &str) -> Result<Vec<(DnType, String)>, CaError> {
     if !out.iter().any(|(t, _)| *t == DnType::CommonName) {
         return Err(bad("a CN is required".into()));
     }
+    // A stable sort: repeated attributes (two OUs) keep their order.
+    out.sort_by_key(|(ty, _)| rdn_rank(ty));
     Ok(out)
+}
+
+/// A subject attribute's place in the conventional order.
+fn rdn_rank(ty: &DnType) -> u8 {
+    match ty {
+        DnType::CountryName => 0,
+        DnType::StateOrProvinceName => 1,
+        DnType::LocalityName => 2,
+        DnType::OrganizationName => 3,
+        DnType::OrganizationalUnitName => 4,
+        _ => 5,
+    }
 }
 
 fn ca_params(
@@ -274,4 +292,54 @@ fn root_name(cn: &str) -> String {
 /// Whether `dir` already holds a CA.
 pub fn ca_exists(dir: &Path) -> bool {
     super::file::FileCaSource::exists_in(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_in_the_conventional_order_whatever_the_text_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap();
+        for (intermediate, subject) in [
+            (false, "CN=Payments CA,O=Example Bank,C=NL"),
+            (true, "OU=PKI,CN=Payments CA,C=NL,O=Example Bank"),
+        ] {
+            let created = create_ca(
+                &InitOptions {
+                    dir: dir.path().to_path_buf(),
+                    key_type: KeyType::EcdsaP256,
+                    subject: subject.into(),
+                    validity_days: 30,
+                    intermediate,
+                    force: true,
+                },
+                now,
+            )
+            .unwrap();
+            let (_, pem) =
+                x509_parser::pem::parse_x509_pem(created.issuing_cert_pem.as_bytes()).unwrap();
+            let cert = pem.parse_x509().unwrap();
+            let order: Vec<String> = cert
+                .subject()
+                .iter_rdn()
+                .flat_map(|rdn| rdn.iter())
+                .map(|a| {
+                    x509_parser::objects::oid2abbrev(
+                        a.attr_type(),
+                        x509_parser::objects::oid_registry(),
+                    )
+                    .unwrap()
+                    .to_owned()
+                })
+                .collect();
+            let expected = if intermediate {
+                ["C", "O", "OU", "CN"].as_slice()
+            } else {
+                ["C", "O", "CN"].as_slice()
+            };
+            assert_eq!(order, expected, "{subject}");
+        }
+    }
 }

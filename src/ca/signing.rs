@@ -219,15 +219,8 @@ impl SigningCa {
                     .into(),
             );
         }
-        let verifier = session_ca_verify::Verifier::builder()
-            .ca_pem(self.chain_pem_bundle.as_bytes())
-            .clock(Arc::new(session_ca_verify::FixedClock::new(now)))
-            .skew(std::time::Duration::ZERO)
-            .build()
-            .map_err(|e| format!("the chain cannot be used to verify: {e}"))?;
-        verifier.verify_trust(probe.der(), &[]).map_err(|e| {
-            format!("a test client certificate signed with this CA does not verify against the chain: {e}")
-        })
+        crate::inspect::verify_client_certificate(probe.der(), self.chain_pem_bundle.as_bytes(), now)
+            .map_err(|e| format!("a test client certificate signed with this CA does not verify against the chain: {e}"))
     }
 
     /// Signs the certificate described by `params` for `subject_key` with

@@ -1,10 +1,9 @@
 //! Lambda mode: the router under `lambda_http`, configuration from the environment.
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use session_ca::{
-    lambda_default_config, AppState, AuthMode, CaStore, Config, OnLoadFailure, ProcessEnv,
-    SharedClock, SsmSettings, SystemClock,
+    AppState, CaStore, Config, OnLoadFailure, ProcessEnv, SharedClock, SsmSettings, SystemClock,
 };
 
 use super::serve::log_loaded;
@@ -14,24 +13,13 @@ use super::serve::log_loaded;
 /// cannot be loaded yields 503s (and retries), never an init failure that
 /// API Gateway would turn into an opaque 502.
 pub(super) async fn run() -> Result<()> {
-    let config = Config::load_with_default(None, &ProcessEnv, &[], &lambda_default_config())
-        .map_err(anyhow::Error::from)
-        .and_then(|config| {
-            match config.server.auth {
-                AuthMode::Iam => {}
-                AuthMode::None => bail!("server.auth: \"none\" is for local development only; Lambda mode needs \"iam\""),
-                // Its replay window is per process, and a function runs in many.
-                AuthMode::Hmac => bail!("server.auth: \"hmac\" is for standalone servers; Lambda mode needs \"iam\""),
-            }
-            Ok(config)
-        });
-    let config = match config {
+    let config = match Config::load_lambda(&ProcessEnv) {
         Ok(config) => config,
         Err(e) => {
-            // Answer every event with a 500 rather than failing the init,
-            // which callers would only see as an opaque 502.
-            tracing::error!(error = %e, "invalid configuration; answering every request with 500 internal_error");
-            return lambda_http::run(session_ca::misconfigured())
+            // Answer every event with a 503 naming the setting rather than
+            // failing the init, which callers would only see as an opaque 502.
+            tracing::error!(error = %e, "invalid configuration; answering every request with 503 not_configured");
+            return lambda_http::run(session_ca::misconfigured(&e.to_string()))
                 .await
                 .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"));
         }

@@ -39,7 +39,7 @@ pub(super) async fn serve(args: ServeArgs) -> Result<()> {
         )]
     };
     let config = Config::load(args.config.as_deref(), &ProcessEnv, &overrides)?;
-    if config.server.auth == AuthMode::Iam {
+    if config.auth.mode() == AuthMode::Iam {
         bail!(
             "auth \"iam\" takes the caller from the Lambda request context, which `serve` does \
              not have; use it in Lambda mode"
@@ -69,7 +69,7 @@ pub(super) async fn serve(args: ServeArgs) -> Result<()> {
 
     let listen = config.server.listen.clone();
     let header_read_timeout = config.server.request_timeout;
-    let auth = config.server.auth;
+    let auth = config.auth.mode();
     let state = AppState {
         config: Arc::new(config),
         cas,

@@ -60,16 +60,25 @@ geo   = { oid = "1.3.6.1.4.1.32473.1.101", type = "json",   max_len = 256 }
 "#;
 
 /// The configuration of Lambda mode when no file is given: like
-/// [`DEFAULT_CONFIG`], with IAM callers and the CA in Parameter Store under
-/// `/session-ca/default` (set `SESSION_CA_CAS__DEFAULT__SOURCE` to change it).
+/// [`DEFAULT_CONFIG`], with IAM callers, the CA in Parameter Store under
+/// `/session-ca/default` (set `SESSION_CA_CAS__DEFAULT__SOURCE` to change it)
+/// and no certificate subject: the development subject must never reach a
+/// production certificate, so [`Config::load_lambda`] requires the
+/// operator's (`SESSION_CA_PROFILES__DEFAULT__SUBJECT`).
 pub fn lambda_default_config() -> String {
     DEFAULT_CONFIG
+        .replace(DEVELOPMENT_SUBJECT_LINE, "")
         .replace("auth = \"none\"", "auth = \"iam\"")
         .replace(
             "source = \"file:signer-key\"",
             "source = \"ssm:/session-ca/default\"",
         )
 }
+
+/// The development subject of [`DEFAULT_CONFIG`]'s profile, which Lambda
+/// mode's default leaves out.
+const DEVELOPMENT_SUBJECT_LINE: &str =
+    "subject = { C = \"NL\", ST = \"ZH\", L = \"Rotterdam\", O = \"session-ca development\" }\n";
 
 /// A read-only view of environment variables.
 pub trait EnvSource {
@@ -126,8 +135,6 @@ impl fmt::Display for ConfigOrigin {
 pub struct ServerConfig {
     /// Addresses to listen on.
     pub listen: Vec<SocketAddr>,
-    /// How callers are authenticated.
-    pub auth: AuthMode,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Largest total size of the request headers (names and values), in bytes.
@@ -260,6 +267,52 @@ impl Config {
                 message: e.inner().to_string(),
             })?;
         raw.validate(origin, env)
+    }
+
+    /// Lambda mode's configuration: the file named by `SESSION_CA_CONFIG`,
+    /// else [`lambda_default_config`], with the environment's overrides;
+    /// then what Lambda mode requires besides: auth `iam` (a function runs
+    /// in many execution environments, so HMAC's per-process replay window
+    /// would not hold, and `none` is for loopback development), and an
+    /// explicit certificate subject for every profile of the embedded
+    /// default.
+    pub fn load_lambda(env: &dyn EnvSource) -> Result<Config, ConfigError> {
+        let config = Self::load_with_default(None, env, &[], &lambda_default_config())?;
+        let invalid = |field: String, message: String| ConfigError::Invalid {
+            origin: config.origin.to_string(),
+            field,
+            message,
+        };
+        match config.auth.mode() {
+            AuthMode::Iam => {}
+            AuthMode::None => {
+                return Err(invalid(
+                    "server.auth".into(),
+                    "\"none\" is for local development only; Lambda mode needs \"iam\"".into(),
+                ))
+            }
+            AuthMode::Hmac => {
+                return Err(invalid(
+                    "server.auth".into(),
+                    "\"hmac\" is for standalone servers; Lambda mode needs \"iam\"".into(),
+                ))
+            }
+        }
+        if config.origin == ConfigOrigin::Embedded {
+            if let Some(profile) = config.profiles.values().find(|p| p.subject.is_empty()) {
+                let name = &profile.name;
+                return Err(invalid(
+                    format!("profiles.{name}.subject"),
+                    format!(
+                        "not set: certificates need your organisation's subject; set \
+                         {ENV_PREFIX}PROFILES__{}__SUBJECT, e.g. \"O=Example Bank,C=NL\" \
+                         (deploy/template.yaml's CertificateSubject parameter)",
+                        name.to_ascii_uppercase()
+                    ),
+                ));
+            }
+        }
+        Ok(config)
     }
 
     /// The profile named `name`.

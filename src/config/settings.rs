@@ -302,7 +302,6 @@ impl RawConfig {
             origin,
             server: ServerConfig {
                 listen,
-                auth: self.server.auth,
                 max_body_bytes: self.server.max_body_bytes,
                 max_header_bytes: self.server.max_header_bytes,
                 request_timeout,

@@ -59,7 +59,7 @@ fn lambda_default_uses_iam_and_parameter_store() {
     )]
     .into();
     let c = Config::from_toml(ConfigOrigin::Embedded, &lambda_default_config(), &env, &[]).unwrap();
-    assert_eq!(c.server.auth, AuthMode::Iam);
+    assert_eq!(c.auth.mode(), AuthMode::Iam);
     assert_eq!(
         c.cas["default"].source,
         CaSourceSpec::Ssm("/session-ca/default".into())
@@ -201,6 +201,10 @@ fn bad_settings_name_file_and_field() {
         ("[profiles.default]\nkey_types = [\"rsa-1024\"]\n", "profiles.default.key_types", "unknown variant"),
         ("[profiles.default]\nsubject = { CN = \"x\" }\n", "profiles.default.subject.CN", "CN is the session id"),
         ("[profiles.default]\nsubject = { C = \"Netherlands\" }\n", "profiles.default.subject.C", "two-letter"),
+        ("[profiles.default]\nsubject = \"O=Bank,C=Netherlands\"\n", "profiles.default.subject.C", "two-letter"),
+        ("[profiles.default]\nsubject = \"O=Bank,C\"\n", "profiles.default.subject", "is not KEY=VALUE"),
+        ("[profiles.default]\nsubject = \"O=Bank,O=Other\"\n", "profiles.default.subject.O", "twice"),
+        ("[profiles.default]\nsubject = \"CN=x\"\n", "profiles.default.subject.CN", "CN is the session id"),
         ("[profiles.default]\nuri_san = \"urn:{nope}\"\n", "profiles.default.uri_san", "placeholder"),
         ("[profiles.default]\nuri_san = \"no scheme here\"\n", "profiles.default.uri_san", "absolute URI"),
         ("[profiles.default]\nuri_san = \"urn:uuid:x-{session_id}\"\n", "profiles.default.uri_san", "RFC 4122"),
@@ -271,4 +275,81 @@ fn syntax_errors_name_the_file() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("at least one [profiles.NAME]"), "{err}");
+}
+
+/// The environment of a Lambda function deployed with the SAM template.
+fn lambda_env(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = [(
+        "SESSION_CA_PROFILES__DEFAULT__ALLOWED_CALLERS".to_owned(),
+        r#"["arn:aws:sts::123456789012:assumed-role/payments-*/*"]"#.to_owned(),
+    )]
+    .into();
+    for (k, v) in extra {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    env
+}
+
+#[test]
+fn lambda_mode_needs_the_operators_subject() {
+    // The embedded default's development subject never reaches Lambda mode.
+    let err = Config::load_lambda(&lambda_env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("profiles.default.subject: not set")
+            && err.contains("SESSION_CA_PROFILES__DEFAULT__SUBJECT")
+            && err.contains("CertificateSubject"),
+        "{err}"
+    );
+    // Text, as a CloudFormation parameter passes it; attributes in subject order.
+    let c = Config::load_lambda(&lambda_env(&[(
+        "SESSION_CA_PROFILES__DEFAULT__SUBJECT",
+        "O=Example Bank, OU=Payments ,C=NL",
+    )]))
+    .unwrap();
+    assert_eq!(c.auth.mode(), AuthMode::Iam);
+    assert_eq!(
+        c.profiles["default"].subject,
+        vec![
+            (SubjectAttribute::Country, "NL".to_owned()),
+            (SubjectAttribute::Organization, "Example Bank".to_owned()),
+            (SubjectAttribute::OrganizationalUnit, "Payments".to_owned()),
+        ]
+    );
+    // Or a TOML table.
+    let c = Config::load_lambda(&lambda_env(&[(
+        "SESSION_CA_PROFILES__DEFAULT__SUBJECT",
+        r#"{ O = "Example Bank" }"#,
+    )]))
+    .unwrap();
+    assert_eq!(
+        c.profiles["default"].subject,
+        vec![(SubjectAttribute::Organization, "Example Bank".to_owned())]
+    );
+    // `serve`'s embedded default keeps its development subject.
+    let c = Config::from_toml(ConfigOrigin::Embedded, DEFAULT_CONFIG, &no_env(), &[]).unwrap();
+    assert!(!c.profiles["default"].subject.is_empty());
+}
+
+#[test]
+fn lambda_mode_needs_iam() {
+    let hmac_key = [
+        ("SESSION_CA_HMAC_KEYS__K1__SECRET_ENV", "K1_SECRET"),
+        ("K1_SECRET", "0123456789abcdef0123456789abcdef"),
+    ];
+    for (auth, keys, why) in [
+        ("none", &[][..], "local development only"),
+        ("hmac", &hmac_key[..], "standalone servers"),
+    ] {
+        let mut env = lambda_env(&[
+            ("SESSION_CA_SERVER__AUTH", auth),
+            ("SESSION_CA_PROFILES__DEFAULT__SUBJECT", "O=Example Bank"),
+        ]);
+        env.extend(keys.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let err = Config::load_lambda(&env)
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("server.auth") && err.contains(why), "{auth}: {err}");
+    }
 }

@@ -74,6 +74,10 @@ pub enum AppError {
     /// logged, the client is told only that the CA is unavailable.
     #[error("no usable CA for this profile: {0}")]
     CaUnavailable(String),
+    /// The service is not configured to sign (Lambda mode refused its
+    /// configuration at start-up); the message names the setting to fix.
+    #[error("the signer is not configured: {0}")]
+    NotConfigured(String),
     /// A fault that is not the caller's; the detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -138,6 +142,7 @@ impl AppError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             AppError::CaUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "ca_unavailable"),
+            AppError::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }

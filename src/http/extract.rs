@@ -43,7 +43,12 @@ impl FromRequest<AppState> for Authenticated {
             // The signature covers the body: it must have arrived whole.
             match &body {
                 Ok(body) => body.as_ref(),
-                Err(rejection) => return Err(body_error(rejection, &state.config)),
+                Err(rejection) => {
+                    if let Some(trail) = &trail {
+                        trail.set_requester("unauthenticated");
+                    }
+                    return Err(body_error(rejection, &state.config));
+                }
             }
         } else {
             &[]

@@ -37,6 +37,7 @@ pub(crate) async fn issue_certificate(
     headers: HeaderMap,
     Authenticated { caller, body }: Authenticated,
 ) -> Result<Response, AppError> {
+    trail.set_handling_started();
     is_json(&headers)?;
     let body = body.map_err(|rejection| body_error(&rejection, &state.config))?;
     let request = IssueRequest::from_json(&body)?;
@@ -80,6 +81,7 @@ pub(crate) async fn issue_certificate(
         renew_after: rfc3339(issued.renew_after),
         key_type: issued.key_type.to_owned(),
         fingerprint_sha256: issued.fingerprint_sha256,
+        x5t_s256: issued.x5t_s256,
         profile: plan.profile,
         session_id: plan.session_id,
         request_id: request_id.to_string(),
@@ -183,6 +185,16 @@ pub(crate) async fn ca_chain(
     }
 }
 
+/// `GET /healthz` of a service whose configuration was refused.
+pub(crate) async fn healthz_not_configured(reason: std::sync::Arc<str>) -> Response {
+    let body = Health {
+        status: "unavailable".into(),
+        cas: Vec::new(),
+        reason: Some(format!("the signer is not configured: {reason}")),
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}
+
 pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
     let now = state.clock.now();
     let cas: Vec<CaHealth> = state
@@ -205,6 +217,7 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
     let body = Health {
         status: if ok { "ok" } else { "unavailable" }.into(),
         cas,
+        reason: None,
     };
     (status, Json(body)).into_response()
 }

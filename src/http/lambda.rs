@@ -38,36 +38,32 @@ pub fn gateway_request_id(context: &RequestContext) -> Option<&str> {
     }
 }
 
-/// Removes the `/{stage}` prefix lambda_http adds to REST API paths, so the
-/// routes are the same behind every front door (`$default` stages and
-/// Function URLs have none).
-pub fn strip_stage<B>(mut request: Request<B>) -> Request<B> {
-    static STAGE_NOT_IN_PATH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *STAGE_NOT_IN_PATH
-        .get_or_init(|| std::env::var_os("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_some())
-    {
-        return request; // lambda_http added no stage, so there is none to remove
-    }
-    let stage = match request.extensions().request_context_ref() {
-        Some(RequestContext::ApiGatewayV1(c)) => c.stage.clone(),
-        Some(RequestContext::ApiGatewayV2(c)) => c.stage.clone(),
-        _ => None,
-    };
-    let Some(stage) = stage.filter(|s| s != "$default" && !s.is_empty()) else {
+/// Routes the request on the path of the event itself, relative to the
+/// API, so the routes are the same behind every front door, whatever the
+/// stage is called and whether a custom domain maps a base path to it.
+///
+/// lambda_http rebuilds the URI with a `/{stage}` prefix it only adds when
+/// the path does not already start with one, so a stage named like a route
+/// (`v1`) cannot be told apart afterwards. The event says it plainly:
+/// - a route template with path parameters (REST API `resource`
+///   `/{proxy+}`, HTTP API route key `ANY /{proxy+}`) filled with the
+///   event's `pathParameters` is the path relative to the API, behind any
+///   stage and any custom domain base path;
+/// - a template without parameters (`/v1/certificates`) is that path;
+/// - otherwise a REST API's `path` never holds the stage, and an HTTP API's
+///   `rawPath` holds its named stage only on the `execute-api` endpoint;
+///   Function URLs and ALBs have no stage.
+///
+/// Behind a custom domain whose API mapping has a path, an HTTP API's
+/// `$default` route cannot tell the mapping from the route: use a
+/// `{proxy+}` route there (see deploy/README.md).
+pub fn route_on_event_path<B>(mut request: Request<B>) -> Request<B> {
+    let Some(path) = event_path(&request) else {
         return request;
     };
-    let prefix = format!("/{stage}");
-    let path = request.uri().path();
-    let Some(rest) = path.strip_prefix(&prefix) else {
-        return request;
-    };
-    if !(rest.is_empty() || rest.starts_with('/')) {
-        return request;
-    }
-    let rest = if rest.is_empty() { "/" } else { rest };
     let path_and_query = match request.uri().query() {
-        Some(q) => format!("{rest}?{q}"),
-        None => rest.to_owned(),
+        Some(q) => format!("{path}?{q}"),
+        None => path,
     };
     let mut parts = request.uri().clone().into_parts();
     if let Ok(pq) = path_and_query.parse() {
@@ -79,17 +75,111 @@ pub fn strip_stage<B>(mut request: Request<B>) -> Request<B> {
     request
 }
 
+/// The event's path relative to the API (see [`route_on_event_path`]), or
+/// `None` for a request that did not come from an API Gateway event.
+fn event_path<B>(request: &Request<B>) -> Option<String> {
+    let raw = request.raw_http_path();
+    let parameters = request.path_parameters_ref();
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV1(c) => Some(
+            c.resource_path
+                .as_deref()
+                .and_then(|template| fill_template(template, parameters))
+                .unwrap_or_else(|| raw.to_owned()),
+        ),
+        RequestContext::ApiGatewayV2(c) => {
+            let template = c
+                .route_key
+                .as_deref()
+                .and_then(|key| key.split_once(' '))
+                .map(|(_method, template)| template);
+            if let Some(path) = template.and_then(|t| fill_template(t, parameters)) {
+                return Some(path);
+            }
+            let on_execute_api = c
+                .domain_name
+                .as_deref()
+                .is_some_and(|d| d.contains(".execute-api."));
+            let named_stage = c.stage.as_deref().filter(|s| !s.is_empty() && *s != "$default");
+            Some(match named_stage {
+                Some(stage) if on_execute_api => strip_prefix_segment(raw, stage),
+                _ => raw.to_owned(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A route template (`/{proxy+}`, `/v1/{proxy+}`, `/v1/certificates`) with
+/// its parameters filled in; `None` when one is missing.
+fn fill_template(template: &str, parameters: Option<&lambda_http::aws_lambda_events::query_map::QueryMap>) -> Option<String> {
+    if !template.starts_with('/') {
+        return None;
+    }
+    let mut path = String::with_capacity(template.len() + 32);
+    for segment in template.split('/').skip(1) {
+        path.push('/');
+        match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) => {
+                let name = name.strip_suffix('+').unwrap_or(name);
+                path.push_str(parameters?.first(name)?);
+            }
+            None => path.push_str(segment),
+        }
+    }
+    Some(path)
+}
+
+/// `path` without a leading `/{segment}` (`/prod/v1/ca` -> `/v1/ca`).
+fn strip_prefix_segment(path: &str, segment: &str) -> String {
+    match path
+        .strip_prefix('/')
+        .and_then(|rest| rest.strip_prefix(segment))
+    {
+        Some("") => "/".to_owned(),
+        Some(rest) if rest.starts_with('/') => rest.to_owned(),
+        _ => path.to_owned(),
+    }
+}
+
+/// The header that makes lambda_http answer a body as text
+/// (`isBase64Encoded: false`) whatever its media type.
+const LAMBDA_TEXT_BODY: &str = "x-lambda-http-content-encoding";
+
+/// PEM is text, but lambda_http only knows `text/*`, JSON, XML and YAML as
+/// text and would send `application/pem-certificate-chain` base64-encoded,
+/// which a REST API without that binary media type hands to clients as
+/// base64 text. Marking it text makes every front door pass it as it is;
+/// PKCS#12 stays binary (a REST API needs `application/pkcs12` among its
+/// binary media types to pass it as bytes).
+async fn pem_as_text(mut response: axum::response::Response) -> axum::response::Response {
+    let is_pem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(super::PEM_CHAIN_MEDIA_TYPE.as_bytes()));
+    if is_pem {
+        response.headers_mut().insert(
+            LAMBDA_TEXT_BODY,
+            axum::http::HeaderValue::from_static("text"),
+        );
+    }
+    response
+}
+
 /// The service Lambda runs: the same router as `serve`, behind
-/// [`strip_stage`], reloading due CAs at the start of each request (the only
-/// time a Lambda execution environment is not frozen).
+/// [`route_on_event_path`], reloading due CAs at the start of each request (the only
+/// time a Lambda execution environment is not frozen), with PEM answered as
+/// text on every front door.
 pub fn lambda_app(
     state: AppState,
 ) -> tower::util::MapRequest<axum::Router, fn(lambda_http::Request) -> lambda_http::Request> {
-    let router = app(state.clone()).layer(axum::middleware::from_fn_with_state(
-        state,
-        super::layers::refresh_due_cas,
-    ));
-    tower::util::MapRequest::new(router, strip_stage::<lambda_http::Body>)
+    let router = app(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            super::layers::refresh_due_cas,
+        ))
+        .layer(axum::middleware::map_response(pem_as_text));
+    tower::util::MapRequest::new(router, route_on_event_path::<lambda_http::Body>)
 }
 
 /// Runs the Lambda runtime loop until the execution environment ends.

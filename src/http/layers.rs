@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use lambda_http::request::RequestContext;
 
@@ -29,9 +29,17 @@ pub(crate) struct AuditTrail(Arc<Mutex<Trail>>);
 struct Trail {
     profile: String,
     requester: Option<String>,
+    /// When the handler began (the request read and authenticated): the
+    /// audit event's latency is the issuance's, not the upload's.
+    handling_since: Option<Instant>,
 }
 
 impl AuditTrail {
+    /// Records that the handler begins.
+    pub(crate) fn set_handling_started(&self) {
+        self.lock().handling_since = Some(Instant::now());
+    }
+
     /// Records the profile the request asked for.
     pub(crate) fn set_profile(&self, profile: &str) {
         profile.clone_into(&mut self.lock().profile);
@@ -48,22 +56,18 @@ impl AuditTrail {
     }
 }
 
-/// The outermost layer. Every response whose [`ErrorRecord`] carries a
-/// cause (a server fault) is logged with it here, once; the response itself
-/// says nothing of the cause. For `POST /v1/certificates` it also gives the
-/// request its correlation id (in the `x-request-id` response header too)
-/// and writes one audit event for whatever the outcome: `certificate_issued`
-/// when the handler attached an [`audit::Issued`], `issuance_denied` with
-/// the error's code otherwise, refusals by the limits and panics included.
+/// The outermost layer. Every request gets its correlation id (the
+/// `x-request-id` response header, on every response). Every response whose
+/// [`ErrorRecord`] carries a cause (a server fault) is logged with it here,
+/// once; the response itself says nothing of the cause. For
+/// `POST /v1/certificates` it writes one audit event for whatever the
+/// outcome: `certificate_issued` when the handler attached an
+/// [`audit::Issued`], `issuance_denied` with the error's code otherwise,
+/// refusals by the limits and panics included.
 pub(crate) async fn observe(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if request.uri().path() != ISSUE_PATH {
-        let response = next.run(request).await;
-        log_server_fault(&response);
-        return response;
-    }
     let started = Instant::now();
     let id: Arc<str> = request_id(
         request.headers(),
@@ -71,15 +75,32 @@ pub(crate) async fn observe(
         request.extensions().get::<RequestContext>(),
     )
     .into();
+    let issuing = request.uri().path() == ISSUE_PATH && request.method() == Method::POST;
     let trail = AuditTrail::default();
     request.extensions_mut().insert(RequestId(id.clone()));
-    request.extensions_mut().insert(trail.clone());
+    if issuing {
+        request.extensions_mut().insert(trail.clone());
+    }
     let mut response = next.run(request).await;
     log_server_fault(&response);
+    if issuing {
+        audit_issuance(&response, &trail, &id, started);
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    response
+}
+
+/// The audit event of an issuance decision.
+fn audit_issuance(response: &Response, trail: &AuditTrail, id: &str, started: Instant) {
     let trail = std::mem::take(&mut *trail.lock());
     let requester = trail.requester.as_deref().unwrap_or("unknown");
     match response.extensions().get::<audit::Issued>() {
-        Some(issued) => audit::certificate_issued(issued, requester, &id, started.elapsed()),
+        Some(issued) => {
+            let since = trail.handling_since.unwrap_or(started);
+            audit::certificate_issued(issued, requester, id, since.elapsed());
+        }
         None => {
             let code = response
                 .extensions()
@@ -90,14 +111,10 @@ pub(crate) async fn observe(
                 response.status().as_u16(),
                 &trail.profile,
                 requester,
-                &id,
+                id,
             );
         }
     }
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, v);
-    }
-    response
 }
 
 fn log_server_fault(response: &Response) {

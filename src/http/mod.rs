@@ -69,14 +69,20 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The service of a Lambda whose configuration is invalid: every request gets
-/// 500 `internal_error` (the cause was logged once at start-up).
-pub fn misconfigured() -> Router {
+/// The service of a Lambda whose configuration was refused at start-up
+/// (`reason`, which names the setting): every request gets 503
+/// `not_configured` with that reason, and `GET /healthz` says it too.
+pub fn misconfigured(reason: &str) -> Router {
+    let reason: Arc<str> = reason.into();
+    let health = {
+        let reason = reason.clone();
+        move || handlers::healthz_not_configured(reason.clone())
+    };
     Router::new()
-        .fallback(|| async {
-            AppError::Internal(
-                "the signer's configuration is invalid (see its start-up log)".into(),
-            )
+        .route("/healthz", get(health))
+        .fallback(move || {
+            let reason = reason.clone();
+            async move { AppError::NotConfigured(reason.to_string()) }
         })
         .layer(axum::middleware::from_fn(layers::observe))
 }

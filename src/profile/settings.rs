@@ -34,7 +34,7 @@ pub fn reserved_arcs() -> Vec<ObjectId> {
 
 /// One `[profiles.NAME]` section as written.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "RawProfile")]
 pub struct ProfileSettings {
     /// The CA that signs (default `default`).
     #[serde(default = "default_ca_name")]
@@ -53,9 +53,10 @@ pub struct ProfileSettings {
     pub max_ttl: Option<DurationSetting>,
     /// How far `not_before` lies before issuance (default 30s).
     pub backdate: Option<DurationSetting>,
-    /// Fixed subject attributes by short name (C, ST, L, O, OU).
+    /// Fixed subject attributes by short name (C, ST, L, O, OU), as a
+    /// table or as text (`"O=Example Bank,C=NL"`).
     #[serde(default)]
-    pub subject: BTreeMap<String, String>,
+    pub subject: SubjectSetting,
     /// URI SAN template.
     pub uri_san: Option<String>,
     /// Request fields that must be sent (`session_id`, `transaction_id`).
@@ -68,13 +69,62 @@ pub struct ProfileSettings {
     pub claims: BTreeMap<String, ClaimSettings>,
 }
 
+/// A profile's subject as written: `{ O = "Example Bank", C = "NL" }`, or
+/// the same as text, `"O=Example Bank,C=NL"` (handy in an environment
+/// variable or a CloudFormation parameter; a value with a comma needs the
+/// table form).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SubjectSetting {
+    /// `KEY=VALUE` pairs separated by commas.
+    Text(String),
+    /// A table by attribute.
+    Table(BTreeMap<String, String>),
+}
+
+impl Default for SubjectSetting {
+    fn default() -> Self {
+        SubjectSetting::Table(BTreeMap::new())
+    }
+}
+
+impl SubjectSetting {
+    /// The attributes by short name; errors are (field suffix, message).
+    fn attributes(self) -> Result<BTreeMap<String, String>, (String, String)> {
+        let text = match self {
+            SubjectSetting::Table(table) => return Ok(table),
+            SubjectSetting::Text(text) => text,
+        };
+        let mut table = BTreeMap::new();
+        if text.trim().is_empty() {
+            return Ok(table);
+        }
+        for part in text.split(',') {
+            let Some((key, value)) = part.split_once('=') else {
+                return Err((
+                    ".subject".into(),
+                    format!(
+                        "{part:?} is not KEY=VALUE; write e.g. \"O=Example Bank,C=NL\" \
+                         (attributes C, ST, L, O, OU)"
+                    ),
+                ));
+            };
+            let key = key.trim().to_owned();
+            if table.insert(key.clone(), value.trim().to_owned()).is_some() {
+                return Err((format!(".subject.{key}"), "is given twice".into()));
+            }
+        }
+        Ok(table)
+    }
+}
+
 fn default_ca_name() -> String {
     "default".into()
 }
 
 /// One `[profiles.NAME.claims]` entry as written.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "RawClaimSpec")]
 pub struct ClaimSettings {
     /// The claim extension's OID.
     pub oid: String,
@@ -191,7 +241,8 @@ impl Profile {
         }
 
         let mut subject = Vec::new();
-        for (key, value) in &raw.subject {
+        let attributes = raw.subject.attributes()?;
+        for (key, value) in &attributes {
             let attribute = SubjectAttribute::from_short_name(key).ok_or_else(|| {
                 err(
                     &format!(".subject.{key}"),

@@ -193,6 +193,16 @@ fn check_certificate(service: &TestService, body: &Value, key_type: KeyType) {
         body["fingerprint_sha256"],
         crate::common::hex(digest.as_ref())
     );
+    // RFC 8705 §3.1: x5t#S256 is the same digest, base64url without padding.
+    use base64::Engine as _;
+    let x5t = body["x5t#S256"].as_str().unwrap();
+    assert_eq!(x5t.len(), 43, "{x5t}");
+    assert_eq!(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(x5t)
+            .unwrap(),
+        digest.as_ref()
+    );
     let chain = chain_of(body);
     assert_eq!(
         chain,
@@ -332,7 +342,7 @@ async fn healthz_reports_the_ca() {
     assert_eq!(body["cas"][0]["name"], "default");
     assert_eq!(
         body["cas"][0]["subject"],
-        "CN=Test Issuing CA, O=session-ca tests, C=NL"
+        "C=NL, O=session-ca tests, CN=Test Issuing CA"
     );
     assert_eq!(
         parse_time(&body["cas"][0]["not_after"]),
@@ -371,6 +381,44 @@ async fn ca_route_serves_the_pem_chain() {
         (reply.status, reply.code().as_str()),
         (StatusCode::BAD_REQUEST, "invalid_query")
     );
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let service = TestService::new().await;
+    for (method, path, status) in [
+        ("GET", "/healthz", StatusCode::OK),
+        ("GET", "/v1/ca", StatusCode::OK),
+        ("GET", "/v1/ca?format=der", StatusCode::BAD_REQUEST),
+        ("GET", "/nope", StatusCode::NOT_FOUND),
+        ("DELETE", "/v1/ca", StatusCode::METHOD_NOT_ALLOWED),
+        ("GET", "/v1/certificates", StatusCode::METHOD_NOT_ALLOWED),
+        ("POST", "/v1/certificates", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+    ] {
+        let reply = send(
+            &service.state,
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .header("x-request-id", "corr-7")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, status, "{method} {path}");
+        assert_eq!(reply.headers["x-request-id"], "corr-7", "{method} {path}");
+        let reply = send(
+            &service.state,
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        let id = reply.headers["x-request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{method} {path}: {id}");
+    }
 }
 
 #[tokio::test]
@@ -839,7 +887,50 @@ async fn error_table() -> BTreeSet<String> {
     let reply = issue_json(&expired, json!({})).await;
     check_error(&reply, "ca_unavailable", "expired CA");
     seen.insert("ca_unavailable".into());
+
+    // 503 from a Lambda whose configuration was refused at start-up.
+    let reason = "the embedded default configuration: profiles.default.subject: not set";
+    let reply = send_to(
+        session_ca::misconfigured(reason),
+        Request::post("/v1/certificates")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    check_error(&reply, "not_configured", "refused configuration");
+    assert!(reply.message().contains(reason), "{}", reply.message());
+    seen.insert("not_configured".into());
     seen
+}
+
+#[tokio::test]
+async fn a_refused_configuration_is_named_on_every_path() {
+    let reason = "the embedded default configuration: profiles.default.subject: not set";
+    for path in ["/v1/ca", "/nope"] {
+        let reply = send_to(
+            session_ca::misconfigured(reason),
+            Request::get(path).body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(reply.code(), "not_configured", "{path}");
+        assert!(reply.headers.contains_key("x-request-id"), "{path}");
+    }
+    let reply = send_to(
+        session_ca::misconfigured(reason),
+        Request::get("/healthz").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    let health = reply.json();
+    assert_eq!(health["status"], "unavailable");
+    assert_eq!(health["cas"], json!([]));
+    assert!(
+        health["reason"].as_str().unwrap().contains(reason),
+        "{health}"
+    );
 }
 
 /// The test CA with auth `iam` (every profile then needs allowed_callers).

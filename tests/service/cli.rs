@@ -294,6 +294,8 @@ fn serve_with_the_embedded_default_issues_and_shuts_down_gracefully() {
         "{t}"
     );
     assert!(t.contains("verified:     yes"), "{t}");
+    let x5t = format!("x5t#S256:     {}\n", reply["x5t#S256"].as_str().unwrap());
+    assert!(t.contains(&x5t), "inspect prints the response's thumbprint: {t}");
 
     // Against another CA it does not verify, and says so with a non-zero exit.
     assert!(session_ca(dir.path(), &["init", "--dir", "other"])

@@ -121,6 +121,10 @@ async fn the_function_runs_under_the_lambda_runtime_emulator() {
             "SESSION_CA_PROFILES__DEFAULT__ALLOWED_CALLERS",
             r#"["arn:aws:sts::123456789012:assumed-role/payments-*/*"]"#,
         )
+        .env(
+            "SESSION_CA_PROFILES__DEFAULT__SUBJECT",
+            "O=Example Bank,OU=Payments,C=NL",
+        )
         .env_remove("SESSION_CA_CONFIG")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -151,6 +155,11 @@ async fn the_function_runs_under_the_lambda_runtime_emulator() {
         requester.as_deref(),
         Some("arn:aws:sts::123456789012:assumed-role/payments-api/session-3")
     );
+    // The operator's subject, in subject order, then the session id.
+    assert_eq!(
+        cert.subject().to_string(),
+        "C=NL, O=Example Bank, OU=Payments, CN=92fea10a-0905-40cc-aca1-54ee52e89c71"
+    );
     // The runtime's request id, not the Function URL's, is the correlation id.
     assert_ne!(body["request_id"], "f4bd1a2c-5b9e-4a0f-9a3f-0d4c2b1e8f77");
     assert_eq!(
@@ -164,14 +173,16 @@ async fn the_function_runs_under_the_lambda_runtime_emulator() {
     assert_eq!(response["statusCode"], 401, "{response}");
     let response = invoke(port, "rest_v1_get_ca.json");
     assert_eq!(response["statusCode"], 200, "{response}");
-    // Not a text type to lambda_http, so the runtime sends it base64-encoded;
-    // Function URLs and API Gateway decode it for the client.
-    assert_eq!(response["isBase64Encoded"], true, "{response}");
-    use base64::Engine as _;
-    let body = base64::engine::general_purpose::STANDARD
-        .decode(response["body"].as_str().unwrap())
-        .unwrap();
-    assert_eq!(String::from_utf8(body).unwrap(), chain);
+    // PEM is text: sent as it is, so a REST API without binary media types
+    // hands clients PEM, not base64.
+    assert_eq!(response["isBase64Encoded"], false, "{response}");
+    assert_eq!(response["body"].as_str().unwrap(), chain);
+    // A REST API stage named like a route: `path` is /v1/certificates and
+    // `requestContext.path` /v1/v1/certificates.
+    let response = invoke(port, "rest_v1_stage_v1.json");
+    assert_eq!(response["statusCode"], 201, "{response}");
+    let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["session_id"], "92fea10a-0905-40cc-aca1-54ee52e89c71");
 
     // Rotate the CA in Parameter Store: after the refresh interval the next
     // event is signed by the new CA (the environment reloads it on request).

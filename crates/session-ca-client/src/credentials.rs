@@ -93,6 +93,7 @@ mod tests {
             renew_after: String::new(),
             key_type: "ecdsa-p256".into(),
             fingerprint_sha256: String::new(),
+            x5t_s256: String::new(),
             profile: "default".into(),
             session_id: "s".into(),
             request_id: "r".into(),

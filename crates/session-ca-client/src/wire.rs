@@ -193,6 +193,10 @@ pub struct IssueResponse {
     pub key_type: String,
     /// SHA-256 of the DER certificate, lower-case hex.
     pub fingerprint_sha256: String,
+    /// The same SHA-256 as RFC 8705's certificate thumbprint `x5t#S256`
+    /// (base64url, no padding), for binding OAuth tokens to the certificate.
+    #[serde(rename = "x5t#S256", default)]
+    pub x5t_s256: String,
     /// The profile that issued it.
     pub profile: String,
     /// The session id in the certificate (generated when the request had none).
@@ -242,6 +246,10 @@ pub struct Health {
     pub status: String,
     /// Every CA.
     pub cas: Vec<CaHealth>,
+    /// Why the service cannot sign at all, when that is not about a CA (a
+    /// configuration refused at start-up, naming the setting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// One CA's entry in `GET /healthz`.
@@ -463,6 +471,7 @@ mod tests {
             renew_after: String::new(),
             key_type: "ecdsa-p256".into(),
             fingerprint_sha256: String::new(),
+            x5t_s256: String::new(),
             profile: "default".into(),
             session_id: "s".into(),
             request_id: "r".into(),

@@ -36,6 +36,27 @@ impl Default for VerifierBuilder {
     }
 }
 
+impl Verifier {
+    /// Starts a verifier with the defaults: system clock, [`DEFAULT_SKEW`],
+    /// [`DEFAULT_OID_ARC`](crate::DEFAULT_OID_ARC), no profile claims and no CA yet.
+    pub fn builder() -> VerifierBuilder {
+        VerifierBuilder::default()
+    }
+
+    /// A verifier with the defaults trusting the CAs in a PEM document (the
+    /// body of `GET /v1/ca`).
+    pub fn from_pem(ca_pem: impl AsRef<[u8]>) -> Result<Verifier, VerifyError> {
+        Self::builder().ca_pem(ca_pem).build()
+    }
+
+    /// A verifier with the defaults trusting DER CA certificates.
+    pub fn from_der(cas: &[CertificateDer<'_>]) -> Result<Verifier, VerifyError> {
+        cas.iter()
+            .fold(Self::builder(), |b, c| b.ca_der(c.clone()))
+            .build()
+    }
+}
+
 impl VerifierBuilder {
     /// Adds the CA certificates in a PEM document, such as the body of `GET /v1/ca`.
     pub fn ca_pem(mut self, pem: impl AsRef<[u8]>) -> Self {

@@ -179,16 +179,23 @@ impl fmt::Display for ClaimType {
 }
 
 impl ClaimType {
+    /// Encodes a claim of this type as its extension value: the DER
+    /// `UTF8String` of the claim's text, the characters of a `string` claim
+    /// or the JSON text of a `json` claim (the signer keeps the text the
+    /// caller sent, so a number is exactly as written).
+    pub fn encode(self, text: &str) -> Vec<u8> {
+        encode_claim_value(text)
+    }
+
     /// Decodes a claim extension value of this type: a `string` claim as a
     /// JSON string, a `json` claim parsed. The error says precisely what is
     /// wrong with the value.
-    pub(crate) fn decode(self, der: &[u8]) -> Result<Value, String> {
-        let text = decode_claim_text(der)?;
+    pub fn decode(self, der: &[u8]) -> Result<Value, ClaimError> {
+        let text = decode_claim_text(der).map_err(ClaimError::Malformed)?;
         match self {
             ClaimType::String => Ok(Value::String(text)),
-            ClaimType::Json => {
-                serde_json::from_str(&text).map_err(|e| format!("not valid JSON: {e}"))
-            }
+            ClaimType::Json => serde_json::from_str(&text)
+                .map_err(|e| ClaimError::Malformed(format!("not valid JSON: {e}"))),
         }
     }
 }
@@ -236,6 +243,10 @@ pub enum ClaimError {
     /// An extension value that is not a DER UTF8String.
     #[error("claim extension value is not a DER UTF8String")]
     MalformedValue,
+    /// A claim value that cannot be decoded as its type, and why (not a DER
+    /// `UTF8String`, or a `json` claim that is not JSON).
+    #[error("{0}")]
+    Malformed(String),
 }
 
 #[cfg(test)]
@@ -337,10 +348,15 @@ mod tests {
         assert!(ClaimType::Json
             .decode(&not_json)
             .unwrap_err()
+            .to_string()
             .starts_with("not valid JSON: "));
         assert!(ClaimType::String
             .decode(&[0x13, 0x01, b'a'])
             .unwrap_err()
+            .to_string()
             .contains("PrintableString"));
+        // Encoding is the same DER UTF8String for both types.
+        assert_eq!(ClaimType::Json.encode("[1]"), encode_claim_value("[1]"));
+        assert_eq!(ClaimType::String.encode("x"), encode_claim_value("x"));
     }
 }

@@ -7,8 +7,7 @@ use std::time::Duration;
 use rustls::CertificateError;
 use time::OffsetDateTime;
 
-use crate::fmt::rfc3339;
-use crate::verifier::unix_time;
+use crate::fmt::{rfc3339, unix_time};
 
 /// Whose fault a [`VerifyError`] is, for callers that only need the category.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

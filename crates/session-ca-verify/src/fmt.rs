@@ -1,5 +1,10 @@
-//! Text forms shared by the verifier and its errors: lower-case hex and RFC 3339 times.
+//! Text and time forms shared by the verifier and its errors: lower-case
+//! hex, RFC 3339 times, and rustls's `UnixTime`. A leaf: it imports
+//! nothing of this crate.
 
+use std::time::Duration;
+
+use rustls_pki_types::UnixTime;
 use time::OffsetDateTime;
 
 /// Lower-case hex of `bytes`, two digits a byte, no separators.
@@ -17,6 +22,13 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// A time as rustls's `UnixTime`.
+pub(crate) fn unix_time(at: OffsetDateTime) -> UnixTime {
+    // Times before 1970 cannot be expressed; no certificate we check is that old.
+    let secs = u64::try_from(at.unix_timestamp()).unwrap_or(0);
+    UnixTime::since_unix_epoch(Duration::from_secs(secs))
 }
 
 #[cfg(test)]

@@ -54,6 +54,25 @@ enum Known<'a> {
 }
 
 impl Verifier {
+    /// Verifies a peer's certificate chain (leaf first; the rest are
+    /// intermediates the peer sent, which may be none) at the verifier's
+    /// clock, and decodes the leaf's claims.
+    pub fn verify(&self, chain: &[CertificateDer<'_>]) -> Result<SessionClaims, VerifyError> {
+        let (leaf, presented) = chain.split_first().ok_or(VerifyError::NoCertificate)?;
+        self.verify_parts(leaf, presented)
+    }
+
+    /// [`Verifier::verify`] with the chain already split into leaf and the rest.
+    pub(crate) fn verify_parts(
+        &self,
+        leaf: &CertificateDer<'_>,
+        presented: &[CertificateDer<'_>],
+    ) -> Result<SessionClaims, VerifyError> {
+        let cert = self.trusted_leaf(leaf, presented)?;
+        self.read_claims(leaf, &cert)
+    }
+
+    /// [`Verifier::verify_trust`], returning the parsed leaf for the claims.
     fn known(&self, oid: &ObjectId) -> Option<Known<'_>> {
         if let Some((c, _)) = self.inner.standard.iter().find(|(_, o)| o == oid) {
             return Some(Known::Standard(*c));
@@ -118,7 +137,10 @@ impl Verifier {
                     *slot = Some(decode_claim_text(ext.value).map_err(malformed)?);
                 }
                 Known::Profile(spec) => {
-                    let value = spec.kind.decode(ext.value).map_err(malformed)?;
+                    let value = spec
+                        .kind
+                        .decode(ext.value)
+                        .map_err(|e| malformed(e.to_string()))?;
                     out.claims.insert(spec.name.clone(), value);
                 }
                 Known::Other => {

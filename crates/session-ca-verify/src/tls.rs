@@ -26,6 +26,18 @@ pub struct RustlsClientVerifier {
     algorithms: WebPkiSupportedAlgorithms,
 }
 
+impl Verifier {
+    /// A rustls client-certificate verifier backed by this verifier, which
+    /// checks handshake signatures with `provider`'s signature verification
+    /// algorithms (see [`RustlsClientVerifier::new`]).
+    pub fn rustls_client_verifier(
+        &self,
+        provider: &Arc<CryptoProvider>,
+    ) -> Arc<RustlsClientVerifier> {
+        Arc::new(RustlsClientVerifier::new(self.clone(), provider))
+    }
+}
+
 impl RustlsClientVerifier {
     /// Wraps a verifier; handshake signatures are checked with the
     /// signature verification algorithms of `provider` (normally the one the

@@ -5,14 +5,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::crypto::CryptoProvider;
 use rustls::DistinguishedName;
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::claims::{ClaimType, ObjectId, StandardClaim};
-use crate::{RustlsClientVerifier, SessionClaims, SharedClock, VerifierBuilder, VerifyError};
+use crate::error::VerifyError;
+use crate::fmt::unix_time;
+use crate::SharedClock;
 
 /// The clock skew allowed by default: issuer and backend clocks may differ
 /// by this much before a fresh certificate looks not yet valid.
@@ -87,33 +88,6 @@ impl fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    /// Starts a verifier with the defaults: system clock, [`DEFAULT_SKEW`],
-    /// [`DEFAULT_OID_ARC`](crate::DEFAULT_OID_ARC), no profile claims and no CA yet.
-    pub fn builder() -> VerifierBuilder {
-        VerifierBuilder::default()
-    }
-
-    /// A verifier with the defaults trusting the CAs in a PEM document (the
-    /// body of `GET /v1/ca`).
-    pub fn from_pem(ca_pem: impl AsRef<[u8]>) -> Result<Verifier, VerifyError> {
-        Self::builder().ca_pem(ca_pem).build()
-    }
-
-    /// A verifier with the defaults trusting DER CA certificates.
-    pub fn from_der(cas: &[CertificateDer<'_>]) -> Result<Verifier, VerifyError> {
-        cas.iter()
-            .fold(Self::builder(), |b, c| b.ca_der(c.clone()))
-            .build()
-    }
-
-    /// Verifies a peer's certificate chain (leaf first; the rest are
-    /// intermediates the peer sent, which may be none) at the verifier's
-    /// clock, and decodes the leaf's claims.
-    pub fn verify(&self, chain: &[CertificateDer<'_>]) -> Result<SessionClaims, VerifyError> {
-        let (leaf, presented) = chain.split_first().ok_or(VerifyError::NoCertificate)?;
-        self.verify_parts(leaf, presented)
-    }
-
     /// The DER subjects of the configured CAs, as a server offers them in
     /// its certificate request so a client picks a matching certificate.
     pub fn ca_subjects(&self) -> Vec<DistinguishedName> {
@@ -122,16 +96,6 @@ impl Verifier {
             .iter()
             .map(|c| DistinguishedName::from(c.subject_der.clone()))
             .collect()
-    }
-
-    /// A rustls client-certificate verifier backed by this verifier, which
-    /// checks handshake signatures with `provider`'s signature verification
-    /// algorithms (see [`RustlsClientVerifier::new`]).
-    pub fn rustls_client_verifier(
-        &self,
-        provider: &Arc<CryptoProvider>,
-    ) -> Arc<RustlsClientVerifier> {
-        Arc::new(RustlsClientVerifier::new(self.clone(), provider))
     }
 
     /// The trust decision alone, without reading the claims: rustls-webpki
@@ -148,18 +112,7 @@ impl Verifier {
         self.trusted_leaf(leaf, presented).map(|_| ())
     }
 
-    /// [`Verifier::verify`] with the chain already split into leaf and the rest.
-    pub(crate) fn verify_parts(
-        &self,
-        leaf: &CertificateDer<'_>,
-        presented: &[CertificateDer<'_>],
-    ) -> Result<SessionClaims, VerifyError> {
-        let cert = self.trusted_leaf(leaf, presented)?;
-        self.read_claims(leaf, &cert)
-    }
-
-    /// [`Verifier::verify_trust`], returning the parsed leaf for the claims.
-    fn trusted_leaf<'a>(
+    pub(crate) fn trusted_leaf<'a>(
         &self,
         leaf: &'a CertificateDer<'_>,
         presented: &[CertificateDer<'_>],
@@ -398,12 +351,6 @@ fn skewed(now: OffsetDateTime, skew: Duration) -> (OffsetDateTime, OffsetDateTim
         now.checked_add(skew)
             .unwrap_or(time::macros::datetime!(9999-12-31 23:59:59 UTC)),
     )
-}
-
-pub(crate) fn unix_time(at: OffsetDateTime) -> UnixTime {
-    // Times before 1970 cannot be expressed; no certificate we check is that old.
-    let secs = u64::try_from(at.unix_timestamp()).unwrap_or(0);
-    UnixTime::since_unix_epoch(Duration::from_secs(secs))
 }
 
 fn seconds(t: UnixTime) -> i64 {

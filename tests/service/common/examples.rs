@@ -144,6 +144,7 @@ impl Backend {
     }
 
     /// Everything the backend has logged so far.
+    #[cfg(not(feature = "fips"))]
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

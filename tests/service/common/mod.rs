@@ -237,7 +237,12 @@ impl Reply {
 
 /// Sends one request through the router.
 pub async fn send(state: &AppState, request: Request<Body>) -> Reply {
-    let response = app(state.clone()).oneshot(request).await.unwrap();
+    send_to(app(state.clone()), request).await
+}
+
+/// Sends one request through a given router.
+pub async fn send_to(router: axum::Router, request: Request<Body>) -> Reply {
+    let response = router.oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let body = response

@@ -1,0 +1,242 @@
+//! Every AWS front door routes right: API Gateway REST (v1) and HTTP API
+//! (v2) events built from AWS's published shapes (tests/fixtures/lambda/aws)
+//! for stages named `prod`, `v1`, `certificates` and `$default`, on the
+//! execute-api endpoint and behind custom domains with and without a base
+//! path mapping, through `lambda_http::request::from_str` into the router;
+//! and what lambda_http makes of the responses (PEM as text, PKCS#12 binary).
+
+use axum::http::StatusCode;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use session_ca::{lambda_app, AppState, KeyType};
+use tower::ServiceExt;
+
+use crate::common::{make_ca, state_from_toml, t0, SESSION_ID};
+
+const CALLER: &str = "arn:aws:sts::123456789012:assumed-role/payments-api/session-1";
+const EXECUTE_API: &str = "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com";
+const CUSTOM_DOMAIN: &str = "signer.example.com";
+
+async fn iam_state(dir: &std::path::Path) -> AppState {
+    let ca_dir = dir.join("signer-key");
+    make_ca(
+        &ca_dir,
+        KeyType::EcdsaP256,
+        false,
+        t0() - ::time::Duration::days(1),
+        30,
+    );
+    let text = format!(
+        r#"
+[server]
+auth = "iam"
+[cas.default]
+source = "file:{}"
+[profiles.default]
+allowed_callers = ["arn:aws:sts::123456789012:assumed-role/payments-*/*"]
+"#,
+        ca_dir.display()
+    );
+    state_from_toml(&text, t0(), t0()).await
+}
+
+fn aws_event(name: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/lambda/aws/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Where a request came in: the execute-api endpoint (the stage is in the
+/// URL), or a custom domain mapping `base_path` (maybe empty) to the stage.
+#[derive(Debug, Clone, Copy)]
+enum Door {
+    ExecuteApi,
+    CustomDomain { base_path: &'static str },
+}
+
+impl Door {
+    fn domain(self) -> &'static str {
+        match self {
+            Door::ExecuteApi => EXECUTE_API,
+            Door::CustomDomain { .. } => CUSTOM_DOMAIN,
+        }
+    }
+
+    /// The URL path the client used for `route` on stage `stage`.
+    fn url_path(self, stage: &str, route: &str) -> String {
+        match self {
+            Door::ExecuteApi if stage == "$default" => route.to_owned(),
+            Door::ExecuteApi => format!("/{stage}{route}"),
+            Door::CustomDomain { base_path: "" } => route.to_owned(),
+            Door::CustomDomain { base_path } => format!("/{base_path}{route}"),
+        }
+    }
+}
+
+/// A REST API proxy event (resource `/{proxy+}`) as API Gateway sends it:
+/// `path` without the stage (with the base path behind a custom domain),
+/// `requestContext.path` as the client's URL path.
+fn rest_event(stage: &str, door: Door, method: &str, route: &str, body: Option<&str>) -> String {
+    let mut event = aws_event("example-apigw-request.json");
+    let path = match door {
+        Door::ExecuteApi => route.to_owned(),
+        Door::CustomDomain { .. } => door.url_path(stage, route),
+    };
+    event["resource"] = json!("/{proxy+}");
+    event["path"] = json!(path);
+    event["httpMethod"] = json!(method);
+    event["pathParameters"] = json!({ "proxy": &route[1..] });
+    event["queryStringParameters"] = Value::Null;
+    event["multiValueQueryStringParameters"] = Value::Null;
+    event["headers"]["Host"] = json!(door.domain());
+    event["multiValueHeaders"] = Value::Null;
+    event["body"] = json!(body);
+    let context = &mut event["requestContext"];
+    context["stage"] = json!(stage);
+    context["path"] = json!(door.url_path(stage, route));
+    context["resourcePath"] = json!("/{proxy+}");
+    context["httpMethod"] = json!(method);
+    context["domainName"] = json!(door.domain());
+    context["identity"]["userArn"] = json!(CALLER);
+    event.to_string()
+}
+
+/// An HTTP API event as API Gateway sends it: `rawPath` as the client's URL
+/// path (with a named stage on the execute-api endpoint), on the
+/// `$default` route or on `ANY /{proxy+}`.
+fn http_event(
+    stage: &str,
+    door: Door,
+    proxy_route: bool,
+    method: &str,
+    route: &str,
+    body: Option<&str>,
+) -> String {
+    let mut event = aws_event("example-apigw-v2-request-iam.json");
+    let raw_path = door.url_path(stage, route);
+    let route_key = if proxy_route {
+        "ANY /{proxy+}"
+    } else {
+        "$default"
+    };
+    event["routeKey"] = json!(route_key);
+    event["rawPath"] = json!(raw_path);
+    event["rawQueryString"] = json!("");
+    event["queryStringParameters"] = Value::Null;
+    event["pathParameters"] = if proxy_route {
+        json!({ "proxy": &route[1..] })
+    } else {
+        Value::Null
+    };
+    event["headers"] = json!({ "host": door.domain(), "content-type": "application/json" });
+    event["body"] = json!(body);
+    event["isBase64Encoded"] = json!(false);
+    let context = &mut event["requestContext"];
+    context["routeKey"] = json!(route_key);
+    context["stage"] = json!(stage);
+    context["domainName"] = json!(door.domain());
+    context["http"]["method"] = json!(method);
+    context["http"]["path"] = json!(raw_path);
+    context["authorizer"]["iam"]["userArn"] = json!(CALLER);
+    event.to_string()
+}
+
+async fn call(state: &AppState, event: &str) -> axum::response::Response {
+    let request = lambda_http::request::from_str(event).expect("the event parses");
+    lambda_app(state.clone()).oneshot(request).await.unwrap()
+}
+
+async fn status_and_text(response: axum::response::Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+const ISSUE: &str = r#"{"session_id": "92fea10a-0905-40cc-aca1-54ee52e89c71"}"#;
+
+/// Issuance, the CA chain and an unknown path behind one front door.
+async fn check_routes(state: &AppState, chain: &str, case: &str, event: impl Fn(&str, &str, Option<&str>) -> String) {
+    let (status, body) = status_and_text(call(state, &event("POST", "/v1/certificates", Some(ISSUE))).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{case}: {body}");
+    let reply: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(reply["session_id"], SESSION_ID, "{case}");
+    let (status, body) = status_and_text(call(state, &event("GET", "/v1/ca", None)).await).await;
+    assert_eq!(status, StatusCode::OK, "{case}: {body}");
+    assert_eq!(body, chain, "{case}");
+    let (status, body) = status_and_text(call(state, &event("GET", "/v1/nope", None)).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{case}: {body}");
+    assert!(body.contains("no route GET /v1/nope"), "{case}: {body}");
+}
+
+#[tokio::test]
+async fn rest_api_stages_and_custom_domains_route_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = iam_state(dir.path()).await;
+    let chain = std::fs::read_to_string(dir.path().join("signer-key/chain.pem")).unwrap();
+    for stage in ["prod", "v1", "certificates"] {
+        for door in [
+            Door::ExecuteApi,
+            Door::CustomDomain { base_path: "" },
+            Door::CustomDomain { base_path: "signer" },
+            Door::CustomDomain { base_path: "v1" },
+        ] {
+            let case = format!("REST stage {stage} {door:?}");
+            check_routes(&state, &chain, &case, |method, route, body| {
+                rest_event(stage, door, method, route, body)
+            })
+            .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn http_api_stages_and_custom_domains_route_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = iam_state(dir.path()).await;
+    let chain = std::fs::read_to_string(dir.path().join("signer-key/chain.pem")).unwrap();
+    for stage in ["prod", "v1", "certificates", "$default"] {
+        for (door, proxy_route) in [
+            (Door::ExecuteApi, false),
+            (Door::ExecuteApi, true),
+            (Door::CustomDomain { base_path: "" }, false),
+            (Door::CustomDomain { base_path: "signer" }, true),
+            (Door::CustomDomain { base_path: "v1" }, true),
+        ] {
+            let case = format!("HTTP API stage {stage} {door:?} proxy route {proxy_route}");
+            check_routes(&state, &chain, &case, |method, route, body| {
+                http_event(stage, door, proxy_route, method, route, body)
+            })
+            .await;
+        }
+    }
+}
+
+/// What lambda_http hands API Gateway for a response: text, or base64.
+async fn lambda_body(response: axum::response::Response) -> lambda_http::Body {
+    lambda_http::IntoResponse::into_response(response)
+        .await
+        .into_body()
+}
+
+#[tokio::test]
+async fn pem_goes_out_as_text_and_pkcs12_as_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = iam_state(dir.path()).await;
+    let chain = std::fs::read_to_string(dir.path().join("signer-key/chain.pem")).unwrap();
+    let event = rest_event("v1", Door::ExecuteApi, "GET", "/v1/ca", None);
+    match lambda_body(call(&state, &event).await).await {
+        lambda_http::Body::Text(text) => assert_eq!(text, chain),
+        other => panic!("the PEM chain must be text (isBase64Encoded false), got {other:?}"),
+    }
+    let mut pkcs12: Value = serde_json::from_str(&event).unwrap();
+    pkcs12["queryStringParameters"] = json!({ "format": "pkcs12" });
+    pkcs12["multiValueQueryStringParameters"] = json!({ "format": ["pkcs12"] });
+    let response = call(&state, &pkcs12.to_string()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        matches!(lambda_body(response).await, lambda_http::Body::Binary(_)),
+        "a PKCS#12 trust store stays binary"
+    );
+}
