@@ -63,6 +63,38 @@ pub fn certificate_issued(issued: &Issued, requester: &str, request_id: &str, la
     );
 }
 
+/// What the audit log records of a dry run (`?dry_run=true`): the checks
+/// passed, nothing was issued.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The profile that admitted the request.
+    pub profile: String,
+    /// The CA that would sign.
+    pub ca: String,
+    /// The session id.
+    pub session_id: String,
+    /// The transaction id, when sent.
+    pub transaction_id: Option<String>,
+    /// The key's type.
+    pub key_type: &'static str,
+}
+
+/// Records a dry run that passed every check (nothing was issued).
+pub fn issuance_checked(checked: &Checked, requester: &str, request_id: &str) {
+    tracing::info!(
+        target: TARGET,
+        event = "issuance_checked",
+        profile = %checked.profile,
+        ca = %checked.ca,
+        requester,
+        request_id,
+        session_id = %checked.session_id,
+        transaction_id = checked.transaction_id.as_deref().unwrap_or(""),
+        key_type = %checked.key_type,
+        "issuance checked (dry run, nothing issued)"
+    );
+}
+
 /// Unix time of the last "certificate shortened" warning (one a minute is enough).
 static LAST_SHORTENED_WARNING: AtomicI64 = AtomicI64::new(i64::MIN);
 

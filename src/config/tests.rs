@@ -347,9 +347,10 @@ fn lambda_mode_needs_iam() {
             ("SESSION_CA_PROFILES__DEFAULT__SUBJECT", "O=Example Bank"),
         ]);
         env.extend(keys.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let err = Config::load_lambda(&env)
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("server.auth") && err.contains(why), "{auth}: {err}");
+        let err = Config::load_lambda(&env).unwrap_err().to_string();
+        assert!(
+            err.contains("server.auth") && err.contains(why),
+            "{auth}: {err}"
+        );
     }
 }

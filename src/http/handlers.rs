@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use session_ca_client::{CaHealth, Health, IssueResponse, Pkcs12Body};
+use session_ca_client::{CaHealth, Health, IssuePlan, IssueResponse, Pkcs12Body, PlannedClaim};
 
 use super::extract::Authenticated;
 use super::layers::{AuditTrail, RequestId};
@@ -28,16 +28,27 @@ pub(crate) fn body_error(rejection: &BytesRejection, config: &Config) -> AppErro
     }
 }
 
-/// `POST /v1/certificates`: authenticate, parse, apply the profile, issue.
-/// The outcome's audit event is written by [`super::layers::observe`].
+/// Query of `POST /v1/certificates`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct IssueQuery {
+    /// Check the request and answer with the plan, issuing nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /v1/certificates`: authenticate, parse, apply the profile, issue
+/// (or, with `?dry_run=true`, answer with the plan). The outcome's audit
+/// event is written by [`super::layers::observe`].
 pub(crate) async fn issue_certificate(
     State(state): State<AppState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     Extension(trail): Extension<AuditTrail>,
     headers: HeaderMap,
+    query: Result<Query<IssueQuery>, QueryRejection>,
     Authenticated { caller, body }: Authenticated,
 ) -> Result<Response, AppError> {
     trail.set_handling_started();
+    let Query(query) = query.map_err(|e| AppError::InvalidQuery(e.body_text()))?;
     is_json(&headers)?;
     let body = body.map_err(|rejection| body_error(&rejection, &state.config))?;
     let request = IssueRequest::from_json(&body)?;
@@ -53,6 +64,9 @@ pub(crate) async fn issue_certificate(
         .get(&plan.ca)
         .ok_or_else(|| AppError::CaUnavailable(format!("CA {:?} is not loaded", plan.ca)))?;
     let now = state.clock.now();
+    if query.dry_run {
+        return dry_run(profile, &plan, &ca, now, &request_id);
+    }
     let issued = issuer::issue(&ca, &plan, now)?;
     if issued.not_after < now + plan.ttl {
         audit::certificate_shortened(&plan.ca, ca.not_after, now);
@@ -109,6 +123,62 @@ pub(crate) async fn issue_certificate(
     )
         .into_response();
     response.extensions_mut().insert(record);
+    Ok(response)
+}
+
+/// The answer to a dry run: the plan as it would be signed now.
+fn dry_run(
+    profile: &crate::profile::Profile,
+    plan: &crate::profile::CertificatePlan,
+    ca: &crate::ca::SigningCa,
+    now: time::OffsetDateTime,
+    request_id: &str,
+) -> Result<Response, AppError> {
+    let validity = issuer::validity(now, plan.ttl, plan.backdate, ca.not_before, ca.not_after)?;
+    let mut subject: Vec<String> = plan
+        .subject
+        .iter()
+        .map(|(attribute, value)| format!("{}={value}", attribute.short_name()))
+        .collect();
+    subject.push(format!("CN={}", plan.session_id));
+    let claims = plan
+        .extensions
+        .iter()
+        .map(|(oid, text)| PlannedClaim {
+            oid: oid.to_string(),
+            name: profile.claim_name(oid).unwrap_or("(unnamed)").to_owned(),
+            value: text.clone(),
+        })
+        .collect();
+    let body = IssuePlan {
+        dry_run: true,
+        profile: plan.profile.clone(),
+        ca: plan.ca.clone(),
+        subject: subject.join(", "),
+        session_id: plan.session_id.clone(),
+        transaction_id: plan.transaction_id.clone(),
+        key_type: plan.key.key_type_name().to_owned(),
+        key_source: match plan.key {
+            crate::profile::KeySource::Generate(_) => "generated",
+            crate::profile::KeySource::Csr(_) => "csr",
+        }
+        .to_owned(),
+        not_before: rfc3339(validity.not_before),
+        not_after: rfc3339(validity.not_after),
+        renew_after: rfc3339(validity.renew_after),
+        uri_san: plan.uri_san.clone(),
+        claims,
+        pkcs12: plan.pkcs12,
+        request_id: request_id.to_owned(),
+    };
+    let mut response = (StatusCode::OK, Json(body)).into_response();
+    response.extensions_mut().insert(audit::Checked {
+        profile: plan.profile.clone(),
+        ca: plan.ca.clone(),
+        session_id: plan.session_id.clone(),
+        transaction_id: plan.transaction_id.clone(),
+        key_type: plan.key.key_type_name(),
+    });
     Ok(response)
 }
 

@@ -100,7 +100,10 @@ fn event_path<B>(request: &Request<B>) -> Option<String> {
                 .domain_name
                 .as_deref()
                 .is_some_and(|d| d.contains(".execute-api."));
-            let named_stage = c.stage.as_deref().filter(|s| !s.is_empty() && *s != "$default");
+            let named_stage = c
+                .stage
+                .as_deref()
+                .filter(|s| !s.is_empty() && *s != "$default");
             Some(match named_stage {
                 Some(stage) if on_execute_api => strip_prefix_segment(raw, stage),
                 _ => raw.to_owned(),
@@ -112,7 +115,10 @@ fn event_path<B>(request: &Request<B>) -> Option<String> {
 
 /// A route template (`/{proxy+}`, `/v1/{proxy+}`, `/v1/certificates`) with
 /// its parameters filled in; `None` when one is missing.
-fn fill_template(template: &str, parameters: Option<&lambda_http::aws_lambda_events::query_map::QueryMap>) -> Option<String> {
+fn fill_template(
+    template: &str,
+    parameters: Option<&lambda_http::aws_lambda_events::query_map::QueryMap>,
+) -> Option<String> {
     if !template.starts_with('/') {
         return None;
     }
@@ -156,7 +162,10 @@ async fn pem_as_text(mut response: axum::response::Response) -> axum::response::
     let is_pem = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(super::PEM_CHAIN_MEDIA_TYPE.as_bytes()));
+        .is_some_and(|v| {
+            v.as_bytes()
+                .starts_with(super::PEM_CHAIN_MEDIA_TYPE.as_bytes())
+        });
     if is_pem {
         response.headers_mut().insert(
             LAMBDA_TEXT_BODY,

@@ -62,8 +62,10 @@ impl AuditTrail {
 /// once; the response itself says nothing of the cause. For
 /// `POST /v1/certificates` it writes one audit event for whatever the
 /// outcome: `certificate_issued` when the handler attached an
-/// [`audit::Issued`], `issuance_denied` with the error's code otherwise,
-/// refusals by the limits and panics included.
+/// [`audit::Issued`] (its latency counted from the start of the handler),
+/// `issuance_checked` for a dry run ([`audit::Checked`]), `issuance_denied`
+/// with the error's code otherwise, refusals by the limits and panics
+/// included.
 pub(crate) async fn observe(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -96,6 +98,10 @@ pub(crate) async fn observe(
 fn audit_issuance(response: &Response, trail: &AuditTrail, id: &str, started: Instant) {
     let trail = std::mem::take(&mut *trail.lock());
     let requester = trail.requester.as_deref().unwrap_or("unknown");
+    if let Some(checked) = response.extensions().get::<audit::Checked>() {
+        audit::issuance_checked(checked, requester, id);
+        return;
+    }
     match response.extensions().get::<audit::Issued>() {
         Some(issued) => {
             let since = trail.handling_since.unwrap_or(started);

@@ -308,6 +308,21 @@ impl Profile {
         }
     }
 
+    /// The name of the claim at `oid`: a standard claim's, or one of this
+    /// profile's.
+    pub fn claim_name(&self, oid: &ObjectId) -> Option<&str> {
+        StandardClaim::ALL
+            .iter()
+            .find(|c| c.oid(&self.oid_arc) == *oid)
+            .map(|c| c.name())
+            .or_else(|| {
+                self.claims
+                    .iter()
+                    .find(|(_, spec)| spec.oid == *oid)
+                    .map(|(name, _)| name.as_str())
+            })
+    }
+
     /// Checks that `caller` may use this profile.
     pub fn admit(&self, caller: &Caller) -> Result<(), PolicyError> {
         let Some(patterns) = &self.allowed_callers else {

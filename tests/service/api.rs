@@ -393,7 +393,11 @@ async fn every_response_carries_a_request_id() {
         ("GET", "/nope", StatusCode::NOT_FOUND),
         ("DELETE", "/v1/ca", StatusCode::METHOD_NOT_ALLOWED),
         ("GET", "/v1/certificates", StatusCode::METHOD_NOT_ALLOWED),
-        ("POST", "/v1/certificates", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        (
+            "POST",
+            "/v1/certificates",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
     ] {
         let reply = send(
             &service.state,
@@ -1202,4 +1206,115 @@ async fn json_claims_carry_exactly_the_numbers_sent() {
         session_ca_verify::decode_claim_value(geo.value).unwrap(),
         r#"{"n":18446744073709551616,"f":9007199254740993.0,"e":1E2,"x":0.1000}"#
     );
+}
+
+async fn post_to(state: &session_ca::AppState, uri: &str, body: Value) -> Reply {
+    send(
+        state,
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-request-id", "dry-1")
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_dry_run_answers_the_plan_and_issues_nothing() {
+    let service = TestService::new().await;
+    let request = json!({
+        "session_id": SESSION_ID,
+        "transaction_id": "tx-dry",
+        "ttl_seconds": 120,
+        "key_type": "ecdsa-p384",
+        "claims": {"agent": "CI check", "geo": {"lat": 52.150}}
+    });
+    let reply = post_to(
+        &service.state,
+        "/v1/certificates?dry_run=true",
+        request.clone(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json());
+    let plan = reply.json();
+    assert_eq!(plan["dry_run"], true);
+    for absent in ["certificate", "private_key", "serial", "ca_chain"] {
+        assert!(
+            plan.get(absent).is_none(),
+            "a dry run has no {absent}: {plan}"
+        );
+    }
+    assert_eq!(plan["key_source"], "generated");
+    assert_eq!(plan["request_id"], "dry-1");
+
+    // The same request issued for real: the plan said what it holds.
+    let reply = post_to(&service.state, "/v1/certificates", request).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let issued = reply.json();
+    let der = cert_der(&issued);
+    let (_, cert) = X509Certificate::from_der(&der).unwrap();
+    assert_eq!(plan["subject"], cert.subject().to_string());
+    for field in [
+        "profile",
+        "session_id",
+        "key_type",
+        "not_before",
+        "not_after",
+        "renew_after",
+    ] {
+        assert_eq!(plan[field], issued[field], "{field}");
+    }
+    assert_eq!(plan["transaction_id"], "tx-dry");
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    match &san.value.general_names[..] {
+        [GeneralName::URI(uri)] => assert_eq!(plan["uri_san"], *uri),
+        other => panic!("one URI SAN expected: {other:?}"),
+    }
+    let claims = plan["claims"].as_array().unwrap();
+    assert_eq!(claims.len(), 5, "{plan}");
+    for claim in claims {
+        let oid = claim["oid"].as_str().unwrap();
+        let ext = cert
+            .extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == oid)
+            .unwrap_or_else(|| panic!("{oid} planned but not in the certificate"));
+        assert_eq!(
+            session_ca_verify::decode_claim_value(ext.value).unwrap(),
+            claim["value"].as_str().unwrap(),
+            "{oid}"
+        );
+    }
+    // In OID order; an anonymous caller has no requester claim.
+    let names: Vec<&str> = claims.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["session_id", "transaction_id", "request_id", "agent", "geo"]
+    );
+    // A json claim keeps the text that was sent.
+    let geo = claims.iter().find(|c| c["name"] == "geo").unwrap();
+    assert_eq!(geo["value"], r#"{"lat":52.15}"#);
+}
+
+#[tokio::test]
+async fn a_dry_run_is_refused_as_the_issuance_would_be() {
+    let service = TestService::new().await;
+    let reply = post_to(
+        &service.state,
+        "/v1/certificates?dry_run=true",
+        json!({"ttl_seconds": 100_000}),
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "ttl_too_long")
+    );
+    let reply = post_to(&service.state, "/v1/certificates?dry_run=maybe", json!({})).await;
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_query")
+    );
+    let reply = post_to(&service.state, "/v1/certificates?dry_run=false", json!({})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "dry_run=false issues");
 }

@@ -248,6 +248,13 @@ fn serve_with_the_embedded_default_issues_and_shuts_down_gracefully() {
     let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
     let (status, _) = http(port, "POST", "/v1/certificates", r#"{"ttl_seconds":0}"#);
     assert_eq!(status, 422);
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/certificates?dry_run=true",
+        r#"{"transaction_id":"tx-dry"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
     let private_key = reply["private_key"].as_str().unwrap().to_owned();
     std::fs::write(
         dir.path().join("cert.pem"),
@@ -270,6 +277,17 @@ fn serve_with_the_embedded_default_issues_and_shuts_down_gracefully() {
     assert!(logs.contains(r#""transaction_id":"tx-1""#), "{logs}");
     assert!(
         logs.contains(r#""event":"issuance_denied""#) && logs.contains(r#""code":"ttl_too_short""#),
+        "{logs}"
+    );
+    // The dry run is audited as checked, and issued nothing.
+    assert!(
+        logs.contains(r#""event":"issuance_checked""#)
+            && logs.contains(r#""transaction_id":"tx-dry""#),
+        "{logs}"
+    );
+    assert_eq!(
+        logs.matches(r#""event":"certificate_issued""#).count(),
+        1,
         "{logs}"
     );
     assert!(logs.contains("shutting down"), "{logs}");
@@ -295,7 +313,10 @@ fn serve_with_the_embedded_default_issues_and_shuts_down_gracefully() {
     );
     assert!(t.contains("verified:     yes"), "{t}");
     let x5t = format!("x5t#S256:     {}\n", reply["x5t#S256"].as_str().unwrap());
-    assert!(t.contains(&x5t), "inspect prints the response's thumbprint: {t}");
+    assert!(
+        t.contains(&x5t),
+        "inspect prints the response's thumbprint: {t}"
+    );
 
     // Against another CA it does not verify, and says so with a non-zero exit.
     assert!(session_ca(dir.path(), &["init", "--dir", "other"])

@@ -157,8 +157,14 @@ async fn status_and_text(response: axum::response::Response) -> (StatusCode, Str
 const ISSUE: &str = r#"{"session_id": "92fea10a-0905-40cc-aca1-54ee52e89c71"}"#;
 
 /// Issuance, the CA chain and an unknown path behind one front door.
-async fn check_routes(state: &AppState, chain: &str, case: &str, event: impl Fn(&str, &str, Option<&str>) -> String) {
-    let (status, body) = status_and_text(call(state, &event("POST", "/v1/certificates", Some(ISSUE))).await).await;
+async fn check_routes(
+    state: &AppState,
+    chain: &str,
+    case: &str,
+    event: impl Fn(&str, &str, Option<&str>) -> String,
+) {
+    let (status, body) =
+        status_and_text(call(state, &event("POST", "/v1/certificates", Some(ISSUE))).await).await;
     assert_eq!(status, StatusCode::CREATED, "{case}: {body}");
     let reply: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(reply["session_id"], SESSION_ID, "{case}");
@@ -179,7 +185,9 @@ async fn rest_api_stages_and_custom_domains_route_right() {
         for door in [
             Door::ExecuteApi,
             Door::CustomDomain { base_path: "" },
-            Door::CustomDomain { base_path: "signer" },
+            Door::CustomDomain {
+                base_path: "signer",
+            },
             Door::CustomDomain { base_path: "v1" },
         ] {
             let case = format!("REST stage {stage} {door:?}");
@@ -201,7 +209,12 @@ async fn http_api_stages_and_custom_domains_route_right() {
             (Door::ExecuteApi, false),
             (Door::ExecuteApi, true),
             (Door::CustomDomain { base_path: "" }, false),
-            (Door::CustomDomain { base_path: "signer" }, true),
+            (
+                Door::CustomDomain {
+                    base_path: "signer",
+                },
+                true,
+            ),
             (Door::CustomDomain { base_path: "v1" }, true),
         ] {
             let case = format!("HTTP API stage {stage} {door:?} proxy route {proxy_route}");

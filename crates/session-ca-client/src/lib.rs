@@ -57,5 +57,6 @@ pub use credentials::{write_pem_files, write_pkcs12_file, CERT_FILE, CHAIN_FILE,
 pub use crypto::install_rustls_provider;
 pub use signer::{ClientError, SignerClient, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
 pub use wire::{
-    CaHealth, CertificateRequest, Claims, ErrorBody, ErrorDetail, Health, IssueResponse, Pkcs12Body,
+    CaHealth, CertificateRequest, Claims, ErrorBody, ErrorDetail, Health, IssuePlan, IssueResponse,
+    Pkcs12Body, PlannedClaim,
 };

@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::hmac::{self, Secret, SigningError};
-use crate::wire::{CertificateRequest, ErrorBody, IssueResponse};
+use crate::wire::{CertificateRequest, ErrorBody, IssuePlan, IssueResponse};
 
 /// How long to wait for a TCP/TLS connection to the signer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -85,6 +85,39 @@ impl SignerClient {
     /// Asks for a certificate (`POST /v1/certificates`).
     pub async fn issue(&self, request: &CertificateRequest) -> Result<IssueResponse, ClientError> {
         let url = self.url("v1/certificates")?;
+        let body = self
+            .post(&url, request, reqwest::StatusCode::CREATED)
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            ClientError::UnexpectedResponse(format!(
+                "POST {url} answered 201 with a body that is not an issuance response: {e}"
+            ))
+        })
+    }
+
+    /// What the signer would issue for `request` (`POST
+    /// /v1/certificates?dry_run=true`): authentication and the whole
+    /// profile run, no key is made and nothing is signed. For checking a
+    /// request against a profile in CI.
+    pub async fn dry_run(&self, request: &CertificateRequest) -> Result<IssuePlan, ClientError> {
+        let mut url = self.url("v1/certificates")?;
+        url.set_query(Some("dry_run=true"));
+        let body = self.post(&url, request, reqwest::StatusCode::OK).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            ClientError::UnexpectedResponse(format!(
+                "POST {url} answered 200 with a body that is not a dry-run plan: {e}"
+            ))
+        })
+    }
+
+    /// POSTs `request` to `url` (HMAC-signed when configured) and returns
+    /// the body, which must come with `expected`.
+    async fn post(
+        &self,
+        url: &reqwest::Url,
+        request: &CertificateRequest,
+        expected: reqwest::StatusCode,
+    ) -> Result<Vec<u8>, ClientError> {
         // Serialising this struct of strings and JSON texts cannot fail.
         let body = serde_json::to_vec(request).unwrap_or_default();
         let mut post = self
@@ -101,12 +134,7 @@ impl SignerClient {
                 .map_err(ClientError::Signing)?;
             post = post.header(reqwest::header::AUTHORIZATION, signature);
         }
-        let body = exchange(post.body(body), "POST", &url, reqwest::StatusCode::CREATED).await?;
-        serde_json::from_slice(&body).map_err(|e| {
-            ClientError::UnexpectedResponse(format!(
-                "POST {url} answered 201 with a body that is not an issuance response: {e}"
-            ))
-        })
+        exchange(post.body(body), "POST", url, expected).await
     }
 
     /// The PEM CA chain of a profile (`GET /v1/ca`; the default profile's

@@ -252,6 +252,57 @@ pub struct Health {
     pub reason: Option<String>,
 }
 
+/// The body of `POST /v1/certificates?dry_run=true`: what the signer would
+/// issue for the request, after authentication and the whole profile, with
+/// no key generated and nothing signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuePlan {
+    /// Always `true`: nothing was issued.
+    pub dry_run: bool,
+    /// The profile that admitted the request.
+    pub profile: String,
+    /// The CA that would sign.
+    pub ca: String,
+    /// The certificate's subject, RFC 4514 text in encoding order
+    /// (`C=NL, O=Example Bank, CN=<session id>`).
+    pub subject: String,
+    /// The session id (the subject CN; generated when the request had none).
+    pub session_id: String,
+    /// The transaction id, when sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
+    /// The key's type (`ecdsa-p256`, ...; a CSR's key type in CSR mode).
+    pub key_type: String,
+    /// `generated` (the signer would make the key) or `csr` (the CSR's key).
+    pub key_source: String,
+    /// RFC 3339: `notBefore` if issued now.
+    pub not_before: String,
+    /// RFC 3339: `notAfter` if issued now.
+    pub not_after: String,
+    /// RFC 3339: when a client should renew.
+    pub renew_after: String,
+    /// The URI SAN, when the profile has a template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri_san: Option<String>,
+    /// The claim extensions as they would be encoded, in OID order.
+    pub claims: Vec<PlannedClaim>,
+    /// Whether a PKCS#12 key store would be returned too.
+    pub pkcs12: bool,
+    /// The correlation id (it would be the certificate's `request_id` claim).
+    pub request_id: String,
+}
+
+/// One claim extension of an [`IssuePlan`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedClaim {
+    /// The extension's OID, dotted.
+    pub oid: String,
+    /// The claim's name (`session_id`, a profile claim's name).
+    pub name: String,
+    /// The text its DER `UTF8String` would hold (a `json` claim's compact JSON).
+    pub value: String,
+}
+
 /// One CA's entry in `GET /healthz`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CaHealth {
