@@ -59,6 +59,7 @@ fn setup() -> (tempfile::TempDir, AppState) {
         config: Arc::new(config),
         cas,
         clock: Arc::new(FixedClock::new(now)),
+        metrics: Default::default(),
     };
     (dir, state)
 }

@@ -26,6 +26,7 @@ mod http;
 mod inspect;
 mod issuer;
 mod keys;
+mod metrics;
 mod pkcs12;
 mod profile;
 mod request;
@@ -53,12 +54,13 @@ pub use ca::{
 };
 pub use config::{
     lambda_default_config, CaConfig, CaSourceSpec, Config, ConfigError, ConfigOrigin, EnvSource,
-    ProcessEnv, ServerConfig, DEFAULT_CONFIG, ENV_CONFIG_FILE, ENV_PREFIX, MAX_JSON_DEPTH_CAP,
+    MetricsConfig, ProcessEnv, ServerConfig, DEFAULT_CONFIG, ENV_CONFIG_FILE, ENV_PREFIX,
+    MAX_JSON_DEPTH_CAP,
 };
 pub use http::lambda::{lambda_app, run as run_lambda};
 pub use http::server::{serve as serve_tcp, SHUTDOWN_GRACE};
 pub use http::{
-    app, misconfigured, AppError, AppState, DEFAULT_PROFILE, PEM_CHAIN_MEDIA_TYPE,
+    app, metrics_app, misconfigured, AppError, AppState, DEFAULT_PROFILE, PEM_CHAIN_MEDIA_TYPE,
     PKCS12_MEDIA_TYPE, REQUEST_ID_HEADER,
 };
 pub use inspect::{
@@ -66,6 +68,11 @@ pub use inspect::{
 };
 pub use issuer::{issue, validity, IssueError, IssuedCertificate, Validity, RENEW_AT_FRACTION};
 pub use keys::{FreshKey, KeyError, KeyType, SecretPem};
+pub use metrics::emf::{Emf, DEFAULT_NAMESPACE as DEFAULT_METRICS_NAMESPACE};
+pub use metrics::prometheus::{
+    Registry as PrometheusRegistry, CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE,
+};
+pub use metrics::{IssuedSample, Metrics};
 pub use pkcs12::{
     Pkcs12Error, ITERATIONS as PKCS12_ITERATIONS, KEY_ALIAS as PKCS12_KEY_ALIAS,
     TRUSTSTORE_PASSWORD,

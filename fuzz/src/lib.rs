@@ -167,6 +167,7 @@ fn fixture() -> &'static Fixture {
             config: Arc::new(config),
             cas,
             clock: fixed_clock(),
+            metrics: Default::default(),
         });
         Fixture {
             runtime,

@@ -37,6 +37,10 @@ pub struct Issued {
     pub not_before: OffsetDateTime,
     /// `notAfter`.
     pub not_after: OffsetDateTime,
+    /// The signing CA's `notAfter` (for the metrics of its time left).
+    pub ca_not_after: OffsetDateTime,
+    /// When it was issued.
+    pub issued_at: OffsetDateTime,
 }
 
 /// The tracing target of audit events.

@@ -11,6 +11,7 @@ use arc_swap::ArcSwapOption;
 
 use super::{file, ssm, CaError, CaSource, SigningCa};
 use crate::config::{CaSourceSpec, Config};
+use crate::metrics::Metrics;
 use crate::SharedClock;
 
 /// One CA's slot: its source and the current checked material (none until
@@ -221,7 +222,7 @@ impl CaStore {
     /// call would be frozen mid-flight; a request is the only time the
     /// environment runs. On failure the current CA stays in service and the
     /// next attempt is a little later.
-    pub async fn refresh_due(&self, clock: &SharedClock) {
+    pub async fn refresh_due(&self, clock: &SharedClock, metrics: &Metrics) {
         for (name, slot) in self.slots.iter() {
             let now = clock.now().unix_timestamp();
             if now < slot.next_due.load(Ordering::Acquire)
@@ -237,12 +238,14 @@ impl CaStore {
             let source = slot.source.describe();
             let retry_in = match outcome {
                 Ok(Ok(changed)) => {
+                    metrics.ca_reloaded(name, true);
                     if changed {
                         tracing::info!(ca = %name, %source, "CA material loaded; signing with it now");
                     }
                     slot.refresh
                 }
                 Ok(Err(e)) => {
+                    metrics.ca_reloaded(name, false);
                     tracing::warn!(ca = %name, %source, error = %e, loaded, "CA reload failed; keeping what is loaded");
                     if loaded {
                         RETRY_LOADED
@@ -251,6 +254,7 @@ impl CaStore {
                     }
                 }
                 Err(_) => {
+                    metrics.ca_reloaded(name, false);
                     tracing::warn!(ca = %name, %source, loaded, "CA reload timed out; keeping what is loaded");
                     if loaded {
                         RETRY_LOADED
@@ -269,7 +273,11 @@ impl CaStore {
     /// Spawns one task per CA that reloads it at its refresh interval (every
     /// few seconds while it has never loaded), logging, never panicking on,
     /// failures.
-    pub fn spawn_refresh(&self, clock: SharedClock) -> Vec<tokio::task::JoinHandle<()>> {
+    pub fn spawn_refresh(
+        &self,
+        clock: SharedClock,
+        metrics: Metrics,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
         self.slots
             .iter()
             .map(|(name, slot)| {
@@ -278,12 +286,15 @@ impl CaStore {
                 let clock = clock.clone();
                 let every = slot.refresh;
                 let source = slot.source.describe();
+                let metrics = metrics.clone();
                 tokio::spawn(async move {
                     loop {
                         let loaded = store.get(&name).is_some();
                         tokio::time::sleep(if loaded { every } else { every.min(RETRY_UNLOADED) })
                             .await;
-                        match store.refresh(&name, &clock).await {
+                        let outcome = store.refresh(&name, &clock).await;
+                        metrics.ca_reloaded(&name, outcome.is_ok());
+                        match outcome {
                             Ok(true) => tracing::info!(ca = %name, %source, "CA material loaded; signing with it now"),
                             Ok(false) => tracing::debug!(ca = %name, "CA material unchanged"),
                             Err(e) if loaded => tracing::warn!(ca = %name, %source, error = %e, "CA refresh failed; still signing with the last good CA"),

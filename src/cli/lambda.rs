@@ -3,7 +3,8 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use session_ca::{
-    AppState, CaStore, Config, OnLoadFailure, ProcessEnv, SharedClock, SsmSettings, SystemClock,
+    AppState, CaStore, Config, Emf, Metrics, OnLoadFailure, ProcessEnv, SharedClock, SsmSettings,
+    SystemClock,
 };
 
 use super::serve::log_loaded;
@@ -36,10 +37,17 @@ pub(super) async fn run() -> Result<()> {
     log_loaded(&cas, &config, clock.now());
     // No background refresh: Lambda freezes the environment between events,
     // so the router reloads due CAs at the start of requests instead.
+    // Metrics: EMF lines on stdout, which CloudWatch Logs extracts.
+    let metrics = if config.metrics.enabled {
+        Metrics::Emf(Arc::new(Emf::stdout(&config.metrics.namespace)))
+    } else {
+        Metrics::Off
+    };
     let state = AppState {
         config: Arc::new(config),
         cas,
         clock,
+        metrics,
     };
     tracing::info!(
         crypto = session_ca::crypto::LIBRARY,

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use session_ca::{
-    app, ca_exists, create_ca, AppState, AuthMode, CaSourceSpec, CaStore, Clock, Config,
-    ConfigOrigin, InitOptions, KeyType, OnLoadFailure, ProcessEnv, SharedClock, SsmSettings,
-    SystemClock, DEFAULT_CA_SUBJECT,
+    app, ca_exists, create_ca, metrics_app, AppState, AuthMode, CaSourceSpec, CaStore, Clock,
+    Config, ConfigOrigin, InitOptions, KeyType, Metrics, OnLoadFailure, ProcessEnv,
+    PrometheusRegistry, SharedClock, SsmSettings, SystemClock, DEFAULT_CA_SUBJECT,
 };
 
 use super::rfc3339;
@@ -65,17 +65,27 @@ pub(super) async fn serve(args: ServeArgs) -> Result<()> {
     )
     .await?;
     log_loaded(&cas, &config, clock.now());
-    cas.spawn_refresh(clock.clone());
+    let metrics = if config.metrics.enabled {
+        Metrics::Prometheus(Arc::new(PrometheusRegistry::new()))
+    } else {
+        Metrics::Off
+    };
+    cas.spawn_refresh(clock.clone(), metrics.clone());
 
     let listen = config.server.listen.clone();
+    let metrics_listen = config
+        .server
+        .metrics_listen
+        .filter(|_| config.metrics.enabled);
     let header_read_timeout = config.server.request_timeout;
     let auth = config.auth.mode();
     let state = AppState {
         config: Arc::new(config),
         cas,
         clock,
+        metrics,
     };
-    let router = app(state);
+    let router = app(state.clone());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
@@ -90,6 +100,23 @@ pub(super) async fn serve(args: ServeArgs) -> Result<()> {
         servers.spawn(session_ca::serve_tcp(
             listener,
             router,
+            header_read_timeout,
+            async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            },
+        ));
+    }
+
+    if let Some(addr) = metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+        let local: SocketAddr = listener.local_addr()?;
+        tracing::info!(address = %local, "session-ca metrics listening");
+        let mut stop = stop_rx.clone();
+        servers.spawn(session_ca::serve_tcp(
+            listener,
+            metrics_app(state),
             header_read_timeout,
             async move {
                 let _ = stop.wait_for(|stopped| *stopped).await;

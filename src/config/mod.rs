@@ -141,6 +141,17 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Longest a request may take, body upload included.
     pub request_timeout: Duration,
+    /// Where `serve` exposes `GET /metrics` when not on the main listener.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// What the service measures and where it reports (`[metrics]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Whether to keep metrics at all (Prometheus in `serve`, EMF in Lambda).
+    pub enabled: bool,
+    /// The CloudWatch namespace of Lambda mode's EMF lines.
+    pub namespace: String,
 }
 
 /// Where a CA's key and certificates come from.
@@ -177,6 +188,8 @@ pub struct Config {
     pub cas: BTreeMap<String, CaConfig>,
     /// Profiles by name.
     pub profiles: BTreeMap<String, Profile>,
+    /// Metrics settings.
+    pub metrics: MetricsConfig,
     /// The authentication requests are checked with (for `auth = "hmac"`,
     /// its keys and replay window, shared by clones).
     pub auth: Auth,

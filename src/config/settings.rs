@@ -9,7 +9,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use session_ca_verify::{ObjectId, DEFAULT_OID_ARC};
 
-use super::{CaConfig, CaSourceSpec, Config, ConfigError, ConfigOrigin, EnvSource, ServerConfig};
+use super::{
+    CaConfig, CaSourceSpec, Config, ConfigError, ConfigOrigin, EnvSource, MetricsConfig,
+    ServerConfig,
+};
 use crate::auth::settings::HmacKeySettings;
 use crate::auth::{Auth, AuthMode};
 use crate::fmt::{is_valid_name, DurationSetting};
@@ -49,6 +52,34 @@ pub(super) struct RawConfig {
     profiles: BTreeMap<String, ProfileSettings>,
     #[serde(default)]
     hmac_keys: BTreeMap<String, HmacKeySettings>,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    #[serde(default = "default_true")]
+    enabled: bool,
+    #[serde(default = "default_namespace")]
+    namespace: String,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        RawMetrics {
+            enabled: true,
+            namespace: default_namespace(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_namespace() -> String {
+    crate::metrics::emf::DEFAULT_NAMESPACE.to_owned()
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +95,7 @@ struct RawServer {
     max_header_bytes: usize,
     request_timeout: Option<DurationSetting>,
     hmac_max_skew: Option<DurationSetting>,
+    metrics_listen: Option<String>,
 }
 
 impl Default for RawServer {
@@ -75,6 +107,7 @@ impl Default for RawServer {
             max_header_bytes: default_max_header_bytes(),
             request_timeout: None,
             hmac_max_skew: None,
+            metrics_listen: None,
         }
     }
 }
@@ -298,6 +331,31 @@ impl RawConfig {
             profiles.insert(name, profile);
         }
 
+        let metrics_listen = match &self.server.metrics_listen {
+            None => None,
+            Some(addr) => Some(addr.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "server.metrics_listen".into(),
+                    format!("{addr:?} is not an IP:port address such as \"127.0.0.1:9100\""),
+                )
+            })?),
+        };
+        let namespace = &self.metrics.namespace;
+        if namespace.is_empty()
+            || namespace.len() > 255
+            || namespace.starts_with("AWS/")
+            || !namespace
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-/#:".contains(&b))
+        {
+            return Err(invalid(
+                "metrics.namespace".into(),
+                "must be 1-255 characters of A-Z, a-z, 0-9 and . _ - / # :, not starting \
+                 with AWS/ (reserved for AWS services)"
+                    .into(),
+            ));
+        }
+
         Ok(Config {
             origin,
             server: ServerConfig {
@@ -305,6 +363,11 @@ impl RawConfig {
                 max_body_bytes: self.server.max_body_bytes,
                 max_header_bytes: self.server.max_header_bytes,
                 request_timeout,
+                metrics_listen,
+            },
+            metrics: MetricsConfig {
+                enabled: self.metrics.enabled,
+                namespace: self.metrics.namespace,
             },
             oid_arc,
             cas,

@@ -15,6 +15,7 @@ use crate::audit;
 use crate::config::Config;
 use crate::fmt::rfc3339;
 use crate::issuer;
+use crate::metrics::Metrics;
 use crate::request::IssueRequest;
 
 /// The error for a body that could not be read whole.
@@ -81,6 +82,8 @@ pub(crate) async fn issue_certificate(
         key_type: issued.key_type,
         not_before: issued.not_before,
         not_after: issued.not_after,
+        ca_not_after: ca.not_after,
+        issued_at: now,
     };
     let body = IssueResponse {
         serial: issued.serial_hex,
@@ -253,6 +256,32 @@ pub(crate) async fn ca_chain(
                 .into_response())
         }
     }
+}
+
+/// `GET /metrics`: the Prometheus exposition (text format 0.0.4), each
+/// CA's time left computed now.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let Metrics::Prometheus(registry) = &state.metrics else {
+        return AppError::NotFound {
+            method: "GET".into(),
+            path: super::METRICS_PATH.into(),
+        }
+        .into_response();
+    };
+    let cas: Vec<(String, Option<time::OffsetDateTime>)> = state
+        .cas
+        .all()
+        .into_iter()
+        .map(|(name, ca)| (name, ca.map(|ca| ca.not_after)))
+        .collect();
+    (
+        [(
+            header::CONTENT_TYPE,
+            crate::metrics::prometheus::CONTENT_TYPE,
+        )],
+        registry.exposition(&cas, state.clock.now()),
+    )
+        .into_response()
 }
 
 /// `GET /healthz` of a service whose configuration was refused.

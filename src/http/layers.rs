@@ -14,6 +14,7 @@ use lambda_http::request::RequestContext;
 use super::error::ErrorRecord;
 use super::{lambda, AppError, AppState, ISSUE_PATH, REQUEST_ID_HEADER};
 use crate::audit;
+use crate::metrics::{IssuedSample, Metrics};
 
 /// The correlation id of the request being handled (set by [`observe`]).
 #[derive(Debug, Clone)]
@@ -67,6 +68,7 @@ impl AuditTrail {
 /// with the error's code otherwise, refusals by the limits and panics
 /// included.
 pub(crate) async fn observe(
+    State(metrics): State<Metrics>,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -86,7 +88,7 @@ pub(crate) async fn observe(
     let mut response = next.run(request).await;
     log_server_fault(&response);
     if issuing {
-        audit_issuance(&response, &trail, &id, started);
+        audit_issuance(&response, &trail, &id, started, &metrics);
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
@@ -94,18 +96,33 @@ pub(crate) async fn observe(
     response
 }
 
-/// The audit event of an issuance decision.
-fn audit_issuance(response: &Response, trail: &AuditTrail, id: &str, started: Instant) {
+/// The audit event, and the metrics, of an issuance decision.
+fn audit_issuance(
+    response: &Response,
+    trail: &AuditTrail,
+    id: &str,
+    started: Instant,
+    metrics: &Metrics,
+) {
     let trail = std::mem::take(&mut *trail.lock());
     let requester = trail.requester.as_deref().unwrap_or("unknown");
     if let Some(checked) = response.extensions().get::<audit::Checked>() {
         audit::issuance_checked(checked, requester, id);
+        metrics.checked(&checked.profile);
         return;
     }
     match response.extensions().get::<audit::Issued>() {
         Some(issued) => {
-            let since = trail.handling_since.unwrap_or(started);
-            audit::certificate_issued(issued, requester, id, since.elapsed());
+            let latency = trail.handling_since.unwrap_or(started).elapsed();
+            audit::certificate_issued(issued, requester, id, latency);
+            metrics.issued(&IssuedSample {
+                profile: &issued.profile,
+                key_type: issued.key_type,
+                ca: &issued.ca,
+                latency,
+                ca_not_after: issued.ca_not_after,
+                now: issued.issued_at,
+            });
         }
         None => {
             let code = response
@@ -119,6 +136,7 @@ fn audit_issuance(response: &Response, trail: &AuditTrail, id: &str, started: In
                 requester,
                 id,
             );
+            metrics.refused(code);
         }
     }
 }
@@ -195,6 +213,6 @@ pub(crate) async fn refresh_due_cas(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    state.cas.refresh_due(&state.clock).await;
+    state.cas.refresh_due(&state.clock, &state.metrics).await;
     next.run(request).await
 }

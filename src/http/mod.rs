@@ -26,6 +26,7 @@ pub use error::AppError;
 
 use crate::ca::CaStore;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use session_ca_verify::SharedClock;
 
 /// Header carrying the correlation id, in and out.
@@ -38,6 +39,8 @@ pub const PKCS12_MEDIA_TYPE: &str = "application/pkcs12";
 pub const DEFAULT_PROFILE: &str = "default";
 /// The path of issuance, whose every outcome is audited.
 pub(crate) const ISSUE_PATH: &str = "/v1/certificates";
+/// The path of the Prometheus exposition.
+pub const METRICS_PATH: &str = "/metrics";
 
 /// Shared, read-only state of the service.
 #[derive(Debug, Clone)]
@@ -48,16 +51,25 @@ pub struct AppState {
     pub cas: CaStore,
     /// The clock certificates are stamped with.
     pub clock: SharedClock,
+    /// Where metrics go (Prometheus in `serve`, EMF in Lambda, or off).
+    pub metrics: Metrics,
 }
 
 /// The service's routes.
 pub fn app(state: AppState) -> Router {
     let limit = state.config.server.max_body_bytes;
     let limits = axum::middleware::from_fn_with_state(state.clone(), layers::enforce_limits);
-    Router::new()
+    let mut router = Router::new()
         .route(ISSUE_PATH, post(handlers::issue_certificate))
         .route("/v1/ca", get(handlers::ca_chain))
-        .route("/healthz", get(handlers::healthz))
+        .route("/healthz", get(handlers::healthz));
+    // Prometheus metrics on the main listener, unless they have their own.
+    if matches!(state.metrics, Metrics::Prometheus(_))
+        && state.config.server.metrics_listen.is_none()
+    {
+        router = router.route(METRICS_PATH, get(handlers::metrics));
+    }
+    router
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -65,7 +77,23 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,
         ))
-        .layer(axum::middleware::from_fn(layers::observe))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            layers::observe,
+        ))
+        .with_state(state)
+}
+
+/// The router of `server.metrics_listen`: `GET /metrics` alone.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route(METRICS_PATH, get(handlers::metrics))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            Metrics::Off,
+            layers::observe,
+        ))
         .with_state(state)
 }
 
@@ -84,7 +112,10 @@ pub fn misconfigured(reason: &str) -> Router {
             let reason = reason.clone();
             async move { AppError::NotConfigured(reason.to_string()) }
         })
-        .layer(axum::middleware::from_fn(layers::observe))
+        .layer(axum::middleware::from_fn_with_state(
+            Metrics::Off,
+            layers::observe,
+        ))
 }
 
 /// The methods each route answers, for the `Allow` header of a 405.

@@ -126,11 +126,20 @@ async fn the_function_runs_under_the_lambda_runtime_emulator() {
             "O=Example Bank,OU=Payments,C=NL",
         )
         .env_remove("SESSION_CA_CONFIG")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _function = tools::Guard(function);
+    let mut function = tools::Guard(function);
+    // The function's stdout is its EMF metrics: read it as it comes.
+    let stdout = function.0.stdout.take().unwrap();
+    let emf_lines = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
 
     let response = invoke(port, "function_url_iam.json");
     assert_eq!(response["statusCode"], 201, "{response}");
@@ -215,4 +224,97 @@ async fn the_function_runs_under_the_lambda_runtime_emulator() {
         ::time::OffsetDateTime::now_utc(),
     )
     .expect("signed by the rotated CA");
+
+    // Every line the function wrote on stdout is an EMF document valid
+    // against AWS's published schema, and the metrics match what was done:
+    // three certificates, one 403 and one 401.
+    drop(function);
+    let emf_lines = emf_lines.join().unwrap();
+    check_emf(&emf_lines);
+    let sum = |metric: &str, filter: &dyn Fn(&Value) -> bool| -> u64 {
+        emf_lines
+            .iter()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|l| filter(l))
+            .filter_map(|l| l[metric].as_u64())
+            .sum()
+    };
+    assert_eq!(sum("CertificatesIssued", &|_| true), 3, "{emf_lines:#?}");
+    assert_eq!(
+        sum("Refusals", &|l| l["ErrorCode"] == "caller_not_allowed"),
+        1
+    );
+    assert_eq!(sum("Refusals", &|l| l["ErrorCode"] == "unauthenticated"), 1);
+    assert_eq!(sum("Refusals", &|_| true), 2);
+    assert!(
+        sum("CaReloads", &|_| true) >= 1,
+        "the rotation reload is counted"
+    );
+    for line in &emf_lines {
+        assert!(
+            !line.contains("92fea10a") && !line.contains("PRIVATE"),
+            "no session id or key in a metric: {line}"
+        );
+    }
+}
+
+/// Validates EMF lines with Python's jsonschema against
+/// tests/fixtures/emf/schema.json (AWS's published schema), then the rules
+/// of the specification the schema cannot express.
+fn check_emf(lines: &[String]) {
+    assert!(!lines.is_empty(), "the function wrote no EMF line");
+    let schema = Path::new(MANIFEST_DIR).join("tests/fixtures/emf/schema.json");
+    let mut python = Command::new("python3")
+        .arg("-c")
+        .arg(
+            // AWS's schema is draft-07 (its `$id`s are fragments, which
+            // later drafts forbid).
+            "import json, sys, jsonschema\n\
+             schema = json.load(open(sys.argv[1]))\n\
+             jsonschema.Draft7Validator.check_schema(schema)\n\
+             validator = jsonschema.Draft7Validator(schema)\n\
+             for n, line in enumerate(sys.stdin, 1):\n\
+             \x20   validator.validate(json.loads(line))\n\
+             print('valid', n)",
+        )
+        .arg(&schema)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 with jsonschema (scripts/test installs it in .venv/)");
+    {
+        use std::io::Write as _;
+        let mut stdin = python.stdin.take().unwrap();
+        for line in lines {
+            writeln!(stdin, "{line}").unwrap();
+        }
+    }
+    let out = python.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "an EMF line does not match the schema: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("valid {}", lines.len())
+    );
+    for line in lines {
+        let line: Value = serde_json::from_str(line).unwrap();
+        for directive in line["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
+            assert_eq!(directive["Namespace"], "SessionCA");
+            for set in directive["Dimensions"].as_array().unwrap() {
+                for key in set.as_array().unwrap() {
+                    assert!(line[key.as_str().unwrap()].is_string(), "{key}: {line}");
+                }
+            }
+            let metrics = directive["Metrics"].as_array().unwrap();
+            assert!(metrics.len() <= 100);
+            for metric in metrics {
+                let name = metric["Name"].as_str().unwrap();
+                assert!(line[name].is_number(), "{name}: {line}");
+            }
+        }
+    }
 }

@@ -17,6 +17,7 @@ mod interop;
 mod java;
 mod lambda;
 mod lambda_runtime;
+mod metrics;
 mod mtls_backend;
 mod properties;
 mod readme;

@@ -78,6 +78,7 @@ async fn ssm_state(
         config: Arc::new(config),
         cas,
         clock,
+        metrics: Default::default(),
     })
 }
 
@@ -309,7 +310,9 @@ async fn rotation_is_picked_up_without_a_failed_request() {
     let state = ssm_state(&moto.settings(), "/rotating", "1s", OnLoadFailure::Fail)
         .await
         .unwrap();
-    let refresh = state.cas.spawn_refresh(state.clock.clone());
+    let refresh = state
+        .cas
+        .spawn_refresh(state.clock.clone(), session_ca::Metrics::Off);
     let old_chain = old.chain_pem.clone().unwrap();
     let new_chain = new.chain_pem.clone().unwrap();
 
@@ -536,6 +539,7 @@ async fn lambda_state(settings: &session_ca::SsmSettings, prefix: &str) -> AppSt
         config: Arc::new(config),
         cas,
         clock,
+        metrics: Default::default(),
     }
 }
 
@@ -959,7 +963,9 @@ async fn throttling_beyond_the_retry_budget_keeps_the_last_good_ca_or_answers_50
     assert_unavailable(&cold).await;
 
     // The storm passes: the refresh task (every second here) loads the CA.
-    let refresh = cold.cas.spawn_refresh(cold.clock.clone());
+    let refresh = cold
+        .cas
+        .spawn_refresh(cold.clock.clone(), session_ca::Metrics::Off);
     proxy.set(Fault::None);
     let deadline = Instant::now() + Duration::from_secs(10);
     while get(&cold, "/healthz").await.status != StatusCode::OK {
@@ -1001,7 +1007,9 @@ async fn corrupt_parameters_after_a_rotation_are_logged_and_the_last_good_ca_kee
     let state = ssm_state(&moto.settings(), "/corrupt", "1s", OnLoadFailure::Fail)
         .await
         .unwrap();
-    let refresh = state.cas.spawn_refresh(state.clock.clone());
+    let refresh = state
+        .cas
+        .spawn_refresh(state.clock.clone(), session_ca::Metrics::Off);
     assert_signing_with(&state, first.chain_pem.as_ref().unwrap()).await;
 
     // A good rotation first.
@@ -1130,7 +1138,10 @@ async fn corrupt_parameters_after_a_rotation_are_logged_and_the_last_good_ca_kee
 
     // The Lambda-mode reload (at the start of a request) logs it too.
     let mark = logs.events().len();
-    state.cas.refresh_due(&state.clock).await;
+    state
+        .cas
+        .refresh_due(&state.clock, &session_ca::Metrics::Off)
+        .await;
     let warned = logs.with_message(mark, "CA reload failed; keeping what is loaded");
     assert_eq!(warned.len(), 1, "{:#?}", logs.events());
     assert_eq!(warned[0]["loaded"], true);
@@ -1196,7 +1207,9 @@ async fn rotation_under_load_2000_requests_at_concurrency_16_without_a_failure()
     let state = ssm_state(&moto.settings(), "/busy", "1s", OnLoadFailure::Fail)
         .await
         .unwrap();
-    let refresh = state.cas.spawn_refresh(state.clock.clone());
+    let refresh = state
+        .cas
+        .spawn_refresh(state.clock.clone(), session_ca::Metrics::Off);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/certificates", listener.local_addr().unwrap());
     let server = {

@@ -178,6 +178,7 @@ pub async fn state_from_toml(text: &str, load_at: OffsetDateTime, now: OffsetDat
         config: Arc::new(config),
         cas,
         clock: Arc::new(FixedClock::new(now)),
+        metrics: Default::default(),
     }
 }
 
