@@ -13,7 +13,10 @@ use session_ca::crypto::rand::SystemRandom;
 use session_ca::crypto::signature::{self, EcdsaKeyPair, Ed25519KeyPair};
 use session_ca::Caller;
 use session_ca::IssueRequest;
-use session_ca::{app, issue, AppState, CaStore, FixedClock, KeyType, SharedClock, SystemClock};
+use session_ca::{
+    app, issue, AppState, CaStore, Emf, FixedClock, KeyType, Metrics, PrometheusRegistry,
+    SharedClock, SystemClock,
+};
 use session_ca::{create_ca, InitOptions};
 use session_ca::{Config, ConfigOrigin, DEFAULT_CONFIG};
 use tower::ServiceExt;
@@ -192,34 +195,53 @@ fn issuance_modes(c: &mut Criterion) {
     group.finish();
 }
 
+/// The whole router for one P-256 issuance, with metrics off, with the
+/// Prometheus registry of `serve`, and with Lambda's EMF lines (written to
+/// a sink here), interleaved in one run so their ratio is comparable.
 fn router(c: &mut Criterion) {
     let (_dir, state) = setup();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let router = app(state);
     let body = r#"{"session_id":"92fea10a-0905-40cc-aca1-54ee52e89c71","transaction_id":"tx-1","claims":{"agent":"bench"}}"#;
-    c.bench_function("router/post_certificates_p256", |b| {
-        b.iter(|| {
-            runtime.block_on(async {
-                let response = router
-                    .clone()
-                    .oneshot(
-                        Request::post("/v1/certificates")
-                            .header(header::CONTENT_TYPE, "application/json")
-                            .body(Body::from(body))
-                            .unwrap(),
-                    )
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 201);
-                axum::body::to_bytes(response.into_body(), 1 << 20)
-                    .await
-                    .unwrap()
+    let variants = [
+        ("router/post_certificates_p256", Metrics::Off),
+        (
+            "router/post_certificates_p256+prometheus",
+            Metrics::Prometheus(Arc::new(PrometheusRegistry::new())),
+        ),
+        (
+            "router/post_certificates_p256+emf",
+            Metrics::Emf(Arc::new(Emf::to_writer("Bench", Box::new(std::io::sink())))),
+        ),
+    ];
+    for (name, metrics) in variants {
+        let router = app(AppState {
+            metrics,
+            ..state.clone()
+        });
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let response = router
+                        .clone()
+                        .oneshot(
+                            Request::post("/v1/certificates")
+                                .header(header::CONTENT_TYPE, "application/json")
+                                .body(Body::from(body))
+                                .unwrap(),
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 201);
+                    axum::body::to_bytes(response.into_body(), 1 << 20)
+                        .await
+                        .unwrap()
+                })
             })
-        })
-    });
+        });
+    }
 }
 
 criterion_group!(benches, crypto_floor, issuance, issuance_modes, router);
