@@ -52,7 +52,7 @@ fn setup() -> (tempfile::TempDir, AppState) {
         .unwrap();
     let cas = runtime
         .block_on(CaStore::load(
-            &config,
+            &config.cas,
             &clock,
             &Default::default(),
             session_ca::OnLoadFailure::Fail,

@@ -49,11 +49,11 @@ pub use ca::ssm::{
     MAX_ATTEMPTS as SSM_MAX_ATTEMPTS, OPERATION_TIMEOUT as SSM_OPERATION_TIMEOUT,
 };
 pub use ca::{
-    expiring_cas, BoxFuture, CaError, CaKey, CaMaterial, CaSource, CaStore, ExpiringCa,
+    BoxFuture, CaConfig, CaError, CaKey, CaMaterial, CaSource, CaSourceSpec, CaStore,
     OnLoadFailure, SigningCa, ON_REQUEST_REFRESH_TIMEOUT,
 };
 pub use config::{
-    lambda_default_config, CaConfig, CaSourceSpec, Config, ConfigError, ConfigOrigin, EnvSource,
+    expiring_cas, lambda_default_config, Config, ConfigError, ConfigOrigin, EnvSource, ExpiringCa,
     MetricsConfig, ProcessEnv, ServerConfig, DEFAULT_CONFIG, ENV_CONFIG_FILE, ENV_PREFIX,
     MAX_JSON_DEPTH_CAP,
 };

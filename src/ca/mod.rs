@@ -8,13 +8,15 @@
 pub mod file;
 pub mod init;
 mod signing;
+mod spec;
 pub mod ssm;
 mod store;
 #[cfg(test)]
 mod tests;
 
 pub use signing::{CaKey, SigningCa};
-pub use store::{expiring_cas, CaStore, ExpiringCa, OnLoadFailure, ON_REQUEST_REFRESH_TIMEOUT};
+pub use spec::{CaConfig, CaSourceSpec};
+pub use store::{CaStore, OnLoadFailure, ON_REQUEST_REFRESH_TIMEOUT};
 
 use std::fmt;
 use std::future::Future;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 
 use super::{file, ssm, CaError, CaSource, SigningCa};
-use crate::config::{CaSourceSpec, Config};
+use super::{CaConfig, CaSourceSpec};
 use crate::metrics::Metrics;
 use crate::SharedClock;
 
@@ -58,40 +58,6 @@ const RETRY_LOADED: Duration = Duration::from_secs(30);
 /// Longest a request waits for an on-request reload before using what it has.
 pub const ON_REQUEST_REFRESH_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A loaded CA that expires sooner than a profile it signs for may ask.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExpiringCa {
-    /// The CA's configured name.
-    pub name: String,
-    /// Its certificate's (or chain's) `notAfter`.
-    pub not_after: time::OffsetDateTime,
-    /// The longest `max_ttl` among the profiles it signs for.
-    pub max_ttl: Duration,
-}
-
-/// The loaded CAs that expire within the longest `max_ttl` of their
-/// profiles at `now`: their certificates are being shortened to the CA's
-/// expiry, and it is time to rotate them.
-pub fn expiring_cas(config: &Config, cas: &CaStore, now: time::OffsetDateTime) -> Vec<ExpiringCa> {
-    cas.all()
-        .into_iter()
-        .filter_map(|(name, ca)| {
-            let ca = ca?;
-            let max_ttl = config
-                .profiles
-                .values()
-                .filter(|p| p.ca == name)
-                .map(|p| p.max_ttl)
-                .max()?;
-            (ca.not_after < now + max_ttl).then(|| ExpiringCa {
-                name,
-                not_after: ca.not_after,
-                max_ttl,
-            })
-        })
-        .collect()
-}
-
 /// Every configured CA, each swappable atomically on refresh.
 #[derive(Debug, Clone, Default)]
 pub struct CaStore {
@@ -102,14 +68,14 @@ impl CaStore {
     /// Builds the source for each configured CA (one SSM client for all
     /// Parameter Store CAs) and loads each once.
     pub async fn load(
-        config: &Config,
+        cas: &BTreeMap<String, CaConfig>,
         clock: &SharedClock,
         ssm_settings: &ssm::SsmSettings,
         on_failure: OnLoadFailure,
     ) -> Result<CaStore, CaError> {
         let mut ssm_client = None;
         let mut sources = Vec::new();
-        for (name, ca) in &config.cas {
+        for (name, ca) in cas {
             let source: Arc<dyn CaSource> = match &ca.source {
                 CaSourceSpec::File(dir) => Arc::new(file::FileCaSource::new(dir.clone())),
                 CaSourceSpec::Ssm(prefix) => {

@@ -28,7 +28,7 @@ pub(super) async fn run() -> Result<()> {
     tracing::debug!("configuration loaded");
     let clock: SharedClock = Arc::new(SystemClock);
     let cas = CaStore::load(
-        &config,
+        &config.cas,
         &clock,
         &SsmSettings::default(),
         OnLoadFailure::ServeUnavailable,

@@ -58,7 +58,7 @@ pub(super) async fn serve(args: ServeArgs) -> Result<()> {
     }
 
     let cas = CaStore::load(
-        &config,
+        &config.cas,
         &clock,
         &SsmSettings::default(),
         OnLoadFailure::Fail,

@@ -16,6 +16,8 @@ use std::time::Duration;
 use session_ca_verify::{ObjectId, StandardClaim};
 
 use crate::auth::{Auth, AuthMode};
+use crate::ca::CaStore;
+pub use crate::ca::{CaConfig, CaSourceSpec};
 use crate::profile::Profile;
 
 mod settings;
@@ -154,25 +156,38 @@ pub struct MetricsConfig {
     pub namespace: String,
 }
 
-/// Where a CA's key and certificates come from.
+/// A loaded CA that expires sooner than a profile it signs for may ask.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CaSourceSpec {
-    /// A directory holding `ca-key.pem`, `ca-cert.pem` and optionally `chain.pem`.
-    File(PathBuf),
-    /// AWS Systems Manager Parameter Store: `PREFIX/key` (SecureString),
-    /// `PREFIX/cert` and `PREFIX/chain`.
-    Ssm(String),
+pub struct ExpiringCa {
+    /// The CA's configured name.
+    pub name: String,
+    /// Its certificate's (or chain's) `notAfter`.
+    pub not_after: time::OffsetDateTime,
+    /// The longest `max_ttl` among the profiles it signs for.
+    pub max_ttl: Duration,
 }
 
-/// A configured CA.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaConfig {
-    /// Its name, referred to by profiles.
-    pub name: String,
-    /// Where its material comes from.
-    pub source: CaSourceSpec,
-    /// How often the material is reloaded.
-    pub refresh: Duration,
+/// The loaded CAs that expire within the longest `max_ttl` of their
+/// profiles at `now`: their certificates are being shortened to the CA's
+/// expiry, and it is time to rotate them.
+pub fn expiring_cas(config: &Config, cas: &CaStore, now: time::OffsetDateTime) -> Vec<ExpiringCa> {
+    cas.all()
+        .into_iter()
+        .filter_map(|(name, ca)| {
+            let ca = ca?;
+            let max_ttl = config
+                .profiles
+                .values()
+                .filter(|p| p.ca == name)
+                .map(|p| p.max_ttl)
+                .max()?;
+            (ca.not_after < now + max_ttl).then(|| ExpiringCa {
+                name,
+                not_after: ca.not_after,
+                max_ttl,
+            })
+        })
+        .collect()
 }
 
 /// The validated configuration.

@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -257,40 +256,8 @@ impl RawConfig {
                     "CA names are 1-64 characters of A-Z, a-z, 0-9, '_' and '-'".into(),
                 ));
             }
-            let source = match raw.source.split_once(':') {
-                Some(("file", dir)) if !dir.is_empty() => CaSourceSpec::File(PathBuf::from(dir)),
-                Some(("ssm", prefix)) => {
-                    let valid = prefix.len() > 1
-                        && prefix.len() <= 1000
-                        && prefix.starts_with('/')
-                        && !prefix.ends_with('/')
-                        && !prefix.contains("//")
-                        && prefix
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b));
-                    if !valid {
-                        return Err(invalid(
-                            field("source"),
-                            format!(
-                                "invalid Parameter Store prefix {prefix:?}; write e.g. \
-                                 \"ssm:/session-ca/prod\" (a path of letters, digits, '_', '.', \
-                                 '-' and '/', starting with '/', no trailing '/')"
-                            ),
-                        ));
-                    }
-                    CaSourceSpec::Ssm(prefix.to_owned())
-                }
-                _ => {
-                    return Err(invalid(
-                        field("source"),
-                        format!(
-                            "unsupported CA source {:?}; write \"file:DIR\" (a directory made by \
-                             `session-ca init`) or \"ssm:/PREFIX\" (Parameter Store)",
-                            raw.source
-                        ),
-                    ))
-                }
-            };
+            let source = CaSourceSpec::parse(&raw.source)
+                .map_err(|message| invalid(field("source"), message))?;
             let refresh = raw.refresh.map_or(Duration::from_secs(300), |d| d.0);
             if refresh < Duration::from_secs(1) {
                 return Err(invalid(field("refresh"), "must be at least 1s".into()));

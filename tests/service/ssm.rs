@@ -73,7 +73,7 @@ async fn ssm_state(
     )
     .unwrap();
     let clock: SharedClock = Arc::new(SystemClock);
-    let cas = CaStore::load(&config, &clock, moto_settings, on_failure).await?;
+    let cas = CaStore::load(&config.cas, &clock, moto_settings, on_failure).await?;
     Ok(AppState {
         config: Arc::new(config),
         cas,
@@ -532,9 +532,14 @@ fn lambda_config(prefix: &str) -> Config {
 async fn lambda_state(settings: &session_ca::SsmSettings, prefix: &str) -> AppState {
     let config = lambda_config(prefix);
     let clock: SharedClock = Arc::new(SystemClock);
-    let cas = CaStore::load(&config, &clock, settings, OnLoadFailure::ServeUnavailable)
-        .await
-        .unwrap();
+    let cas = CaStore::load(
+        &config.cas,
+        &clock,
+        settings,
+        OnLoadFailure::ServeUnavailable,
+    )
+    .await
+    .unwrap();
     AppState {
         config: Arc::new(config),
         cas,

@@ -167,7 +167,7 @@ pub async fn state_from_toml(text: &str, load_at: OffsetDateTime, now: OffsetDat
     .expect("test config");
     let load_clock: SharedClock = Arc::new(FixedClock::new(load_at));
     let cas = CaStore::load(
-        &config,
+        &config.cas,
         &load_clock,
         &Default::default(),
         session_ca::OnLoadFailure::Fail,
