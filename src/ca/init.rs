@@ -86,12 +86,16 @@ pub fn parse_subject(text: &str) -> Result<Vec<(DnType, String)>, CaError> {
                 "C must be a two-letter upper-case code such as NL".into()
             ));
         }
+        // rcgen keeps one value per attribute type; a second would silently
+        // replace the first.
+        if out.iter().any(|(t, _)| *t == ty) {
+            return Err(bad(format!("{key} is given twice")));
+        }
         out.push((ty, value.to_owned()));
     }
     if !out.iter().any(|(t, _)| *t == DnType::CommonName) {
         return Err(bad("a CN is required".into()));
     }
-    // A stable sort: repeated attributes (two OUs) keep their order.
     out.sort_by_key(|(ty, _)| rdn_rank(ty));
     Ok(out)
 }
@@ -341,5 +345,7 @@ mod tests {
             };
             assert_eq!(order, expected, "{subject}");
         }
+        let twice = parse_subject("CN=x,OU=A,OU=B").unwrap_err().to_string();
+        assert!(twice.contains("OU is given twice"), "{twice}");
     }
 }

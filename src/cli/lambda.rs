@@ -20,7 +20,7 @@ pub(super) async fn run() -> Result<()> {
             // Answer every event with a 503 naming the setting rather than
             // failing the init, which callers would only see as an opaque 502.
             tracing::error!(error = %e, "invalid configuration; answering every request with 503 not_configured");
-            return lambda_http::run(session_ca::misconfigured(&e.to_string()))
+            return lambda_http::run(session_ca::misconfigured(&e.public_summary()))
                 .await
                 .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"));
         }

@@ -395,6 +395,25 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Res
     Ok(())
 }
 
+impl ConfigError {
+    /// What a service refusing this configuration may tell its callers:
+    /// the setting, never its value, file paths or the origin (those are in
+    /// the log, which the operator reads).
+    pub fn public_summary(&self) -> String {
+        match self {
+            ConfigError::Invalid { field, .. } => {
+                format!("the setting {field} is missing or invalid; the function's log says why")
+            }
+            ConfigError::Read { .. } => {
+                "the configuration file cannot be read; the function's log says why".into()
+            }
+            ConfigError::Syntax { .. } => {
+                "the configuration file is not valid TOML; the function's log says why".into()
+            }
+        }
+    }
+}
+
 /// Errors in the configuration, each naming where it came from and which field.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -302,6 +302,17 @@ fn lambda_mode_needs_the_operators_subject() {
             && err.contains("CertificateSubject"),
         "{err}"
     );
+    // Callers of the refusing function learn the setting, not the values.
+    let public = Config::load_lambda(&lambda_env(&[(
+        "SESSION_CA_PROFILES__DEFAULT__ALLOWED_CALLERS",
+        "not-a-list",
+    )]))
+    .unwrap_err()
+    .public_summary();
+    assert_eq!(
+        public,
+        "the setting profiles.default.allowed_callers is missing or invalid; the function's log says why"
+    );
     // Text, as a CloudFormation parameter passes it; attributes in subject order.
     let c = Config::load_lambda(&lambda_env(&[(
         "SESSION_CA_PROFILES__DEFAULT__SUBJECT",

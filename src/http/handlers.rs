@@ -141,9 +141,9 @@ fn dry_run(
     let mut subject: Vec<String> = plan
         .subject
         .iter()
-        .map(|(attribute, value)| format!("{}={value}", attribute.short_name()))
+        .map(|(attribute, value)| format!("{}={}", attribute.short_name(), rdn_value(value)))
         .collect();
-    subject.push(format!("CN={}", plan.session_id));
+    subject.push(format!("CN={}", rdn_value(&plan.session_id)));
     let claims = plan
         .extensions
         .iter()
@@ -183,6 +183,23 @@ fn dry_run(
         key_type: plan.key.key_type_name(),
     });
     Ok(response)
+}
+
+/// An attribute value escaped as RFC 4514 §2.4 says: `"`, `+`, `,`, `;`,
+/// `<`, `>` and `\` always, `#` and a space at the start, a space at the end.
+fn rdn_value(value: &str) -> String {
+    let last = value.chars().count().saturating_sub(1);
+    let mut out = String::with_capacity(value.len());
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, '"' | '+' | ',' | ';' | '<' | '>' | '\\')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn is_json(headers: &HeaderMap) -> Result<(), AppError> {
@@ -332,5 +349,22 @@ pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
     AppError::MethodNotAllowed {
         method: method.to_string(),
         path: uri.path().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rdn_value;
+
+    #[test]
+    fn rdn_values_are_escaped_as_rfc_4514_says() {
+        assert_eq!(rdn_value("Example Bank"), "Example Bank");
+        assert_eq!(rdn_value("Acme, Inc."), "Acme\\, Inc.");
+        assert_eq!(
+            rdn_value("a+b=c;\"d\"<e>\\"),
+            "a\\+b=c\\;\\\"d\\\"\\<e\\>\\\\"
+        );
+        assert_eq!(rdn_value("#1 "), "\\#1\\ ");
+        assert_eq!(rdn_value(" x#"), "\\ x#");
     }
 }

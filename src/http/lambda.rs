@@ -4,6 +4,29 @@
 use axum::http::{Request, Uri};
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+
+/// What a path may not hold as it is (RFC 3986 §3.3: outside `pchar` and
+/// `/`): a space, `"`, `#`, `<`, `>`, `?`, `` ` ``, `{`, `}`, `|`, `\`, `^`,
+/// controls and non-ASCII. `%` stays: a raw event path is already encoded.
+const NOT_IN_PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'|')
+    .add(b'\\')
+    .add(b'^');
+/// What a decoded path parameter may not hold as it is: the above and `%`
+/// (API Gateway hands path parameters over decoded, so a `%` is a `%`).
+const NOT_IN_DECODED_VALUE: &AsciiSet = &NOT_IN_PATH.add(b'%');
+/// A path parameter that is one segment (`{name}`) may not hold `/` either.
+const NOT_IN_SEGMENT: &AsciiSet = &NOT_IN_DECODED_VALUE.add(b'/');
 
 use super::{app, AppState};
 
@@ -61,6 +84,10 @@ pub fn route_on_event_path<B>(mut request: Request<B>) -> Request<B> {
     let Some(path) = event_path(&request) else {
         return request;
     };
+    // Whatever the event held, the route is a valid path: encoded back
+    // where API Gateway decoded it, so `%3F` stays in the path and never
+    // becomes a query, and `%23` never cuts it short.
+    let path = utf8_percent_encode(&path, NOT_IN_PATH).to_string();
     let path_and_query = match request.uri().query() {
         Some(q) => format!("{path}?{q}"),
         None => path,
@@ -127,8 +154,14 @@ fn fill_template(
         path.push('/');
         match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
             Some(name) => {
-                let name = name.strip_suffix('+').unwrap_or(name);
-                path.push_str(parameters?.first(name)?);
+                // `{proxy+}` takes the rest of the path, `/` included;
+                // `{name}` is one segment.
+                let (name, set) = match name.strip_suffix('+') {
+                    Some(greedy) => (greedy, NOT_IN_DECODED_VALUE),
+                    None => (name, NOT_IN_SEGMENT),
+                };
+                let value = parameters?.first(name)?;
+                path.extend(utf8_percent_encode(value, set));
             }
             None => path.push_str(segment),
         }

@@ -89,6 +89,8 @@ pub(crate) async fn observe(
     log_server_fault(&response);
     if issuing {
         audit_issuance(&response, &trail, &id, started, &metrics);
+    } else {
+        metrics.flush();
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);

@@ -118,6 +118,14 @@ impl Emf {
         self.finish(line, &self.checked, OffsetDateTime::now_utc());
     }
 
+    pub(super) fn flush(&self) {
+        if self.pending_reloads.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        // `finish` adds the reload counts and their directive.
+        self.finish(b"{".to_vec(), "", OffsetDateTime::now_utc());
+    }
+
     pub(super) fn ca_reloaded(&self, ok: bool) {
         self.pending_reloads.fetch_add(1, Ordering::Relaxed);
         if !ok {
@@ -131,10 +139,15 @@ impl Emf {
     fn finish(&self, mut line: Vec<u8>, directives: &str, at: OffsetDateTime) {
         let reloads = self.pending_reloads.swap(0, Ordering::Relaxed);
         let failures = self.pending_reload_failures.swap(0, Ordering::Relaxed);
+        if directives.is_empty() && reloads == 0 {
+            return; // a flush that another thread's line has already emptied
+        }
         if reloads > 0 {
+            // A line of reload counts alone starts with `{`.
+            let separator = if line.len() > 1 { "," } else { "" };
             let _ = write!(
                 line,
-                ",\"CaReloads\":{reloads},\"CaReloadFailures\":{failures}"
+                "{separator}\"CaReloads\":{reloads},\"CaReloadFailures\":{failures}"
             );
         }
         let millis = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
@@ -143,7 +156,9 @@ impl Emf {
             ",\"_aws\":{{\"Timestamp\":{millis},\"CloudWatchMetrics\":[{directives}"
         );
         if reloads > 0 {
-            line.push(b',');
+            if !directives.is_empty() {
+                line.push(b',');
+            }
             line.extend_from_slice(self.reloads.as_bytes());
         }
         line.extend_from_slice(b"]}}\n");
@@ -223,8 +238,11 @@ mod tests {
         });
         emf.refused("caller_not_allowed");
         emf.checked("default");
+        emf.flush(); // nothing pending: no line
+        emf.ca_reloaded(true);
+        emf.flush();
         let lines = lines(&capture);
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 4);
         for line in &lines {
             check_references(line);
             assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Test");
@@ -244,5 +262,7 @@ mod tests {
         assert_eq!(lines[1]["ErrorCode"], "caller_not_allowed");
         assert!(lines[1].get("CaReloads").is_none(), "reported once");
         assert_eq!(lines[2]["DryRuns"], 1);
+        assert_eq!(lines[3]["CaReloads"], 1, "a reload-only line");
+        assert_eq!(lines[3]["CaReloadFailures"], 0);
     }
 }

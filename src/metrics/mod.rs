@@ -80,6 +80,15 @@ impl Metrics {
         }
     }
 
+    /// Writes what is pending (Lambda: CA reload counts not yet on a line)
+    /// at the end of a request that made no issuance decision, so it is not
+    /// lost when the execution environment goes. One line at most.
+    pub fn flush(&self) {
+        if let Metrics::Emf(emf) = self {
+            emf.flush();
+        }
+    }
+
     /// Counts a reload of CA `ca` (a background refresh in `serve`, an
     /// on-request one in Lambda) and whether it succeeded.
     pub fn ca_reloaded(&self, ca: &str, ok: bool) {

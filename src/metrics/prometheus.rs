@@ -29,6 +29,9 @@ pub struct Registry {
     latency: HistogramVec,
     ca_expiry: IntGaugeVec,
     ca_reloads: IntCounterVec,
+    /// One exposition at a time: the CA gauges are reset and set for each,
+    /// and two scrapes at once must not see each other's half.
+    exposing: std::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -94,6 +97,7 @@ impl Registry {
             latency,
             ca_expiry,
             ca_reloads,
+            exposing: std::sync::Mutex::new(()),
         }
     }
 
@@ -127,6 +131,7 @@ impl Registry {
         cas: &[(String, Option<OffsetDateTime>)],
         now: OffsetDateTime,
     ) -> Vec<u8> {
+        let _one_at_a_time = self.exposing.lock().unwrap_or_else(|e| e.into_inner());
         self.ca_expiry.reset();
         for (name, not_after) in cas {
             if let Some(not_after) = not_after {

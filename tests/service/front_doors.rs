@@ -253,3 +253,59 @@ async fn pem_goes_out_as_text_and_pkcs12_as_binary() {
         "a PKCS#12 trust store stays binary"
     );
 }
+
+#[tokio::test]
+async fn decoded_path_parameters_stay_in_the_path_and_queries_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = iam_state(dir.path()).await;
+    // API Gateway hands path parameters over decoded: `%3F`, `%23` and `%20`
+    // in the URL are `?`, `#` and ` ` in the event. They must stay in the
+    // path (never become a query, cut it short, or fail to parse).
+    for (proxy, shown) in [
+        ("v1/ca?format=pkcs12", "/v1/ca%3Fformat=pkcs12"),
+        ("v1/ca#frag", "/v1/ca%23frag"),
+        ("v1/a b", "/v1/a%20b"),
+        ("v1/100%", "/v1/100%25"),
+    ] {
+        let mut event: Value =
+            serde_json::from_str(&rest_event("prod", Door::ExecuteApi, "GET", "/v1/ca", None))
+                .unwrap();
+        event["pathParameters"] = json!({ "proxy": proxy });
+        event["path"] = json!(format!("/{proxy}"));
+        let (status, body) = status_and_text(call(&state, &event.to_string()).await).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{proxy}: {body}");
+        assert!(
+            body.contains(&format!("no route GET {shown}")),
+            "{proxy}: {body}"
+        );
+    }
+    // The event's query string is the request's (a dry run through each API).
+    let mut rest: Value = serde_json::from_str(&rest_event(
+        "v1",
+        Door::ExecuteApi,
+        "POST",
+        "/v1/certificates",
+        Some(ISSUE),
+    ))
+    .unwrap();
+    rest["queryStringParameters"] = json!({ "dry_run": "true" });
+    rest["multiValueQueryStringParameters"] = json!({ "dry_run": ["true"] });
+    let mut http: Value = serde_json::from_str(&http_event(
+        "v1",
+        Door::CustomDomain {
+            base_path: "signer",
+        },
+        true,
+        "POST",
+        "/v1/certificates",
+        Some(ISSUE),
+    ))
+    .unwrap();
+    http["rawQueryString"] = json!("dry_run=true");
+    for event in [rest, http] {
+        let (status, body) = status_and_text(call(&state, &event.to_string()).await).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let plan: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(plan["dry_run"], true);
+    }
+}

@@ -254,3 +254,71 @@ fn promtool_accepts_it_and_prometheus_scrapes_it() {
         "ttl_too_short"
     );
 }
+
+/// `serve` with `server.metrics_listen`: the addresses its log says it
+/// listens on, main first, then metrics.
+fn serve_with_metrics_listener(dir: &std::path::Path) -> (Guard, u16, u16) {
+    use std::io::BufRead as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_session-ca"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SESSION_CA_LOG_FORMAT", "json")
+        .env("SESSION_CA_SERVER__METRICS_LISTEN", "127.0.0.1:0")
+        .env_remove("SESSION_CA_CONFIG")
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let server = Guard(child);
+    let (found, ports) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let event: Value = serde_json::from_str(&line).unwrap_or_default();
+            let message = event["message"].as_str().unwrap_or_default().to_owned();
+            if message == "session-ca listening" || message == "session-ca metrics listening" {
+                let port = event["address"]
+                    .as_str()
+                    .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+                    .map(|a| a.port());
+                let _ = found.send((message, port));
+            }
+        }
+    });
+    let mut main = None;
+    let mut metrics = None;
+    while main.is_none() || metrics.is_none() {
+        let (message, port) = ports
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve logged its listeners");
+        if message == "session-ca listening" {
+            main = port;
+        } else {
+            metrics = port;
+        }
+    }
+    (server, main.unwrap(), metrics.unwrap())
+}
+
+#[test]
+fn serve_exposes_metrics_on_their_own_listener_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, port, metrics_port) = serve_with_metrics_listener(dir.path());
+    assert_eq!(post(port, r#"{"transaction_id":"tx-own"}"#), 201);
+    let text = http_get(metrics_port, "/metrics");
+    assert_eq!(
+        sample(
+            &text,
+            r#"session_ca_certificates_issued_total{ca="default",key_type="ecdsa-p256",profile="default"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    let main = http_get(port, "/metrics");
+    assert!(main.contains(r#""code":"not_found""#), "{main}");
+    let other = http_get(metrics_port, "/v1/ca");
+    assert!(other.contains(r#""code":"not_found""#), "{other}");
+}

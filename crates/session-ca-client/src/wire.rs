@@ -263,8 +263,10 @@ pub struct IssuePlan {
     pub profile: String,
     /// The CA that would sign.
     pub ca: String,
-    /// The certificate's subject, RFC 4514 text in encoding order
-    /// (`C=NL, O=Example Bank, CN=<session id>`).
+    /// The certificate's subject in encoding order, C first and the CN
+    /// last (`C=NL, O=Example Bank, CN=<session id>`, as openssl's and
+    /// x509-parser's default output; RFC 4514 strings list the RDNs the
+    /// other way round), values escaped as RFC 4514 §2.4 says.
     pub subject: String,
     /// The session id (the subject CN; generated when the request had none).
     pub session_id: String,
