@@ -8,37 +8,14 @@
 use axum::http::StatusCode;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use session_ca::{lambda_app, AppState, KeyType};
+use session_ca::{lambda_app, AppState};
 use tower::ServiceExt;
 
-use crate::common::{make_ca, state_from_toml, t0, SESSION_ID};
+use crate::common::{iam_state, SESSION_ID};
 
 const CALLER: &str = "arn:aws:sts::123456789012:assumed-role/payments-api/session-1";
 const EXECUTE_API: &str = "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com";
 const CUSTOM_DOMAIN: &str = "signer.example.com";
-
-async fn iam_state(dir: &std::path::Path) -> AppState {
-    let ca_dir = dir.join("signer-key");
-    make_ca(
-        &ca_dir,
-        KeyType::EcdsaP256,
-        false,
-        t0() - ::time::Duration::days(1),
-        30,
-    );
-    let text = format!(
-        r#"
-[server]
-auth = "iam"
-[cas.default]
-source = "file:{}"
-[profiles.default]
-allowed_callers = ["arn:aws:sts::123456789012:assumed-role/payments-*/*"]
-"#,
-        ca_dir.display()
-    );
-    state_from_toml(&text, t0(), t0()).await
-}
 
 fn aws_event(name: &str) -> Value {
     let path = format!(

@@ -11,37 +11,11 @@ use lambda_http::RequestExt;
 use serde_json::{json, Value};
 use session_ca::lambda_app;
 use session_ca::verify_client_certificate;
-use session_ca::{AppState, KeyType};
+use session_ca::AppState;
 use tower::ServiceExt;
 use x509_parser::prelude::*;
 
 const PAYMENTS_1: &str = "arn:aws:sts::123456789012:assumed-role/payments-api/session-1";
-
-async fn iam_state(dir: &std::path::Path) -> AppState {
-    let ca_dir = dir.join("signer-key");
-    make_ca(
-        &ca_dir,
-        KeyType::EcdsaP256,
-        true,
-        t0() - ::time::Duration::days(1),
-        30,
-    );
-    let text = format!(
-        r#"
-[server]
-auth = "iam"
-[cas.default]
-source = "file:{}"
-[profiles.default]
-uri_san = "urn:uuid:{{session_id}}"
-allowed_callers = ["arn:aws:sts::123456789012:assumed-role/payments-*/*"]
-[profiles.default.claims]
-agent = {{ oid = "1.3.6.1.4.1.32473.1.100", type = "string", max_len = 256 }}
-"#,
-        ca_dir.display()
-    );
-    state_from_toml(&text, t0(), t0()).await
-}
 
 fn fixture(name: &str) -> lambda_http::Request {
     let path = format!(

@@ -79,34 +79,6 @@ impl Issued {
     }
 }
 
-/// Signer state with auth `iam`, an intermediate CA and the agent/geo claims.
-async fn iam_state(dir: &std::path::Path) -> AppState {
-    let ca_dir = dir.join("signer-key");
-    make_ca(
-        &ca_dir,
-        KeyType::EcdsaP256,
-        true,
-        t0() - Duration::days(1),
-        30,
-    );
-    let text = format!(
-        r#"
-[server]
-auth = "iam"
-[cas.default]
-source = "file:{}"
-[profiles.default]
-uri_san = "urn:uuid:{{session_id}}"
-allowed_callers = ["arn:aws:sts::123456789012:assumed-role/payments-*/*"]
-[profiles.default.claims]
-agent = {{ oid = "{AGENT_OID}", type = "string", max_len = 256 }}
-geo   = {{ oid = "{GEO_OID}", type = "json",   max_len = 256 }}
-"#,
-        ca_dir.display()
-    );
-    state_from_toml(&text, t0(), t0()).await
-}
-
 /// Issues through the Lambda path with an IAM principal, so the
 /// certificate carries a requester and a request id.
 async fn issue_as_principal(state: &AppState, body: &Value) -> Issued {

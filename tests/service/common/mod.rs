@@ -304,3 +304,34 @@ pub fn csr_asking_for_a_ca(alg: &'static rcgen::SignatureAlgorithm) -> (String, 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Signer state with auth `iam` (callers matching
+/// `arn:aws:sts::123456789012:assumed-role/payments-*/*`), an intermediate
+/// CA made a day before [`t0`], and the `agent`/`geo` claims, as the Lambda
+/// tests use it.
+pub async fn iam_state(dir: &Path) -> AppState {
+    let ca_dir = dir.join("signer-key");
+    make_ca(
+        &ca_dir,
+        KeyType::EcdsaP256,
+        true,
+        t0() - time::Duration::days(1),
+        30,
+    );
+    let text = format!(
+        r#"
+[server]
+auth = "iam"
+[cas.default]
+source = "file:{}"
+[profiles.default]
+uri_san = "urn:uuid:{{session_id}}"
+allowed_callers = ["arn:aws:sts::123456789012:assumed-role/payments-*/*"]
+[profiles.default.claims]
+agent = {{ oid = "1.3.6.1.4.1.32473.1.100", type = "string", max_len = 256 }}
+geo   = {{ oid = "1.3.6.1.4.1.32473.1.101", type = "json",   max_len = 256 }}
+"#,
+        ca_dir.display()
+    );
+    state_from_toml(&text, t0(), t0()).await
+}
