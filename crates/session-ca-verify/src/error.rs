@@ -95,6 +95,10 @@ pub enum VerifyError {
     /// Not trusted: the certificate is not for TLS client authentication.
     #[error("the certificate is not a TLS client certificate: {0}")]
     NotClientAuth(String),
+    /// Not trusted: a value a proxy forwarded is not what that proxy sends
+    /// (not URL-encoded PEM, encoded twice, truncated, no certificate).
+    #[error("the forwarded client certificate cannot be read: {0}")]
+    MalformedForwarded(String),
     /// Not trusted: rustls-webpki refused the path for another reason (its error named).
     #[error("the certificate is not trusted: {0}")]
     NotTrusted(String),
@@ -134,7 +138,8 @@ impl VerifyError {
             | VerifyError::Expired { .. }
             | VerifyError::NotYetValid { .. }
             | VerifyError::NotClientAuth(_)
-            | VerifyError::NotTrusted(_) => VerifyErrorKind::NotTrusted,
+            | VerifyError::NotTrusted(_)
+            | VerifyError::MalformedForwarded(_) => VerifyErrorKind::NotTrusted,
             VerifyError::DuplicateClaim { .. } | VerifyError::MalformedClaim { .. } => {
                 VerifyErrorKind::MalformedClaims
             }

@@ -57,6 +57,7 @@ mod error;
 #[cfg(test)]
 mod fixtures;
 mod fmt;
+mod forwarded;
 mod session;
 mod tls;
 mod verifier;
@@ -68,6 +69,7 @@ pub use claims::{
 };
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
 pub use error::{VerifyError, VerifyErrorKind};
+pub use forwarded::Forwarded;
 pub use session::SessionClaims;
 pub use tls::RustlsClientVerifier;
 pub use verifier::{Verifier, DEFAULT_SKEW};
