@@ -56,10 +56,8 @@ fn provider() -> rustls::crypto::CryptoProvider {
 /// that take the default instead of a provider of their own. Calling it
 /// again, or after another part of the program did, changes nothing.
 pub fn install_rustls_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Losing a race to another thread installing the same provider is fine.
-        let _ = provider().install_default();
-    }
+    // The client crate selects the same library through the same features.
+    session_ca_client::install_rustls_provider();
 }
 
 /// The TLS mode of the AWS SDK's HTTPS client on this build's library.

@@ -24,6 +24,13 @@ pub fn x5t_s256(sha256: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha256)
 }
 
+/// Appends `text` as a JSON string, escaped by serde_json (for the lean
+/// writers of audit and EMF lines).
+pub fn json_string(out: &mut Vec<u8>, text: &str) {
+    // Serializing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, text);
+}
+
 /// RFC 3339 text of a time (UTC, whole seconds).
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)

@@ -1,5 +1,7 @@
 //! The lean JSON-lines writer of audit events.
 
+use crate::fmt::json_string;
+
 /// Writes the events of the [`TARGET`] target as JSON lines, the same keys
 /// in the same order as tracing-subscriber's flattened JSON formatter
 /// (`timestamp`, `level`, the event's fields, `target`), one `write` per
@@ -149,12 +151,6 @@ impl tracing::field::Visit for JsonFields<'_> {
         let _ = write!(scratch, "{value:?}");
         json_string(line, scratch);
     }
-}
-
-/// Appends `text` as a JSON string, escaped by serde_json.
-fn json_string(line: &mut Vec<u8>, text: &str) {
-    // Serializing a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(line, text);
 }
 
 #[cfg(test)]

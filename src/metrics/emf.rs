@@ -16,6 +16,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{seconds_left, IssuedSample};
+use crate::fmt::json_string;
 
 /// The default CloudWatch namespace.
 pub const DEFAULT_NAMESPACE: &str = "SessionCA";
@@ -167,12 +168,6 @@ impl Emf {
         let _ = out.write_all(&line);
         let _ = out.flush();
     }
-}
-
-/// Appends `text` as a JSON string, escaped by serde_json.
-fn json_string(line: &mut Vec<u8>, text: &str) {
-    // Serializing a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(line, text);
 }
 
 #[cfg(test)]
