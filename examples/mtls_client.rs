@@ -1,28 +1,47 @@
-//! An mTLS client that gets its certificate from session-ca and never
-//! writes it to disk: the key, certificate and chain go from the signer's
-//! response straight into the TLS client's memory.
+//! A Lambda-shaped mTLS caller: it gets its certificate from session-ca
+//! (signing with its IAM role's credentials, SigV4, when the signer sits
+//! behind a Function URL or API Gateway with IAM auth), holds it across
+//! invocations in a [`CachedCertificate`] that renews at `renew_after`, and
+//! never writes the key anywhere: key, certificate and chain go from the
+//! signer's response straight into the TLS client's memory.
 //!
 //! ```text
 //! cargo run --example mtls_client -- \
 //!     --signer http://127.0.0.1:8080 \
 //!     --backend https://localhost:8443/ --backend-ca backend-ca.pem \
 //!     --transaction-id tx-0001 --claim agent=example
+//! # a signer deployed behind a Function URL, credentials from the environment:
+//! cargo run --example mtls_client -- --aws-sigv4 \
+//!     --signer https://abc.lambda-url.eu-west-1.on.aws ...
 //! ```
 //!
-//! It prints the backend's answer (for `mtls_backend`, the claims it read
-//! from the certificate) and exits non-zero when any step fails.
+//! `--calls N` runs N invocations of the handler in one process, as a warm
+//! execution environment does: the signer is asked once per `renew_after`,
+//! not once per call. It prints the backend's last answer (for
+//! `mtls_backend`, the claims it read from the certificate) and the
+//! number of certificates it was issued, and exits non-zero when any step
+//! fails.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
-use session_ca_client::{CertificateRequest, SignerClient};
+use session_ca_client::sigv4::{AwsService, AwsSigV4};
+use session_ca_client::{CachedCertificate, CertificateRequest, IssueResponse, SignerClient};
+use tokio::sync::Mutex;
 
 #[derive(Debug, Parser)]
 struct Args {
     /// The signer's base URL.
     #[arg(long)]
     signer: String,
+    /// Sign requests to the signer with AWS SigV4 (credentials from the AWS SDK's default chain).
+    #[arg(long)]
+    aws_sigv4: bool,
+    /// The signer endpoint's service for SigV4: lambda (Function URL) or execute-api (API Gateway).
+    #[arg(long, default_value = "lambda")]
+    aws_service: AwsService,
     /// The URL to call with the certificate.
     #[arg(long)]
     backend: String,
@@ -41,6 +60,70 @@ struct Args {
     /// A string claim, NAME=TEXT (repeatable).
     #[arg(long = "claim")]
     claims: Vec<String>,
+    /// How many invocations to run.
+    #[arg(long, default_value_t = 1)]
+    calls: u32,
+}
+
+/// What a Lambda function keeps in its execution environment between
+/// invocations (built once, in `main`, before the runtime loop).
+struct Caller {
+    certificate: CachedCertificate,
+    backend: String,
+    backend_ca: Vec<u8>,
+    /// The TLS client of the certificate it was built for, rebuilt on renewal.
+    http: Mutex<Option<(Arc<IssueResponse>, reqwest::Client)>>,
+}
+
+impl Caller {
+    /// One invocation: call the backend with the session's certificate.
+    async fn handle(&self) -> Result<String, String> {
+        let http = self.http_client().await?;
+        let response = http
+            .get(&self.backend)
+            .send()
+            .await
+            .map_err(|e| format!("calling {}: {}", self.backend, error_chain(&e)))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| e.to_string())?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(format!("the backend answered {status}: {body}"))
+        }
+    }
+
+    /// The TLS client presenting the current certificate.
+    async fn http_client(&self) -> Result<reqwest::Client, String> {
+        let issued = self.certificate.get().await.map_err(|e| e.to_string())?;
+        let mut http = self.http.lock().await;
+        if let Some((built_for, client)) = http.as_ref() {
+            if Arc::ptr_eq(built_for, &issued) {
+                return Ok(client.clone());
+            }
+        }
+        // A TLS 1.3 client presenting certificate, chain and key, from memory.
+        let identity_pem = issued
+            .identity_pem()
+            .ok_or("the signer returned no private key")?;
+        let identity = reqwest::Identity::from_pem(identity_pem.as_bytes())
+            .map_err(|e| format!("the issued key or certificate is unusable: {e}"))?;
+        // reqwest's rustls takes the process default provider: the build's
+        // one crypto library (SignerClient::new has installed it).
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .min_tls_version(reqwest::tls::Version::TLS_1_3)
+            .tls_built_in_root_certs(false)
+            .identity(identity);
+        for root in reqwest::Certificate::from_pem_bundle(&self.backend_ca)
+            .map_err(|e| format!("the backend CA file: {e}"))?
+        {
+            builder = builder.add_root_certificate(root);
+        }
+        let client = builder.build().map_err(|e| e.to_string())?;
+        *http = Some((issued, client.clone()));
+        Ok(client)
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -62,60 +145,49 @@ async fn run(args: Args) -> Result<(), String> {
             .ok_or_else(|| format!("--claim {claim:?}: expected NAME=TEXT"))?;
         claims.insert(name, &serde_json::Value::String(text.to_owned()));
     }
-
-    // 1. A certificate for this session, in memory.
-    let signer = SignerClient::new(&args.signer, None).map_err(|e| e.to_string())?;
-    let issued = signer
-        .issue(&CertificateRequest {
-            profile: args.profile,
-            session_id: args.session_id,
-            transaction_id: args.transaction_id,
-            claims: (!claims.is_empty()).then_some(claims),
-            ..CertificateRequest::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    let key = issued
-        .private_key
-        .as_deref()
-        .ok_or("the signer returned no private key")?;
-
-    // 2. A TLS 1.3 client presenting it: certificate, then the chain so the
-    // backend can build the path to its trust anchor, then the key.
-    let identity_pem = format!("{}{}{}", issued.certificate, issued.ca_chain.concat(), key);
-    let identity = reqwest::Identity::from_pem(identity_pem.as_bytes())
-        .map_err(|e| format!("the issued key or certificate is unusable: {e}"))?;
-    let backend_ca = std::fs::read(&args.backend_ca)
-        .map_err(|e| format!("cannot read {}: {e}", args.backend_ca.display()))?;
-    // reqwest's rustls takes the process default provider: the signer's
-    // build's one crypto library (SignerClient::new has installed it too).
-    session_ca::crypto::install_rustls_provider();
-    let mut http = reqwest::Client::builder()
-        .use_rustls_tls()
-        .min_tls_version(reqwest::tls::Version::TLS_1_3)
-        .tls_built_in_root_certs(false)
-        .identity(identity);
-    for root in reqwest::Certificate::from_pem_bundle(&backend_ca)
-        .map_err(|e| format!("{}: {e}", args.backend_ca.display()))?
-    {
-        http = http.add_root_certificate(root);
+    let mut signer = SignerClient::new(&args.signer, None).map_err(|e| e.to_string())?;
+    if args.aws_sigv4 {
+        let sigv4 = AwsSigV4::from_environment(None, args.aws_service)
+            .await
+            .map_err(|e| e.to_string())?;
+        signer = signer.with_aws_sigv4(sigv4);
     }
-    let http = http.build().map_err(|e| e.to_string())?;
+    let request = CertificateRequest {
+        profile: args.profile,
+        session_id: args.session_id,
+        transaction_id: args.transaction_id,
+        claims: (!claims.is_empty()).then_some(claims),
+        ..CertificateRequest::default()
+    };
+    let caller = Caller {
+        certificate: CachedCertificate::new(signer, request),
+        backend: args.backend,
+        backend_ca: std::fs::read(&args.backend_ca)
+            .map_err(|e| format!("cannot read {}: {e}", args.backend_ca.display()))?,
+        http: Mutex::new(None),
+    };
 
-    // 3. The call.
-    let response = http
-        .get(&args.backend)
-        .send()
-        .await
-        .map_err(|e| format!("calling {}: {}", args.backend, error_chain(&e)))?;
-    let status = response.status();
-    let body = response.text().await.map_err(|e| e.to_string())?;
-    println!("{body}");
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!("the backend answered {status}"))
+    let mut serials = std::collections::BTreeSet::new();
+    let mut answer = String::new();
+    for _ in 0..args.calls {
+        answer = caller.handle().await?;
+        serials.insert(
+            caller
+                .certificate
+                .get()
+                .await
+                .map_err(|e| e.to_string())?
+                .serial
+                .clone(),
+        );
     }
+    println!("{answer}");
+    eprintln!(
+        "mtls_client: {} call(s) with {} certificate(s)",
+        args.calls,
+        serials.len()
+    );
+    Ok(())
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

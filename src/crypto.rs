@@ -60,18 +60,6 @@ pub fn install_rustls_provider() {
     session_ca_client::install_rustls_provider();
 }
 
-/// The TLS mode of the AWS SDK's HTTPS client on this build's library.
-pub(crate) fn smithy_crypto_mode() -> aws_smithy_http_client::tls::rustls_provider::CryptoMode {
-    use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
-    #[cfg(feature = "fips")]
-    let mode = CryptoMode::AwsLcFips;
-    #[cfg(all(feature = "aws-lc", not(feature = "fips")))]
-    let mode = CryptoMode::AwsLc;
-    #[cfg(all(feature = "ring", not(feature = "aws-lc")))]
-    let mode = CryptoMode::Ring;
-    mode
-}
-
 /// Checks, before any key is touched, that the build's crypto library is
 /// what it claims to be: on `fips` builds, that AWS-LC runs as the FIPS
 /// module (its power-on self-tests passed, or the process would have been

@@ -13,7 +13,6 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ssm::error::DisplayErrorContext;
 use aws_sdk_ssm::types::{Parameter, ParameterType};
 use aws_sdk_ssm::Client;
-use aws_smithy_http_client::tls;
 
 use super::{BoxFuture, CaError, CaMaterial, CaSource};
 use crate::keys::SecretPem;
@@ -55,11 +54,8 @@ impl std::fmt::Debug for SsmSettings {
 
 /// Builds an SSM client with explicit timeouts and retries, on rustls and the build's crypto library.
 pub async fn client(settings: &SsmSettings) -> Client {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(crate::crypto::smithy_crypto_mode()))
-        .build_https();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
+        .http_client(session_ca_client::sigv4::https_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)

@@ -62,7 +62,7 @@ enum Command {
     PublishSsm(PublishArgs),
     /// Ask a signer for a certificate and write cert.pem, key.pem and
     /// chain.pem (or a PKCS#12 file).
-    Request(RequestArgs),
+    Request(Box<RequestArgs>),
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -94,6 +94,6 @@ pub fn main() -> Result<()> {
         Command::Init(args) => init(args),
         Command::Inspect(args) => inspect_command(args),
         Command::PublishSsm(args) => runtime()?.block_on(publish_ssm(args)),
-        Command::Request(args) => runtime()?.block_on(request(args)),
+        Command::Request(args) => runtime()?.block_on(request(*args)),
     }
 }

@@ -51,6 +51,20 @@ pub(super) struct RequestArgs {
     /// Read the HMAC secret from this file (default: the environment variable SESSION_CA_HMAC_SECRET).
     #[arg(long, value_name = "FILE", requires = "hmac_key_id")]
     hmac_secret_file: Option<PathBuf>,
+    /// Sign the request with AWS SigV4 (a signer behind a Function URL or API Gateway with IAM auth), with credentials from the AWS SDK's default chain (environment, ~/.aws profile, web identity, ECS or EC2 metadata).
+    #[arg(long, conflicts_with = "hmac_key_id")]
+    aws_sigv4: bool,
+    /// The region of the signer's endpoint for SigV4 (default: AWS_REGION or the profile's region).
+    #[arg(long, value_name = "REGION", requires = "aws_sigv4")]
+    aws_region: Option<String>,
+    /// The service of the signer's endpoint for SigV4: lambda (a Function URL) or execute-api (API Gateway).
+    #[arg(
+        long,
+        value_name = "SERVICE",
+        default_value = "lambda",
+        requires = "aws_sigv4"
+    )]
+    aws_service: session_ca_client::sigv4::AwsService,
 }
 
 /// `NAME=TEXT` (a string claim) or `NAME:=JSON` (any JSON value).
@@ -107,6 +121,12 @@ pub(super) async fn request(args: RequestArgs) -> Result<()> {
         let secret =
             session_ca_client::hmac::Secret::new(session_ca_client::hmac::trim_line_end(&secret))?;
         signer = signer.with_hmac(key_id, secret);
+    }
+    if args.aws_sigv4 {
+        let sigv4 =
+            session_ca_client::sigv4::AwsSigV4::from_environment(args.aws_region, args.aws_service)
+                .await?;
+        signer = signer.with_aws_sigv4(sigv4);
     }
     let issued = signer
         .issue(&CertificateRequest {

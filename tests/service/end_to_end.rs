@@ -100,6 +100,8 @@ fn signer_backend_and_clients_in_one_run() {
             "tx-e2e-0001",
             "--claim",
             "agent=mtls_client example",
+            "--calls",
+            "3",
         ])
         .current_dir(dir)
         .output()
@@ -112,6 +114,12 @@ fn signer_backend_and_clients_in_one_run() {
         std::fs::read_to_string(&backend.log).unwrap_or_default()
     );
     let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Three invocations of a warm caller, one certificate (renew_after is minutes away).
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("3 call(s) with 1 certificate(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(reply["session_id"], session_id);
     assert_eq!(reply["transaction_id"], "tx-e2e-0001");
     assert_eq!(reply["claims"]["agent"], "mtls_client example");

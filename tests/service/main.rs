@@ -22,6 +22,7 @@ mod mtls_backend;
 mod properties;
 mod readme;
 mod request_cli;
+mod rust_client;
 mod secrets;
 mod ssm;
 mod verify;

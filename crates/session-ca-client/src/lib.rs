@@ -9,7 +9,11 @@
 //!   and the error body [`ErrorBody`]. They are the one definition of the
 //!   API: the service reads and writes the same types;
 //! - [`SignerClient`], an HTTP(S) client of one signer, which signs its
-//!   requests with [`hmac`] when the signer wants that;
+//!   requests with [`hmac`] when the signer wants that, or with AWS SigV4
+//!   (`sigv4`, the `sigv4` feature) for a signer behind a Lambda Function
+//!   URL or API Gateway with IAM auth;
+//! - [`CachedCertificate`], one session's certificate held while it is
+//!   fresh and renewed at its `renew_after`;
 //! - [`write_pem_files`] and [`write_pkcs12_file`], which write the issued
 //!   credentials so that no reader sees a partial file and secrets are
 //!   0600 from the start (built on [`files`]).
@@ -34,6 +38,26 @@
 //! # }
 //! ```
 //!
+//! A Rust Lambda function calling a signer deployed behind a Function URL
+//! with IAM auth signs with its role's credentials (the `sigv4` feature):
+//!
+//! ```no_run
+//! # #[cfg(feature = "sigv4")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use session_ca_client::sigv4::{AwsService, AwsSigV4};
+//! use session_ca_client::{CachedCertificate, CertificateRequest, SignerClient};
+//!
+//! let sigv4 = AwsSigV4::from_environment(None, AwsService::Lambda).await?;
+//! let signer = SignerClient::new("https://abc.lambda-url.eu-west-1.on.aws", None)?
+//!     .with_aws_sigv4(sigv4);
+//! let certificate = CachedCertificate::new(signer, CertificateRequest::default());
+//! let identity = reqwest::Identity::from_pem(
+//!     certificate.get().await?.identity_pem().unwrap_or_default().as_bytes(),
+//! )?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Crypto library
 //!
 //! As in the service, a build links exactly one crypto library, chosen by
@@ -46,13 +70,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cache;
 mod credentials;
 mod crypto;
 pub mod files;
 pub mod hmac;
 mod signer;
+#[cfg(feature = "sigv4")]
+pub mod sigv4;
 mod wire;
 
+pub use cache::CachedCertificate;
 pub use credentials::{write_pem_files, write_pkcs12_file, CERT_FILE, CHAIN_FILE, KEY_FILE};
 pub use crypto::install_rustls_provider;
 pub use signer::{ClientError, SignerClient, CONNECT_TIMEOUT, REQUEST_TIMEOUT};

@@ -16,15 +16,36 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct SignerClient {
     base: reqwest::Url,
     http: reqwest::Client,
-    hmac: Option<(String, Secret)>,
+    auth: Auth,
+}
+
+/// How requests are authenticated.
+#[derive(Clone)]
+enum Auth {
+    /// No `Authorization` header (a loopback signer with `auth = "none"`).
+    None,
+    /// HMAC request signing: key id and secret.
+    Hmac(String, Secret),
+    /// AWS SigV4 (a Function URL or API Gateway with IAM auth).
+    #[cfg(feature = "sigv4")]
+    SigV4(crate::sigv4::AwsSigV4),
 }
 
 impl fmt::Debug for SignerClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SignerClient")
-            .field("base", &self.base.as_str())
-            .field("hmac_key_id", &self.hmac.as_ref().map(|(id, _)| id))
-            .finish_non_exhaustive()
+        let mut debug = f.debug_struct("SignerClient");
+        debug.field("base", &self.base.as_str());
+        match &self.auth {
+            Auth::None => {}
+            Auth::Hmac(key_id, _) => {
+                debug.field("hmac_key_id", key_id);
+            }
+            #[cfg(feature = "sigv4")]
+            Auth::SigV4(sigv4) => {
+                debug.field("sigv4", sigv4);
+            }
+        }
+        debug.finish_non_exhaustive()
     }
 }
 
@@ -72,13 +93,21 @@ impl SignerClient {
         Ok(SignerClient {
             base,
             http,
-            hmac: None,
+            auth: Auth::None,
         })
     }
 
     /// Signs every request with an HMAC key (for a signer with `auth = "hmac"`).
     pub fn with_hmac(mut self, key_id: &str, secret: Secret) -> SignerClient {
-        self.hmac = Some((key_id.to_owned(), secret));
+        self.auth = Auth::Hmac(key_id.to_owned(), secret);
+        self
+    }
+
+    /// Signs every request with AWS SigV4 (for a signer behind a Function
+    /// URL or API Gateway with IAM auth; the `sigv4` feature).
+    #[cfg(feature = "sigv4")]
+    pub fn with_aws_sigv4(mut self, sigv4: crate::sigv4::AwsSigV4) -> SignerClient {
+        self.auth = Auth::SigV4(sigv4);
         self
     }
 
@@ -124,33 +153,60 @@ impl SignerClient {
             .http
             .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json");
-        if let Some((key_id, secret)) = &self.hmac {
-            let path = match url.query() {
-                Some(query) => format!("{}?{query}", url.path()),
-                None => url.path().to_owned(),
-            };
-            let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            let signature = hmac::authorization(key_id, secret, "POST", &path, now, &body)
-                .map_err(ClientError::Signing)?;
-            post = post.header(reqwest::header::AUTHORIZATION, signature);
+        match &self.auth {
+            Auth::None => {}
+            Auth::Hmac(key_id, secret) => {
+                let path = match url.query() {
+                    Some(query) => format!("{}?{query}", url.path()),
+                    None => url.path().to_owned(),
+                };
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let signature = hmac::authorization(key_id, secret, "POST", &path, now, &body)
+                    .map_err(ClientError::Signing)?;
+                post = post.header(reqwest::header::AUTHORIZATION, signature);
+            }
+            #[cfg(feature = "sigv4")]
+            Auth::SigV4(sigv4) => {
+                let headers = sigv4
+                    .headers(
+                        "POST",
+                        url.as_str(),
+                        Some("application/json"),
+                        &body,
+                        std::time::SystemTime::now(),
+                    )
+                    .await
+                    .map_err(ClientError::SigV4)?;
+                for (name, value) in headers {
+                    post = post.header(name, value);
+                }
+            }
         }
         exchange(post.body(body), "POST", url, expected).await
     }
 
     /// The PEM CA chain of a profile (`GET /v1/ca`; the default profile's
-    /// when `profile` is `None`).
+    /// when `profile` is `None`). Signed with SigV4 when configured (a
+    /// Function URL with IAM auth authenticates every path); HMAC signs
+    /// only issuance.
     pub async fn ca_chain(&self, profile: Option<&str>) -> Result<String, ClientError> {
         let mut url = self.url("v1/ca")?;
         if let Some(profile) = profile {
             url.query_pairs_mut().append_pair("profile", profile);
         }
-        let body = exchange(
-            self.http.get(url.clone()),
-            "GET",
-            &url,
-            reqwest::StatusCode::OK,
-        )
-        .await?;
+        #[allow(unused_mut)]
+        let mut get = self.http.get(url.clone());
+        #[cfg(feature = "sigv4")]
+        if let Auth::SigV4(sigv4) = &self.auth {
+            let headers = sigv4
+                .headers("GET", url.as_str(), None, b"", std::time::SystemTime::now())
+                .await
+                .map_err(ClientError::SigV4)?;
+            for (name, value) in headers {
+                get = get.header(name, value);
+            }
+        }
+        let body = exchange(get, "GET", &url, reqwest::StatusCode::OK).await?;
         String::from_utf8(body)
             .map_err(|_| ClientError::UnexpectedResponse(format!("GET {url}: not PEM text")))
     }
@@ -231,6 +287,10 @@ pub enum ClientError {
     /// The request could not be signed.
     #[error("cannot sign the request: {0}")]
     Signing(SigningError),
+    /// The request could not be signed with AWS SigV4 (no credentials, no region).
+    #[cfg(feature = "sigv4")]
+    #[error("{0}")]
+    SigV4(crate::sigv4::SigV4Error),
     /// The signer could not be reached or the exchange broke off.
     #[error("cannot reach the signer: {0}")]
     Network(String),

@@ -221,6 +221,26 @@ impl fmt::Debug for IssueResponse {
     }
 }
 
+impl IssueResponse {
+    /// The certificate, then the CA chain, then the private key, as one PEM
+    /// text: what a TLS client presents (`reqwest::Identity::from_pem`,
+    /// rustls's `with_client_auth_cert` after parsing), the chain included
+    /// so that a backend can build the path to its trust anchor. `None` in
+    /// CSR mode, where the caller holds the key.
+    pub fn identity_pem(&self) -> Option<String> {
+        let key = self.private_key.as_deref()?;
+        let mut pem = String::with_capacity(
+            self.certificate.len()
+                + self.ca_chain.iter().map(String::len).sum::<usize>()
+                + key.len(),
+        );
+        pem.push_str(&self.certificate);
+        self.ca_chain.iter().for_each(|c| pem.push_str(c));
+        pem.push_str(key);
+        Some(pem)
+    }
+}
+
 /// A PKCS#12 key store in a response. Its `Debug` elides the password.
 #[derive(Serialize, Deserialize)]
 pub struct Pkcs12Body {

@@ -1,0 +1,98 @@
+//! A session's certificate, kept while it is fresh and renewed at its
+//! `renew_after`: what a long-running caller (a warm Lambda execution
+//! environment, a server) holds instead of asking the signer per call.
+
+use std::sync::Arc;
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::signer::{ClientError, SignerClient};
+use crate::wire::{CertificateRequest, IssueResponse};
+
+/// One session's certificate from one signer, renewed when due.
+///
+/// [`get`](Self::get) returns the certificate held while the clock is
+/// before its `renew_after` (the signer sets it at two thirds of the
+/// lifetime), and asks the signer for a new one with the same request
+/// after it. Concurrent callers share one renewal. If a renewal fails
+/// while the held certificate is still valid, the held one is returned
+/// and the next call tries again; once it has expired, the error is.
+///
+/// ```no_run
+/// # async fn run(signer: session_ca_client::SignerClient) -> Result<(), session_ca_client::ClientError> {
+/// use session_ca_client::{CachedCertificate, CertificateRequest};
+/// let certificate = CachedCertificate::new(signer, CertificateRequest::default());
+/// let issued = certificate.get().await?; // the signer is called at most once per renew_after
+/// let identity_pem = issued.identity_pem(); // for reqwest::Identity::from_pem
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct CachedCertificate {
+    signer: SignerClient,
+    request: CertificateRequest,
+    held: tokio::sync::Mutex<Option<Held>>,
+}
+
+#[derive(Debug)]
+struct Held {
+    issued: Arc<IssueResponse>,
+    renew_after: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
+impl CachedCertificate {
+    /// Holds the certificates that `signer` issues for `request`.
+    pub fn new(signer: SignerClient, request: CertificateRequest) -> CachedCertificate {
+        CachedCertificate {
+            signer,
+            request,
+            held: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The current certificate, renewed first when the system clock is at
+    /// or past its `renew_after`.
+    pub async fn get(&self) -> Result<Arc<IssueResponse>, ClientError> {
+        self.get_at(OffsetDateTime::now_utc()).await
+    }
+
+    /// [`get`](Self::get) with the clock reading `now`.
+    pub async fn get_at(&self, now: OffsetDateTime) -> Result<Arc<IssueResponse>, ClientError> {
+        let mut held = self.held.lock().await;
+        if let Some(current) = held.as_ref() {
+            if now < current.renew_after {
+                return Ok(Arc::clone(&current.issued));
+            }
+        }
+        match self.signer.issue(&self.request).await {
+            Ok(issued) => {
+                let fresh = Held::new(issued)?;
+                let issued = Arc::clone(&fresh.issued);
+                *held = Some(fresh);
+                Ok(issued)
+            }
+            Err(error) => match held.as_ref() {
+                Some(current) if now < current.not_after => Ok(Arc::clone(&current.issued)),
+                _ => Err(error),
+            },
+        }
+    }
+}
+
+impl Held {
+    fn new(issued: IssueResponse) -> Result<Held, ClientError> {
+        let parse = |name: &str, text: &str| {
+            OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
+                ClientError::UnexpectedResponse(format!(
+                    "the issuance response's {name} {text:?} is not an RFC 3339 time: {e}"
+                ))
+            })
+        };
+        Ok(Held {
+            renew_after: parse("renew_after", &issued.renew_after)?,
+            not_after: parse("not_after", &issued.not_after)?,
+            issued: Arc::new(issued),
+        })
+    }
+}
