@@ -34,7 +34,6 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
 use session_ca::FixedClock;
 use session_ca_verify::{ClaimType, Verifier};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -139,17 +138,7 @@ async fn claims(
     // yields the claims and stops a kept-alive connection from outliving its
     // short-lived certificate.
     match verifier.verify(&chain.0) {
-        Ok(session) => Json(json!({
-            "session_id": session.session_id,
-            "transaction_id": session.transaction_id,
-            "requester": session.requester,
-            "request_id": session.request_id,
-            "claims": session.claims,
-            "subject": session.subject,
-            "serial": session.serial,
-            "not_after": session.not_after.format(&Rfc3339).ok(),
-        }))
-        .into_response(),
+        Ok(session) => Json(session.to_json()).into_response(),
         Err(e) => (StatusCode::FORBIDDEN, Json(json!({"error": e.to_string()}))).into_response(),
     }
 }

@@ -2,10 +2,7 @@
 //! of `cargo lambda watch --only-lambda-apis`, with its CA in moto_server,
 //! invoked with `cargo lambda invoke --data-file` on the event fixtures.
 //! Run by scripts/test.
-//!
-//! The emulator is started without its function supervisor: when that
-//! supervisor (watchexec) is signalled it takes down unrelated processes of
-//! the session, and the test would rebuild the crate with other features.
+//! (`tools::start_lambda_emulator` says why without its function supervisor.)
 
 use crate::common;
 use crate::common::moto;
@@ -19,42 +16,16 @@ use moto::Moto;
 use serde_json::Value;
 use session_ca::verify_client_certificate;
 use session_ca::KeyType;
-use tools::{free_port, wait_for_port};
 
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
 fn invoke(port: u16, fixture: &str) -> Value {
-    let out = Command::new("cargo-lambda")
-        .args([
-            "lambda",
-            "invoke",
-            "--invoke-address",
-            "127.0.0.1",
-            "--invoke-port",
-        ])
-        .arg(port.to_string())
-        .arg("--data-file")
-        .arg(
-            Path::new(MANIFEST_DIR)
-                .join("tests/fixtures/lambda")
-                .join(fixture),
-        )
-        .current_dir(MANIFEST_DIR)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run cargo-lambda ({e}); scripts/test installs it into .venv/")
-        });
-    assert!(
-        out.status.success(),
-        "invoke {fixture}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "invoke {fixture} printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    tools::lambda_invoke(
+        port,
+        &Path::new(MANIFEST_DIR)
+            .join("tests/fixtures/lambda")
+            .join(fixture),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,26 +54,7 @@ async fn the_function_runs_under_the_lambda_runtime_emulator() {
     // The runtime API emulator of `cargo lambda watch`; the function is the
     // binary this test run built, started as Lambda starts it (no arguments,
     // AWS_LAMBDA_RUNTIME_API set), so its runtime loop is the real one.
-    let port = free_port();
-    let emulator = Command::new("cargo-lambda")
-        .args([
-            "lambda",
-            "watch",
-            "--only-lambda-apis",
-            "--invoke-address",
-            "127.0.0.1",
-            "--invoke-port",
-        ])
-        .arg(port.to_string())
-        .current_dir(MANIFEST_DIR)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run cargo-lambda ({e}); scripts/test installs it into .venv/")
-        });
-    let mut emulator = tools::Guard(emulator);
-    wait_for_port(port, &mut emulator.0);
+    let (_emulator, port) = tools::start_lambda_emulator();
     let function = Command::new(env!("CARGO_BIN_EXE_session-ca"))
         .env(
             "AWS_LAMBDA_RUNTIME_API",
@@ -225,9 +177,38 @@ async fn the_function_runs_under_the_lambda_runtime_emulator() {
     )
     .expect("signed by the rotated CA");
 
+    // A SigV4-signed request through the emulator's Function URL front
+    // door. The emulator neither checks the signature nor fills in the IAM
+    // authorizer context that AWS adds once it has: the signer takes the
+    // caller only from that context, never from the Authorization header,
+    // so the signed issuance is refused as unauthenticated, while the
+    // signed GET /v1/ca (public) goes through.
+    let sigv4 = session_ca_client::sigv4::AwsSigV4::new(
+        session_ca_client::sigv4::Credentials::new("AKIDEXAMPLE", "secret", None, None, "test"),
+        "eu-west-1",
+        session_ca_client::sigv4::AwsService::Lambda,
+    );
+    let signer = session_ca_client::SignerClient::new(
+        &format!("http://127.0.0.1:{port}/lambda-url/_"),
+        None,
+    )
+    .unwrap()
+    .with_aws_sigv4(sigv4);
+    let chain_through_front_door = signer.ca_chain(None).await.unwrap();
+    assert_eq!(chain_through_front_door, rotated.chain_pem.clone().unwrap());
+    match signer
+        .issue(&session_ca_client::CertificateRequest::default())
+        .await
+    {
+        Err(session_ca_client::ClientError::Rejected { status, code, .. }) => {
+            assert_eq!((status, code.as_str()), (401, "unauthenticated"))
+        }
+        other => panic!("a signature without AWS's IAM context: {other:?}"),
+    }
+
     // Every line the function wrote on stdout is an EMF document valid
     // against AWS's published schema, and the metrics match what was done:
-    // three certificates, one 403 and one 401.
+    // three certificates, one 403 and two 401s.
     drop(function);
     let emf_lines = emf_lines.join().unwrap();
     check_emf(&emf_lines);
@@ -244,8 +225,8 @@ async fn the_function_runs_under_the_lambda_runtime_emulator() {
         sum("Refusals", &|l| l["ErrorCode"] == "caller_not_allowed"),
         1
     );
-    assert_eq!(sum("Refusals", &|l| l["ErrorCode"] == "unauthenticated"), 1);
-    assert_eq!(sum("Refusals", &|_| true), 2);
+    assert_eq!(sum("Refusals", &|l| l["ErrorCode"] == "unauthenticated"), 2);
+    assert_eq!(sum("Refusals", &|_| true), 3);
     assert!(
         sum("CaReloads", &|_| true) >= 1,
         "the rotation reload is counted"

@@ -20,6 +20,7 @@ mod lambda_runtime;
 mod metrics;
 mod mtls_backend;
 mod properties;
+mod proxies;
 mod readme;
 mod request_cli;
 mod rust_client;

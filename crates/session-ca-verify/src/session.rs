@@ -45,6 +45,30 @@ pub struct SessionClaims {
     pub fingerprint_sha256: String,
 }
 
+impl SessionClaims {
+    /// The claims as one JSON object, for a backend to log or answer with:
+    /// `session_id`, `transaction_id`, `requester`, `request_id` (null when
+    /// absent), `claims`, `other`, `subject`, `issuer`, `serial`,
+    /// `not_before` and `not_after` (RFC 3339, UTC) and
+    /// `fingerprint_sha256`.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "session_id": self.session_id,
+            "transaction_id": self.transaction_id,
+            "requester": self.requester,
+            "request_id": self.request_id,
+            "claims": self.claims,
+            "other": self.other,
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "serial": self.serial,
+            "not_before": crate::fmt::rfc3339(self.not_before),
+            "not_after": crate::fmt::rfc3339(self.not_after),
+            "fingerprint_sha256": self.fingerprint_sha256,
+        })
+    }
+}
+
 /// Where a claim OID belongs.
 enum Known<'a> {
     Standard(StandardClaim),

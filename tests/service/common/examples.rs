@@ -77,7 +77,8 @@ pub fn example_bin(name: &str) -> PathBuf {
     path
 }
 
-/// A running `mtls_backend`: its port and its log (stderr) file. Killed on drop.
+/// A running example server (`mtls_backend`, `proxied_backend`): its port
+/// and its log (stderr) file. Killed on drop.
 pub struct Backend {
     process: Child,
     pub port: u16,
@@ -97,24 +98,31 @@ impl Backend {
     /// identity (see `tools::write_server_identity`) and `extra` arguments;
     /// reads the bound address from its first line of output.
     pub fn start(dir: &Path, name: &str, ca_file: &str, extra: &[&str]) -> Backend {
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--ca",
+            ca_file,
+            "--cert",
+            "server.pem",
+            "--key",
+            "server-key.pem",
+        ];
+        args.extend_from_slice(extra);
+        Backend::spawn("mtls_backend", dir, name, &args)
+    }
+
+    /// Starts `example` in `dir` with `args`, its stderr in `dir/NAME.log`,
+    /// and reads the bound address from its first line of output.
+    pub fn spawn(example: &str, dir: &Path, name: &str, args: &[&str]) -> Backend {
         let log = dir.join(format!("{name}.log"));
-        let mut process = Command::new(example_bin("mtls_backend"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--ca",
-                ca_file,
-                "--cert",
-                "server.pem",
-                "--key",
-                "server-key.pem",
-            ])
-            .args(extra)
+        let mut process = Command::new(example_bin(example))
+            .args(args)
             .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
-            .expect("start the mtls_backend example");
+            .unwrap_or_else(|e| panic!("start the {example} example: {e}"));
         let stdout = process.stdout.take().unwrap();
         let mut first = String::new();
         BufReader::new(stdout).read_line(&mut first).unwrap();
@@ -123,7 +131,7 @@ impl Backend {
             Err(_) => {
                 let _ = process.kill();
                 panic!(
-                    "the backend did not print its address but {first:?}; log: {}",
+                    "{example} did not print its address but {first:?}; log: {}",
                     std::fs::read_to_string(&log).unwrap_or_default()
                 )
             }

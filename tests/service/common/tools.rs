@@ -254,3 +254,68 @@ pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// Starts the runtime API emulator of `cargo lambda watch` (without its
+/// function supervisor: when that supervisor, watchexec, is signalled it
+/// takes down unrelated processes of the session, and it would rebuild
+/// the crate with other features) on a free port and waits until it
+/// listens. A function binary started with `AWS_LAMBDA_RUNTIME_API` set to
+/// `http://127.0.0.1:PORT/.rt` then runs its real runtime loop.
+pub fn start_lambda_emulator() -> (Guard, u16) {
+    let port = free_port();
+    let emulator = Command::new("cargo-lambda")
+        .args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+        ])
+        .arg(port.to_string())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run cargo-lambda ({e}); scripts/test installs it into .venv/")
+        });
+    let mut emulator = Guard(emulator);
+    wait_for_port(port, &mut emulator.0);
+    (emulator, port)
+}
+
+/// Invokes the function running under the emulator on `port` with the
+/// event in `event_file` (`cargo lambda invoke --data-file`) and returns
+/// its JSON response.
+pub fn lambda_invoke(port: u16, event_file: &Path) -> serde_json::Value {
+    let out = Command::new("cargo-lambda")
+        .args([
+            "lambda",
+            "invoke",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+        ])
+        .arg(port.to_string())
+        .arg("--data-file")
+        .arg(event_file)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run cargo-lambda ({e}); scripts/test installs it into .venv/")
+        });
+    assert!(
+        out.status.success(),
+        "invoke {}: {}",
+        event_file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "invoke {} printed no JSON ({e}): {}",
+            event_file.display(),
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}

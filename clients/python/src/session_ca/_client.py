@@ -1,0 +1,225 @@
+"""``SignerClient``: asks a session-ca signer for certificates."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from urllib.parse import urlsplit
+
+import requests
+
+from ._auth import Auth
+from ._errors import SignerError, SignerUnreachable, UnexpectedResponse
+from ._tls import ContextAdapter
+
+PemOrPath = Union[str, bytes]
+
+
+def _parse_time(text: str) -> datetime:
+    """An RFC 3339 timestamp (``2026-11-22T08:24:17Z``) as an aware UTC datetime (Python 3.8-safe)."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    if "." in value:  # fromisoformat before 3.11 takes 3 or 6 fraction digits only
+        head, rest = value.split(".", 1)
+        digits = "".join(c for c in rest if c.isdigit())
+        value = f"{head}.{(digits + '000000')[:6]}{rest[len(digits):]}"
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """A certificate issued by the signer, with its private key (PEM). ``repr`` never shows the key."""
+
+    serial: str
+    certificate: str
+    private_key: Optional[str] = field(repr=False)
+    ca_chain: Tuple[str, ...]
+    not_before: datetime
+    not_after: datetime
+    renew_after: datetime
+    key_type: str
+    fingerprint_sha256: str
+    x5t_s256: str
+    profile: str
+    session_id: str
+    request_id: str
+
+    @classmethod
+    def from_response(cls, body: Mapping[str, Any]) -> "IssuedCertificate":
+        """Build from the JSON body of a 201 ``POST /v1/certificates``."""
+        return cls(
+            serial=str(body["serial"]),
+            certificate=str(body["certificate"]),
+            private_key=body.get("private_key"),
+            ca_chain=tuple(str(c) for c in body["ca_chain"]),
+            not_before=_parse_time(body["not_before"]),
+            not_after=_parse_time(body["not_after"]),
+            renew_after=_parse_time(body["renew_after"]),
+            key_type=str(body["key_type"]),
+            fingerprint_sha256=str(body["fingerprint_sha256"]),
+            x5t_s256=str(body.get("x5t#S256", "")),
+            profile=str(body["profile"]),
+            session_id=str(body["session_id"]),
+            request_id=str(body["request_id"]),
+        )
+
+    def __str__(self) -> str:
+        return repr(self)
+
+
+def _is_pem(value: PemOrPath) -> bool:
+    head = value[:64] if isinstance(value, bytes) else value[:64].encode("utf-8", "replace")
+    return b"-----BEGIN" in head
+
+
+def trust_context(trust: Optional[PemOrPath]) -> ssl.SSLContext:
+    """A TLS client context (verification and hostname checks on) trusting ``trust``.
+
+    ``trust`` is PEM text or bytes (loaded in memory), a path to a PEM file, or
+    ``None`` for the system's default roots.
+    """
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH) if trust is None else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if trust is not None:
+        if _is_pem(trust):
+            text = trust.decode("ascii") if isinstance(trust, bytes) else trust
+            context.load_verify_locations(cadata=text)
+        else:
+            context.load_verify_locations(cafile=os.fsdecode(trust))
+    return context
+
+
+class SignerClient:
+    """A client of the session-ca signer at ``url``.
+
+    ``url`` is the service's base URL, which may carry a path prefix (an API
+    Gateway stage, ``https://abc.execute-api.eu-west-1.amazonaws.com/prod``).
+    ``auth`` is ``None`` (a local ``serve`` without authentication),
+    :class:`~session_ca.SigV4Auth` or :class:`~session_ca.HmacAuth`.
+    ``ca_bundle`` adds trust for an ``https://`` signer: PEM text/bytes (kept in
+    memory) or a path; ``None`` uses the system's roots. ``timeout`` is in
+    seconds, for connecting and for each read.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        auth: Optional[Auth] = None,
+        ca_bundle: Optional[PemOrPath] = None,
+        timeout: float = 10.0,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{url!r}: the signer URL must be http:// or https:// with a host")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{url!r}: the signer URL must not have a query or fragment")
+        self.url = url.rstrip("/")
+        self.auth = auth
+        self.timeout = timeout
+        self._http = requests.Session()
+        # Passed with every request, so that REQUESTS_CA_BUNDLE cannot override a given bundle.
+        self._verify: Union[bool, str] = True
+        if ca_bundle is not None:
+            if _is_pem(ca_bundle):
+                context = trust_context(ca_bundle)
+                self._http.mount("https://", ContextAdapter(lambda: context))
+            else:
+                self._verify = os.fsdecode(ca_bundle)
+
+    def __repr__(self) -> str:
+        return f"SignerClient(url={self.url!r}, auth={self.auth!r})"
+
+    def close(self) -> None:
+        """Close the pooled connections to the signer."""
+        self._http.close()
+
+    def __enter__(self) -> "SignerClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def issue(
+        self,
+        profile: Optional[str] = None,
+        session_id: Optional[str] = None,
+        transaction_id: Optional[str] = None,
+        claims: Optional[Mapping[str, Any]] = None,
+        key_type: Optional[str] = None,
+        ttl: Optional[int] = None,
+        request_id: Optional[str] = None,
+    ) -> IssuedCertificate:
+        """Ask for a certificate (``POST /v1/certificates``); the signer generates the key.
+
+        ``ttl`` is in whole seconds (the profile's ``default_ttl`` when absent).
+        ``request_id`` is sent as ``X-Request-Id``. Raises :class:`SignerError`
+        for the service's refusals, :class:`SignerUnreachable` for network and
+        TLS failures and :class:`UnexpectedResponse` for anything else.
+        """
+        request: Dict[str, Any] = {}
+        for name, value in (
+            ("profile", profile),
+            ("session_id", session_id),
+            ("transaction_id", transaction_id),
+            ("claims", dict(claims) if claims is not None else None),
+            ("key_type", key_type),
+            ("ttl_seconds", ttl),
+        ):
+            if value is not None:
+                request[name] = value
+        body = json.dumps(request, separators=(",", ":")).encode("utf-8")
+        url = self.url + "/v1/certificates"
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if request_id is not None:
+            headers["X-Request-Id"] = request_id
+        if self.auth is not None:
+            headers.update(self.auth.headers("POST", url, body, dict(headers)))
+        response = self._send("POST", url, headers=headers, data=body)
+        if response.status_code != 201:
+            raise _rejection(response)
+        try:
+            return IssuedCertificate.from_response(response.json())
+        except (ValueError, KeyError, TypeError) as e:
+            raise UnexpectedResponse(
+                f"POST {url} answered 201 with a body that is not an issuance response ({type(e).__name__})"
+            ) from None
+
+    def ca_chain(self, profile: Optional[str] = None) -> List[str]:
+        """The profile's CA chain (``GET /v1/ca``) as PEM certificates, issuing CA first."""
+        url = self.url + "/v1/ca"
+        response = self._send("GET", url, params={"profile": profile} if profile else None)
+        if response.status_code != 200:
+            raise _rejection(response)
+        return _split_pem(response.text)
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        try:
+            return self._http.request(
+                method, url, timeout=self.timeout, verify=self._verify, allow_redirects=False, **kwargs
+            )
+        except requests.RequestException as e:
+            raise SignerUnreachable(f"{method} {url}: {type(e).__name__}: {e}") from e
+
+
+def _split_pem(text: str) -> List[str]:
+    end = "-----END CERTIFICATE-----"
+    return [block.strip() + "\n" + end + "\n" for block in text.split(end) if "-----BEGIN" in block]
+
+
+def _rejection(response: requests.Response) -> Exception:
+    request_id = response.headers.get("X-Request-Id")
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        text = response.text[:200].replace("\n", " ")
+        return SignerError(response.status_code, None, text or response.reason or "no body", request_id)
+    return SignerError(response.status_code, code, message, request_id)

@@ -1,0 +1,127 @@
+"""SigV4: the signed headers are on the request the signer actually receives.
+
+A local HTTP server records the request (path, headers, body) and answers
+with the service's 403 error; the test then checks the received
+Authorization's credential scope, the session token and the payload hash,
+and recomputes the signature over the *received* request, with botocore and
+independently with hashlib/hmac as the SigV4 specification describes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.server
+import json
+import re
+import threading
+from typing import Dict, Iterator
+
+import pytest
+from botocore.auth import SigV4Auth as BotoSigV4
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from session_ca import SigV4Auth, SignerClient, SignerError
+
+ACCESS_KEY, SECRET_KEY, TOKEN = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-token-1"
+
+
+class Recorder(http.server.ThreadingHTTPServer):
+    received: Dict[str, object]
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received = {"method": "POST", "path": self.path, "headers": self.headers, "body": body}
+        answer = json.dumps({"error": {"code": "caller_not_allowed", "message": "not in allowed_callers"}}).encode()
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Request-Id", "req-123")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    server = Recorder(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _independent_signature(method, path, headers, signed, body, amz_date, scope, secret):
+    canonical_headers = "".join(f"{h}:{' '.join(headers[h].split())}\n" for h in signed)
+    canonical = "\n".join([method, path, "", canonical_headers, ";".join(signed), hashlib.sha256(body).hexdigest()])
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key = ("AWS4" + secret).encode()
+    for part in scope.split("/"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def _check(received, base_url, access_key, secret_key, token, region, service):
+    headers = received["headers"]
+    body = received["body"]
+    assert received["path"] == "/prod/v1/certificates"
+    match = re.fullmatch(
+        r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+        r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})",
+        headers["Authorization"],
+    )
+    assert match, headers["Authorization"]
+    key, day, got_region, got_service, signed_text, signature = match.groups()
+    assert (key, got_region, got_service) == (access_key, region, service)
+    amz_date = headers["X-Amz-Date"]
+    assert day == amz_date[:8]
+    assert headers["X-Amz-Security-Token"] == token
+    assert headers["X-Amz-Content-Sha256"] == hashlib.sha256(body).hexdigest()
+    assert json.loads(body) == {"transaction_id": "tx-sigv4"}
+    signed = signed_text.split(";")
+    assert {"host", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256", "content-type"} <= set(signed)
+
+    # botocore over the received request
+    request = AWSRequest(method="POST", url=base_url + "/v1/certificates", data=body,
+                         headers={h: headers[h] for h in signed})
+    request.context["timestamp"] = amz_date
+    boto = BotoSigV4(Credentials(access_key, secret_key, token), service, region)
+    assert boto.signature(boto.string_to_sign(request, boto.canonical_request(request)), request) == signature
+
+    # and from the specification, without botocore
+    lowered = {h.lower(): v for h, v in headers.items()}
+    scope = f"{day}/{region}/{service}/aws4_request"
+    assert _independent_signature("POST", received["path"], lowered, signed, body, amz_date, scope,
+                                  secret_key) == signature
+
+
+def test_explicit_credentials_sign_the_sent_request(recorder):
+    base_url = f"http://127.0.0.1:{recorder.server_address[1]}/prod"
+    auth = SigV4Auth(region="eu-west-1", service="execute-api",
+                     credentials=Credentials(ACCESS_KEY, SECRET_KEY, TOKEN))
+    with pytest.raises(SignerError) as refused:
+        SignerClient(base_url, auth=auth).issue(transaction_id="tx-sigv4")
+    assert (refused.value.status, refused.value.code, refused.value.request_id) == (403, "caller_not_allowed", "req-123")
+    _check(recorder.received, base_url, ACCESS_KEY, SECRET_KEY, TOKEN, "eu-west-1", "execute-api")
+
+
+def test_the_default_chain_and_aws_region(recorder, monkeypatch, tmp_path):
+    # As in a Lambda: the role's credentials and the region are in the environment.
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ASIAROLEKEY")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "role-secret")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "role-token")
+    monkeypatch.setenv("AWS_REGION", "us-east-2")
+    base_url = f"http://127.0.0.1:{recorder.server_address[1]}/prod"
+    with pytest.raises(SignerError):
+        SignerClient(base_url, auth=SigV4Auth()).issue(transaction_id="tx-sigv4")
+    _check(recorder.received, base_url, "ASIAROLEKEY", "role-secret", "role-token", "us-east-2", "lambda")
