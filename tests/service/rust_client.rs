@@ -321,6 +321,8 @@ async fn a_cached_certificate_is_renewed_at_renew_after() {
     let second = cached.get_at(renew_after).await.unwrap();
     assert_ne!(second.serial, first.serial);
     assert_eq!(second.profile, "default");
+    // The same session: the id the signer generated the first time.
+    assert_eq!(second.session_id, first.session_id);
     let second_renew_after = rfc3339(&second.renew_after);
     let second_not_after = rfc3339(&second.not_after);
 

@@ -401,7 +401,9 @@ export class SessionCertificate {
 
   /**
    * @param {SignerClient} client
-   * @param {IssueRequest} [request] sent unchanged at every renewal
+   * @param {IssueRequest} [request] sent again at every renewal (without a
+   *   `sessionId`, the one the signer generated first is kept, so every
+   *   certificate names the same session)
    * @param {SessionCertificateOptions} [options] `now`: the clock (for tests)
    */
   constructor(client, request = {}, options = {}) {
@@ -427,6 +429,8 @@ export class SessionCertificate {
         (issued) => {
           this.#current = issued;
           this.#inFlight = undefined;
+          // One session: renewals name the session id the signer generated.
+          if (this.#request.sessionId === undefined) this.#request.sessionId = issued.sessionId;
           return issued;
         },
         (error) => {

@@ -226,6 +226,17 @@ describe('renewal', () => {
     await session.close();
   });
 
+  test('without a sessionId, renewals keep the one the signer generated', async () => {
+    let now = Date.now();
+    const session = new SessionCertificate(new SignerClient({ url: signer.url }), { transactionId: 'tx-gen' }, { now: () => now });
+    const first = await session.current();
+    assert.match(first.sessionId, /^[0-9a-f-]{36}$/);
+    now = first.renewAfter.getTime();
+    const second = await session.current();
+    assert.notEqual(second.serial, first.serial);
+    assert.equal(second.sessionId, first.sessionId);
+  });
+
   test('a failed renewal keeps a still-valid certificate; an expired one is not kept', async () => {
     const own = await startSigner(bin, ca.dir);
     let now = Date.now();

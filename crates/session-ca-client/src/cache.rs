@@ -15,7 +15,9 @@ use crate::wire::{CertificateRequest, IssueResponse};
 /// [`get`](Self::get) returns the certificate held while the clock is
 /// before its `renew_after` (the signer sets it at two thirds of the
 /// lifetime), and asks the signer for a new one with the same request
-/// after it. Concurrent callers share one renewal. If a renewal fails
+/// after it. Without a `session_id` in the request, the one the signer
+/// generated first is kept for renewals, so every certificate names the
+/// same session. Concurrent callers share one renewal. If a renewal fails
 /// while the held certificate is still valid, the held one is returned
 /// and the next call tries again; once it has expired, the error is.
 ///
@@ -30,8 +32,13 @@ use crate::wire::{CertificateRequest, IssueResponse};
 #[derive(Debug)]
 pub struct CachedCertificate {
     signer: SignerClient,
+    state: tokio::sync::Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
     request: CertificateRequest,
-    held: tokio::sync::Mutex<Option<Held>>,
+    held: Option<Held>,
 }
 
 #[derive(Debug)]
@@ -46,8 +53,10 @@ impl CachedCertificate {
     pub fn new(signer: SignerClient, request: CertificateRequest) -> CachedCertificate {
         CachedCertificate {
             signer,
-            request,
-            held: tokio::sync::Mutex::new(None),
+            state: tokio::sync::Mutex::new(State {
+                request,
+                held: None,
+            }),
         }
     }
 
@@ -59,20 +68,23 @@ impl CachedCertificate {
 
     /// [`get`](Self::get) with the clock reading `now`.
     pub async fn get_at(&self, now: OffsetDateTime) -> Result<Arc<IssueResponse>, ClientError> {
-        let mut held = self.held.lock().await;
-        if let Some(current) = held.as_ref() {
+        let mut state = self.state.lock().await;
+        if let Some(current) = state.held.as_ref() {
             if now < current.renew_after {
                 return Ok(Arc::clone(&current.issued));
             }
         }
-        match self.signer.issue(&self.request).await {
+        match self.signer.issue(&state.request).await {
             Ok(issued) => {
                 let fresh = Held::new(issued)?;
                 let issued = Arc::clone(&fresh.issued);
-                *held = Some(fresh);
+                if state.request.session_id.is_none() {
+                    state.request.session_id = Some(issued.session_id.clone());
+                }
+                state.held = Some(fresh);
                 Ok(issued)
             }
-            Err(error) => match held.as_ref() {
+            Err(error) => match state.held.as_ref() {
                 Some(current) if now < current.not_after => Ok(Arc::clone(&current.issued)),
                 _ => Err(error),
             },
