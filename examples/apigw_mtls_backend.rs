@@ -23,7 +23,7 @@
 
 use lambda_http::lambda_runtime::{self, service_fn, Error, LambdaEvent};
 use serde_json::{json, Value};
-use session_ca_verify::{ClaimType, Forwarded, Verifier};
+use session_ca_verify::{Forwarded, Verifier};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -49,20 +49,9 @@ fn verifier_from_env() -> Result<Verifier, Error> {
         .unwrap_or_default()
         .split(',')
     {
-        if spec.trim().is_empty() {
-            continue;
+        if !spec.trim().is_empty() {
+            builder = builder.claim_spec(spec.trim());
         }
-        let (name, oid, kind) = spec
-            .trim()
-            .split_once('=')
-            .and_then(|(name, rest)| rest.rsplit_once(':').map(|(oid, kind)| (name, oid, kind)))
-            .ok_or_else(|| format!("SIGNER_CLAIMS: {spec:?} is not name=oid:type"))?;
-        let kind = match kind {
-            "string" => ClaimType::String,
-            "json" => ClaimType::Json,
-            other => return Err(format!("SIGNER_CLAIMS: {name}: unknown type {other:?}").into()),
-        };
-        builder = builder.claim(name, oid, kind);
     }
     Ok(builder.build()?)
 }

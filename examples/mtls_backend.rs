@@ -33,7 +33,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
 use session_ca::FixedClock;
-use session_ca_verify::{ClaimType, Verifier};
+use session_ca_verify::Verifier;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -57,26 +57,14 @@ struct Args {
     #[arg(long, env = "MTLS_BACKEND_KEY")]
     key: PathBuf,
     /// A profile claim to decode, `name=oid:type` with type `string` or `json`; repeatable.
-    #[arg(long = "claim", value_name = "NAME=OID:TYPE", value_parser = parse_claim)]
-    claims: Vec<(String, String, ClaimType)>,
+    #[arg(long = "claim", value_name = "NAME=OID:TYPE")]
+    claims: Vec<String>,
     /// The OID arc of the standard claims, if the signer uses its own.
     #[arg(long, env = "MTLS_BACKEND_OID_ARC", default_value = session_ca_verify::DEFAULT_OID_ARC)]
     oid_arc: String,
     /// Check certificates at this fixed time (RFC 3339, UTC) instead of the system clock.
     #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
     now: Option<OffsetDateTime>,
-}
-
-fn parse_claim(text: &str) -> Result<(String, String, ClaimType), String> {
-    let usage = || format!("{text:?}: expected NAME=OID:TYPE, TYPE string or json");
-    let (name, rest) = text.split_once('=').ok_or_else(usage)?;
-    let (oid, kind) = rest.rsplit_once(':').ok_or_else(usage)?;
-    let kind = match kind {
-        "string" => ClaimType::String,
-        "json" => ClaimType::Json,
-        _ => return Err(usage()),
-    };
-    Ok((name.to_owned(), oid.to_owned(), kind))
 }
 
 fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
@@ -92,8 +80,8 @@ async fn main() -> Result<()> {
     let ca_pem =
         std::fs::read(&args.ca).with_context(|| format!("reading {}", args.ca.display()))?;
     let mut verifier = Verifier::builder().ca_pem(ca_pem).oid_arc(&args.oid_arc);
-    for (name, oid, kind) in &args.claims {
-        verifier = verifier.claim(name, oid, *kind);
+    for spec in &args.claims {
+        verifier = verifier.claim_spec(spec);
     }
     if let Some(now) = args.now {
         verifier = verifier.clock(Arc::new(FixedClock::new(now)));

@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use clap::{Parser, ValueEnum};
 use serde_json::json;
-use session_ca_verify::{ClaimType, Forwarded, Verifier};
+use session_ca_verify::{Forwarded, Verifier};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Proxy {
@@ -74,20 +74,8 @@ struct Args {
     #[arg(long)]
     header: Option<String>,
     /// A profile claim to decode, `name=oid:type` with type `string` or `json`; repeatable.
-    #[arg(long = "claim", value_name = "NAME=OID:TYPE", value_parser = parse_claim)]
-    claims: Vec<(String, String, ClaimType)>,
-}
-
-fn parse_claim(text: &str) -> Result<(String, String, ClaimType), String> {
-    let usage = || format!("{text:?}: expected NAME=OID:TYPE, TYPE string or json");
-    let (name, rest) = text.split_once('=').ok_or_else(usage)?;
-    let (oid, kind) = rest.rsplit_once(':').ok_or_else(usage)?;
-    let kind = match kind {
-        "string" => ClaimType::String,
-        "json" => ClaimType::Json,
-        _ => return Err(usage()),
-    };
-    Ok((name.to_owned(), oid.to_owned(), kind))
+    #[arg(long = "claim", value_name = "NAME=OID:TYPE")]
+    claims: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -103,8 +91,8 @@ async fn main() -> Result<()> {
     let ca_pem =
         std::fs::read(&args.ca).with_context(|| format!("reading {}", args.ca.display()))?;
     let mut verifier = Verifier::builder().ca_pem(ca_pem);
-    for (name, oid, kind) in &args.claims {
-        verifier = verifier.claim(name, oid, *kind);
+    for spec in &args.claims {
+        verifier = verifier.claim_spec(spec);
     }
     let backend = Backend {
         verifier: verifier

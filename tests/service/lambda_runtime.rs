@@ -55,14 +55,7 @@ async fn the_function_runs_under_the_lambda_runtime_emulator() {
     // binary this test run built, started as Lambda starts it (no arguments,
     // AWS_LAMBDA_RUNTIME_API set), so its runtime loop is the real one.
     let (_emulator, port) = tools::start_lambda_emulator();
-    let function = Command::new(env!("CARGO_BIN_EXE_session-ca"))
-        .env(
-            "AWS_LAMBDA_RUNTIME_API",
-            format!("http://127.0.0.1:{port}/.rt"),
-        )
-        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+    let function = tools::lambda_function(Path::new(env!("CARGO_BIN_EXE_session-ca")), port)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "eu-west-1")

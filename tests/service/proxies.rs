@@ -285,20 +285,16 @@ fn the_api_gateway_mtls_backend_lambda_reads_claims_from_aws_event_shapes() {
         .copied()
         .collect::<Vec<_>>()
         .join(",");
-    let function = Command::new(crate::common::examples::example_bin("apigw_mtls_backend"))
-        .env(
-            "AWS_LAMBDA_RUNTIME_API",
-            format!("http://127.0.0.1:{port}/.rt"),
-        )
-        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("SIGNER_CA_FILE", dir.join("ca.pem"))
-        .env("SIGNER_CLAIMS", claims)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let function = tools::lambda_function(
+        &crate::common::examples::example_bin("apigw_mtls_backend"),
+        port,
+    )
+    .env("SIGNER_CA_FILE", dir.join("ca.pem"))
+    .env("SIGNER_CLAIMS", claims)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     let _function = Guard(function);
 
     let body = |response: &Value| json(response["body"].as_str().unwrap());

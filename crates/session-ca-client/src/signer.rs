@@ -259,8 +259,18 @@ fn rejection(status: reqwest::StatusCode, body: &[u8]) -> ClientError {
 
 /// A reqwest error with its causes ("error sending request: ... connection refused").
 fn describe(error: &reqwest::Error) -> String {
+    let mut text = error_chain(error);
+    if error.is_timeout() {
+        text.push_str(" (timed out)");
+    }
+    text
+}
+
+/// An error's message followed by those of its causes that it does not
+/// already include, joined with ": ".
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
+    let mut source = error.source();
     while let Some(cause) = source {
         let cause_text = cause.to_string();
         if !text.contains(&cause_text) {
@@ -268,9 +278,6 @@ fn describe(error: &reqwest::Error) -> String {
             text.push_str(&cause_text);
         }
         source = cause.source();
-    }
-    if error.is_timeout() {
-        text.push_str(" (timed out)");
     }
     text
 }

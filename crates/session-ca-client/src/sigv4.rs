@@ -28,6 +28,8 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 
+use crate::signer::error_chain;
+
 /// How long the credential chain may take to answer (instance metadata included).
 const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -212,20 +214,6 @@ pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient 
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(mode))
         .build_https()
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Why a request could not be signed with SigV4.

@@ -18,6 +18,8 @@ pub struct VerifierBuilder {
     ca_pem: Vec<Vec<u8>>,
     ca_der: Vec<CertificateDer<'static>>,
     claims: Vec<(String, String, ClaimType)>,
+    /// `claim_spec` texts that do not parse, reported by `build`.
+    bad_specs: Vec<VerifyError>,
     oid_arc: String,
     clock: SharedClock,
     skew: Duration,
@@ -29,6 +31,7 @@ impl Default for VerifierBuilder {
             ca_pem: Vec::new(),
             ca_der: Vec::new(),
             claims: Vec::new(),
+            bad_specs: Vec::new(),
             oid_arc: DEFAULT_OID_ARC.to_owned(),
             clock: Arc::new(SystemClock),
             skew: DEFAULT_SKEW,
@@ -76,6 +79,25 @@ impl VerifierBuilder {
         self
     }
 
+    /// Names a profile claim from its text form `NAME=OID:TYPE`, e.g.
+    /// `agent=1.3.6.1.4.1.32473.1.100:string` (as a backend's command line
+    /// or environment gives it); a text that does not parse is reported by
+    /// [`build`](Self::build).
+    pub fn claim_spec(mut self, spec: &str) -> Self {
+        let parsed = spec
+            .split_once('=')
+            .and_then(|(name, rest)| rest.rsplit_once(':').map(|(oid, kind)| (name, oid, kind)))
+            .ok_or_else(|| VerifyError::ClaimConfig(format!("{spec:?}: expected NAME=OID:TYPE")))
+            .and_then(|(name, oid, kind)| Ok((name, oid, kind.parse::<ClaimType>()?)));
+        match parsed {
+            Ok((name, oid, kind)) => self.claim(name, oid, kind),
+            Err(error) => {
+                self.bad_specs.push(error);
+                self
+            }
+        }
+    }
+
     /// The OID arc of the standard claims (default [`DEFAULT_OID_ARC`]).
     pub fn oid_arc(mut self, arc: &str) -> Self {
         arc.clone_into(&mut self.oid_arc);
@@ -101,6 +123,9 @@ impl VerifierBuilder {
     /// intermediates; when none is self-signed (a chain that stops below its
     /// root), every one is an anchor.
     pub fn build(self) -> Result<Verifier, VerifyError> {
+        if let Some(error) = self.bad_specs.into_iter().next() {
+            return Err(error);
+        }
         let mut cas = self.ca_der;
         for pem in &self.ca_pem {
             for (index, cert) in CertificateDer::pem_slice_iter(pem).enumerate() {
@@ -281,5 +306,33 @@ mod tests {
             Verifier::from_der(&[]),
             Err(VerifyError::NoCaCertificates)
         ));
+    }
+
+    #[test]
+    fn claim_specs_name_claims_or_fail_the_build() {
+        let verifier = Verifier::builder()
+            .ca_der(root_der())
+            .claim_spec("agent=1.3.6.1.4.1.32473.1.100:string")
+            .claim_spec("geo=1.3.6.1.4.1.32473.1.101:json")
+            .build();
+        assert!(verifier.is_ok(), "{verifier:?}");
+        for (spec, why) in [
+            ("agent", "expected NAME=OID:TYPE"),
+            ("agent=1.3.6.1.4.1.32473.1.100", "expected NAME=OID:TYPE"),
+            (
+                "agent=1.3.6.1.4.1.32473.1.100:number",
+                "expected string or json",
+            ),
+        ] {
+            let err = Verifier::builder()
+                .ca_der(root_der())
+                .claim_spec(spec)
+                .build()
+                .unwrap_err();
+            assert!(
+                matches!(&err, VerifyError::ClaimConfig(m) if m.contains(why)),
+                "{spec}: {err}"
+            );
+        }
     }
 }

@@ -12,6 +12,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::VerifyError;
+
 /// The documentation arc of RFC 5612; operators set their own PEN arc.
 pub const DEFAULT_OID_ARC: &str = "1.3.6.1.4.1.32473.1";
 
@@ -175,6 +177,21 @@ impl fmt::Display for ClaimType {
             ClaimType::String => "string",
             ClaimType::Json => "json",
         })
+    }
+}
+
+impl std::str::FromStr for ClaimType {
+    type Err = VerifyError;
+
+    /// `string` or `json`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "string" => Ok(ClaimType::String),
+            "json" => Ok(ClaimType::Json),
+            other => Err(VerifyError::ClaimConfig(format!(
+                "claim type {other:?}: expected string or json"
+            ))),
+        }
     }
 }
 

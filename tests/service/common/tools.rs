@@ -285,6 +285,21 @@ pub fn start_lambda_emulator() -> (Guard, u16) {
     (emulator, port)
 }
 
+/// `program` started as Lambda starts a function (no arguments, the
+/// runtime API and function variables set) against the emulator on `port`.
+pub fn lambda_function(program: &Path, port: u16) -> Command {
+    let mut function = Command::new(program);
+    function
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{port}/.rt"),
+        )
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128");
+    function
+}
+
 /// Invokes the function running under the emulator on `port` with the
 /// event in `event_file` (`cargo lambda invoke --data-file`) and returns
 /// its JSON response.
