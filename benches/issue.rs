@@ -32,6 +32,7 @@ fn setup() -> (tempfile::TempDir, AppState) {
             subject: "CN=Bench CA".into(),
             validity_days: 30,
             intermediate: false,
+            path_len: 0,
             force: true,
         },
         now - time::Duration::hours(1),

@@ -96,6 +96,11 @@ pub fn sha256(data: &[u8]) -> digest::Digest {
     digest::digest(&digest::SHA256, data)
 }
 
+/// SHA-384 of `data` (the digest a P-384 KMS key signs).
+pub fn sha384(data: &[u8]) -> digest::Digest {
+    digest::digest(&digest::SHA384, data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use rcgen::{
 use session_ca_verify::encode_claim_value;
 use time::OffsetDateTime;
 
-use crate::ca::SigningCa;
+use crate::ca::{SignError, SigningCa};
 use crate::fmt::{hex, x5t_s256};
 use crate::keys::{FreshKey, KeyError, SecretPem};
 use crate::pkcs12::{self, KeyStoreFile, Pkcs12Error};
@@ -110,101 +110,164 @@ impl PublicKeyData for SubjectKey<'_> {
 }
 
 /// Signs the certificate described by `plan` with `ca`, for a fresh key or
-/// the CSR's key as the plan says.
+/// the CSR's key as the plan says, when `ca`'s key is in this process (file
+/// and Parameter Store CAs, and KMS-delegated ones); a CA whose key signs in
+/// KMS directly is refused with [`IssueError::Signing`]. [`issue_async`] signs
+/// with every CA.
 pub fn issue(
     ca: &SigningCa,
     plan: &CertificatePlan,
     now: OffsetDateTime,
 ) -> Result<IssuedCertificate, IssueError> {
-    let validity = validity(now, plan.ttl, plan.backdate, ca.not_before, ca.not_after)?;
-    let key = match &plan.key {
-        KeySource::Generate(key_type) => SubjectKey::Fresh(
-            key_type
-                .generate_fresh()
-                .map_err(IssueError::KeyGeneration)?,
-        ),
-        KeySource::Csr(csr) => SubjectKey::Csr(csr),
-    };
+    let draft = Draft::new(ca, plan, now)?;
+    let cert = ca
+        .sign_in_memory(&draft.params, &draft.key)
+        .map_err(IssueError::from)?;
+    draft.finish(cert, ca, plan)
+}
 
-    let mut params = CertificateParams::default();
-    let serial = random_serial().map_err(IssueError::Random)?;
-    let serial_hex = hex(&der_integer_content(&serial.to_bytes()));
-    params.serial_number = Some(serial);
-    params.not_before = validity.not_before;
-    params.not_after = validity.not_after;
+/// [`issue`] for every CA: a key in KMS signs with one awaited `Sign` call
+/// (a key in memory signs at once, as in [`issue`]).
+pub async fn issue_async(
+    ca: &SigningCa,
+    plan: &CertificatePlan,
+    now: OffsetDateTime,
+) -> Result<IssuedCertificate, IssueError> {
+    let draft = Draft::new(ca, plan, now)?;
+    let cert = ca
+        .sign(&draft.params, &draft.key)
+        .await
+        .map_err(IssueError::from)?;
+    draft.finish(cert, ca, plan)
+}
 
-    // §4.1.2.6: the profile's fixed attributes, then CN = session id.
-    let mut subject = DistinguishedName::new();
-    for (attribute, value) in &plan.subject {
-        let ty = match attribute {
-            SubjectAttribute::Country => DnType::CountryName,
-            SubjectAttribute::State => DnType::StateOrProvinceName,
-            SubjectAttribute::Locality => DnType::LocalityName,
-            SubjectAttribute::Organization => DnType::OrganizationName,
-            SubjectAttribute::OrganizationalUnit => DnType::OrganizationalUnitName,
+/// A certificate ready to be signed: its parameters and subject key.
+struct Draft<'p> {
+    params: CertificateParams,
+    key: SubjectKey<'p>,
+    validity: Validity,
+    serial_hex: String,
+}
+
+impl<'p> Draft<'p> {
+    fn new(
+        ca: &SigningCa,
+        plan: &'p CertificatePlan,
+        now: OffsetDateTime,
+    ) -> Result<Draft<'p>, IssueError> {
+        let validity = validity(now, plan.ttl, plan.backdate, ca.not_before, ca.not_after)?;
+        let key = match &plan.key {
+            KeySource::Generate(key_type) => SubjectKey::Fresh(
+                key_type
+                    .generate_fresh()
+                    .map_err(IssueError::KeyGeneration)?,
+            ),
+            KeySource::Csr(csr) => SubjectKey::Csr(csr),
         };
-        subject.push(ty.clone(), dn_value(&ty, value));
-    }
-    subject.push(
-        DnType::CommonName,
-        dn_value(&DnType::CommonName, &plan.session_id),
-    );
-    params.distinguished_name = subject;
 
-    // §4.2.1.9: BasicConstraints cA FALSE, marked critical.
-    params.is_ca = IsCa::ExplicitNoCa;
-    // §4.2.1.3: digitalSignature only (critical); §4.2.1.12: clientAuth.
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    // §4.2.1.1: AKI from the CA's SKI; §4.2.1.2: SKI by method 1 of RFC 7093.
-    params.use_authority_key_identifier_extension = true;
-    params.key_identifier_method = key_identifier(key.der_bytes());
-    // §4.2.1.6: optional URI SAN; the template expansion percent-encodes, so it is IA5.
-    if let Some(uri) = &plan.uri_san {
-        let ia5 = uri
-            .as_str()
-            .try_into()
-            .map_err(|_| IssueError::UriSanNotIa5)?;
-        params.subject_alt_names = vec![SanType::URI(ia5)];
-    }
-    // Claims: non-critical private extensions (§4.2), one per claim.
-    params.custom_extensions = plan
-        .extensions
-        .iter()
-        .map(|(oid, text)| {
-            let mut ext = CustomExtension::from_oid_content(oid.arcs(), encode_claim_value(text));
-            ext.set_criticality(false);
-            ext
-        })
-        .collect();
+        let mut params = CertificateParams::default();
+        let serial = random_serial().map_err(IssueError::Random)?;
+        let serial_hex = hex(&der_integer_content(&serial.to_bytes()));
+        params.serial_number = Some(serial);
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
 
-    let cert = ca.sign(&params, &key).map_err(IssueError::Signing)?;
-    let der = cert.der().to_vec();
-    let fingerprint = crate::crypto::sha256(&der);
-    let fresh = match &key {
-        SubjectKey::Fresh(fresh) => Some(fresh),
-        SubjectKey::Csr(_) => None,
-    };
-    let pkcs12 = match fresh {
-        Some(fresh) if plan.pkcs12 => {
-            let chain: Vec<&[u8]> = ca.chain_der.iter().map(|c| c.as_ref()).collect();
-            Some(pkcs12::key_store(fresh.pkcs8_der(), &der, &chain).map_err(IssueError::Pkcs12)?)
+        // §4.1.2.6: the profile's fixed attributes, then CN = session id.
+        let mut subject = DistinguishedName::new();
+        for (attribute, value) in &plan.subject {
+            let ty = match attribute {
+                SubjectAttribute::Country => DnType::CountryName,
+                SubjectAttribute::State => DnType::StateOrProvinceName,
+                SubjectAttribute::Locality => DnType::LocalityName,
+                SubjectAttribute::Organization => DnType::OrganizationName,
+                SubjectAttribute::OrganizationalUnit => DnType::OrganizationalUnitName,
+            };
+            subject.push(ty.clone(), dn_value(&ty, value));
         }
-        _ => None,
-    };
-    Ok(IssuedCertificate {
-        serial_hex,
-        certificate_pem: cert.pem(),
-        certificate_der: der,
-        private_key_pem: fresh.map(FreshKey::private_key_pem),
-        pkcs12,
-        not_before: validity.not_before,
-        not_after: validity.not_after,
-        renew_after: validity.renew_after,
-        key_type: plan.key.key_type_name(),
-        fingerprint_sha256: hex(fingerprint.as_ref()),
-        x5t_s256: x5t_s256(fingerprint.as_ref()),
-    })
+        subject.push(
+            DnType::CommonName,
+            dn_value(&DnType::CommonName, &plan.session_id),
+        );
+        params.distinguished_name = subject;
+
+        // §4.2.1.9: BasicConstraints cA FALSE, marked critical.
+        params.is_ca = IsCa::ExplicitNoCa;
+        // §4.2.1.3: digitalSignature only (critical); §4.2.1.12: clientAuth.
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        // §4.2.1.1: AKI from the CA's SKI; §4.2.1.2: SKI by method 1 of RFC 7093.
+        params.use_authority_key_identifier_extension = true;
+        params.key_identifier_method = key_identifier(key.der_bytes());
+        // §4.2.1.6: optional URI SAN; the template expansion percent-encodes, so it is IA5.
+        if let Some(uri) = &plan.uri_san {
+            let ia5 = uri
+                .as_str()
+                .try_into()
+                .map_err(|_| IssueError::UriSanNotIa5)?;
+            params.subject_alt_names = vec![SanType::URI(ia5)];
+        }
+        // Claims: non-critical private extensions (§4.2), one per claim.
+        params.custom_extensions = plan
+            .extensions
+            .iter()
+            .map(|(oid, text)| {
+                let mut ext =
+                    CustomExtension::from_oid_content(oid.arcs(), encode_claim_value(text));
+                ext.set_criticality(false);
+                ext
+            })
+            .collect();
+
+        Ok(Draft {
+            params,
+            key,
+            validity,
+            serial_hex,
+        })
+    }
+
+    fn finish(
+        self,
+        cert: rcgen::Certificate,
+        ca: &SigningCa,
+        plan: &CertificatePlan,
+    ) -> Result<IssuedCertificate, IssueError> {
+        let Draft {
+            key,
+            validity,
+            serial_hex,
+            ..
+        } = self;
+        let der = cert.der().to_vec();
+        let fingerprint = crate::crypto::sha256(&der);
+        let fresh = match &key {
+            SubjectKey::Fresh(fresh) => Some(fresh),
+            SubjectKey::Csr(_) => None,
+        };
+        let pkcs12 = match fresh {
+            Some(fresh) if plan.pkcs12 => {
+                let chain: Vec<&[u8]> = ca.chain_der.iter().map(|c| c.as_ref()).collect();
+                Some(
+                    pkcs12::key_store(fresh.pkcs8_der(), &der, &chain)
+                        .map_err(IssueError::Pkcs12)?,
+                )
+            }
+            _ => None,
+        };
+        Ok(IssuedCertificate {
+            serial_hex,
+            certificate_pem: cert.pem(),
+            certificate_der: der,
+            private_key_pem: fresh.map(FreshKey::private_key_pem),
+            pkcs12,
+            not_before: validity.not_before,
+            not_after: validity.not_after,
+            renew_after: validity.renew_after,
+            key_type: plan.key.key_type_name(),
+            fingerprint_sha256: hex(fingerprint.as_ref()),
+            x5t_s256: x5t_s256(fingerprint.as_ref()),
+        })
+    }
 }
 
 /// Errors while issuing. The causes of the internal ones are kept for the
@@ -228,10 +291,22 @@ pub enum IssueError {
     UriSanNotIa5,
     /// rcgen or the CA's signing key failed to sign the certificate.
     #[error("signing the certificate failed: {0}")]
-    Signing(#[source] rcgen::Error),
+    Signing(#[source] SignError),
+    /// The CA key's holder (KMS) did not sign: throttled, disabled, unreachable.
+    #[error("{0}")]
+    KeyUnavailable(#[source] crate::ca::kms::KmsSignError),
     /// The PKCS#12 key store could not be written.
     #[error("writing the PKCS#12 key store failed: {0}")]
     Pkcs12(#[source] Pkcs12Error),
+}
+
+impl From<SignError> for IssueError {
+    fn from(e: SignError) -> Self {
+        match e {
+            SignError::Kms(e) => IssueError::KeyUnavailable(e),
+            other => IssueError::Signing(other),
+        }
+    }
 }
 
 #[cfg(test)]

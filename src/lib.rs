@@ -38,19 +38,22 @@ pub use auth::{
     Auth, AuthError, AuthMode, Caller, CallerPattern, Credentials, HmacAuth, HmacError,
 };
 pub use ca::file::{
-    FileCaSource, CA_CERT_FILE, CA_KEY_FILE, CHAIN_FILE, ROOT_CERT_FILE, ROOT_KEY_FILE,
+    FileCaSource, CA_CERT_FILE, CA_KEY_FILE, CHAIN_FILE, KMS_KEY_FILE, ROOT_CERT_FILE,
+    ROOT_KEY_FILE,
 };
 pub use ca::init::{
     ca_exists, create_ca, parse_subject, CreatedCa, InitOptions, DEFAULT_CA_SUBJECT,
 };
+pub use ca::kms::{client as kms_client, ChainSpec, KmsCaSource, KmsKey, KmsMode, KmsSignError};
+pub use ca::kms_init::{create_kms_ca, KmsInitOptions};
 pub use ca::ssm::{
     client as ssm_client, material_from_parameters, parameter_names, publish as publish_ssm,
     SsmCaSource, SsmSettings, ATTEMPT_TIMEOUT as SSM_ATTEMPT_TIMEOUT,
     MAX_ATTEMPTS as SSM_MAX_ATTEMPTS, OPERATION_TIMEOUT as SSM_OPERATION_TIMEOUT,
 };
 pub use ca::{
-    BoxFuture, CaConfig, CaError, CaKey, CaMaterial, CaSource, CaSourceSpec, CaStore,
-    OnLoadFailure, SigningCa, ON_REQUEST_REFRESH_TIMEOUT,
+    BoxFuture, CaConfig, CaError, CaMaterial, CaSource, CaSourceSpec, CaStore, KeyHolder,
+    KeyMaterial, OnLoadFailure, SignError, SigningCa, ON_REQUEST_REFRESH_TIMEOUT,
 };
 pub use config::{
     expiring_cas, lambda_default_config, Config, ConfigError, ConfigOrigin, EnvSource, ExpiringCa,
@@ -66,7 +69,9 @@ pub use http::{
 pub use inspect::{
     inspect, read_certificate, verify_client_certificate, FoundClaim, InspectError, Inspection,
 };
-pub use issuer::{issue, validity, IssueError, IssuedCertificate, Validity, RENEW_AT_FRACTION};
+pub use issuer::{
+    issue, issue_async, validity, IssueError, IssuedCertificate, Validity, RENEW_AT_FRACTION,
+};
 pub use keys::{FreshKey, KeyError, KeyType, SecretPem};
 pub use metrics::emf::{Emf, DEFAULT_NAMESPACE as DEFAULT_METRICS_NAMESPACE};
 pub use metrics::prometheus::{

@@ -135,6 +135,7 @@ fn fixture() -> &'static Fixture {
                 subject: "CN=Fuzz Issuing CA,O=session-ca fuzz,C=NL".into(),
                 validity_days: 365,
                 intermediate: false,
+                path_len: 0,
                 force: true,
             },
             now() - time::Duration::days(1),

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{BoxFuture, CaError, CaMaterial, CaSource};
+use super::{BoxFuture, CaError, CaMaterial, CaSource, KeyMaterial};
 use crate::keys::SecretPem;
 
 /// The issuing CA's private key (PKCS#8 PEM, mode 0600).
@@ -11,6 +11,9 @@ pub const CA_KEY_FILE: &str = "ca-key.pem";
 pub const CA_CERT_FILE: &str = "ca-cert.pem";
 /// The chain from the issuing CA up to the root, issuing CA first.
 pub const CHAIN_FILE: &str = "chain.pem";
+/// The ARN of the CA's KMS key, in a directory made by `init --kms-key-id`
+/// (which holds no private key).
+pub const KMS_KEY_FILE: &str = "kms-key-id";
 /// The root's private key when `init --intermediate` made a two-level CA.
 pub const ROOT_KEY_FILE: &str = "root-key.pem";
 /// The root certificate when `init --intermediate` made a two-level CA.
@@ -20,12 +23,25 @@ pub const ROOT_CERT_FILE: &str = "root-cert.pem";
 #[derive(Debug, Clone)]
 pub struct FileCaSource {
     dir: PathBuf,
+    with_key: bool,
 }
 
 impl FileCaSource {
-    /// A source reading from `dir`.
+    /// A source reading key, certificate and chain from `dir`.
     pub fn new(dir: PathBuf) -> Self {
-        FileCaSource { dir }
+        FileCaSource {
+            dir,
+            with_key: true,
+        }
+    }
+
+    /// A source reading only the certificate and chain from `dir` (the CA
+    /// key is held elsewhere, in KMS).
+    pub fn certificates(dir: PathBuf) -> Self {
+        FileCaSource {
+            dir,
+            with_key: false,
+        }
     }
 
     /// Whether `dir` holds a CA key or certificate already.
@@ -50,7 +66,12 @@ impl FileCaSource {
     }
 
     fn load_now(&self) -> Result<CaMaterial, CaError> {
-        let (key, key_origin) = self.read(CA_KEY_FILE)?;
+        let (key, key_origin) = if self.with_key {
+            let (pem, origin) = self.read(CA_KEY_FILE)?;
+            (KeyMaterial::Pem(SecretPem::new(pem)), origin)
+        } else {
+            (KeyMaterial::None, String::new())
+        };
         let (cert_pem, cert_origin) = self.read(CA_CERT_FILE)?;
         let chain_path = self.dir.join(CHAIN_FILE);
         let chain_pem = if chain_path.exists() {
@@ -59,7 +80,7 @@ impl FileCaSource {
             None
         };
         Ok(CaMaterial {
-            key_pem: SecretPem::new(key),
+            key,
             key_origin,
             cert_pem,
             cert_origin,

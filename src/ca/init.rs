@@ -30,6 +30,9 @@ pub struct InitOptions {
     pub validity_days: u32,
     /// Whether to create a root and an intermediate that signs.
     pub intermediate: bool,
+    /// The pathLenConstraint of a single-level CA (0: it signs only leaves;
+    /// 2 for a root that will sign a KMS CA which delegates).
+    pub path_len: u8,
     /// Whether existing files may be replaced.
     pub force: bool,
 }
@@ -112,9 +115,9 @@ fn rdn_rank(ty: &DnType) -> u8 {
     }
 }
 
-fn ca_params(
+pub(super) fn ca_params(
     serial: SerialNumber,
-    key: &KeyPair,
+    public_key_raw: &[u8],
     subject: &[(DnType, String)],
     path_len: u8,
     not_before: OffsetDateTime,
@@ -136,7 +139,7 @@ fn ca_params(
     params.not_before = not_before;
     params.not_after = not_after;
     params.use_authority_key_identifier_extension = signed_by_other;
-    params.key_identifier_method = key_identifier(key.public_key_raw());
+    params.key_identifier_method = key_identifier(public_key_raw);
     params
 }
 
@@ -207,7 +210,7 @@ pub fn create_ca(options: &InitOptions, now: OffsetDateTime) -> Result<CreatedCa
         }
         let root_params = ca_params(
             serial()?,
-            &root_key,
+            root_key.public_key_raw(),
             &root_subject,
             1,
             not_before,
@@ -217,7 +220,15 @@ pub fn create_ca(options: &InitOptions, now: OffsetDateTime) -> Result<CreatedCa
         let root_cert = root_params.self_signed(&root_key).map_err(sign_err)?;
         let root_issuer = Issuer::new(root_params, root_key);
         let (ca_key, ca_key_pem) = generate()?;
-        let ca_params = ca_params(serial()?, &ca_key, &subject, 0, not_before, not_after, true);
+        let ca_params = ca_params(
+            serial()?,
+            ca_key.public_key_raw(),
+            &subject,
+            0,
+            not_before,
+            not_after,
+            true,
+        );
         let ca_cert = ca_params
             .signed_by(&ca_key, &root_issuer)
             .map_err(sign_err)?;
@@ -233,7 +244,15 @@ pub fn create_ca(options: &InitOptions, now: OffsetDateTime) -> Result<CreatedCa
         ));
     } else {
         let (key, key_pem) = generate()?;
-        let params = ca_params(serial()?, &key, &subject, 0, not_before, not_after, false);
+        let params = ca_params(
+            serial()?,
+            key.public_key_raw(),
+            &subject,
+            options.path_len,
+            not_before,
+            not_after,
+            false,
+        );
         let cert = params.self_signed(&key).map_err(sign_err)?;
         issuing_cert_pem = cert.pem();
         outputs.push((CA_KEY_FILE, key_pem, FileKind::Secret));
@@ -242,29 +261,44 @@ pub fn create_ca(options: &InitOptions, now: OffsetDateTime) -> Result<CreatedCa
     }
     debug_assert_eq!(outputs.len(), targets.len());
 
-    create_private_dir(&options.dir)
-        .map_err(|e| CaError::Create(format!("cannot create {}: {e}", options.dir.display())))?;
     if options.force && !options.intermediate {
         // A forced single-level CA must not leave a stale root behind.
         for stale in [ROOT_KEY_FILE, ROOT_CERT_FILE] {
             let _ = std::fs::remove_file(options.dir.join(stale));
         }
     }
-    // Every file is written to a temporary file first; only when all exist
-    // are they renamed into place, so a failure leaves no partial CA.
+    let files = write_all(&options.dir, outputs, options.force)?;
+    Ok(CreatedCa {
+        files,
+        issuing_cert_pem,
+        not_after,
+    })
+}
+
+/// Writes `outputs` (file name, contents, kind) into `dir` (created 0700):
+/// every file is written to a temporary file first, and only when all
+/// exist are they renamed into place, so a failure leaves no partial CA.
+/// Without `force`, a file that appeared meanwhile is not replaced.
+pub(super) fn write_all(
+    dir: &Path,
+    outputs: Vec<(&str, String, FileKind)>,
+    force: bool,
+) -> Result<Vec<PathBuf>, CaError> {
+    create_private_dir(dir)
+        .map_err(|e| CaError::Create(format!("cannot create {}: {e}", dir.display())))?;
     let mut staged = Vec::new();
     for (name, contents, kind) in outputs {
-        let path = options.dir.join(name);
+        let path = dir.join(name);
         let tmp = stage(&path, contents.as_bytes(), kind)
             .map_err(|e| CaError::Create(format!("cannot write {}: {e}", path.display())))?;
         staged.push((path, tmp));
     }
     let mut files = Vec::new();
     for (path, tmp) in staged {
-        let placed = if options.force {
+        let placed = if force {
             tmp.persist(&path)
         } else {
-            // Refuse to replace a file that appeared since the check above.
+            // Refuse to replace a file that appeared since the caller's check.
             tmp.persist_noclobber(&path)
         };
         placed.map_err(|e| {
@@ -276,12 +310,8 @@ pub fn create_ca(options: &InitOptions, now: OffsetDateTime) -> Result<CreatedCa
         })?;
         files.push(path);
     }
-    sync_dir(&options.dir);
-    Ok(CreatedCa {
-        files,
-        issuing_cert_pem,
-        not_after,
-    })
+    sync_dir(dir);
+    Ok(files)
 }
 
 fn root_name(cn: &str) -> String {
@@ -317,6 +347,7 @@ mod tests {
                     subject: subject.into(),
                     validity_days: 30,
                     intermediate,
+                    path_len: 0,
                     force: true,
                 },
                 now,

@@ -1,60 +1,98 @@
 //! A checked CA, ready to sign: the checks rcgen does not do (CA:TRUE,
 //! keyCertSign, key matches certificate, chain, validity, a signed
-//! self-test), and the CA key behind the [`CaKey`] trait so a key held
-//! elsewhere (a KMS) can sign.
+//! self-test), whoever holds the key: this process (an rcgen [`KeyPair`])
+//! or AWS KMS ([`super::kms::KmsKey`], signing in [`super::remote`]).
 
 use std::fmt;
 use std::sync::Arc;
 
-use rcgen::{Certificate, CertificateParams, Issuer, KeyPair, PublicKeyData, SignatureAlgorithm};
+use rcgen::{Certificate, CertificateParams, Issuer, KeyPair, PublicKeyData};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::{CaError, CaMaterial};
+use super::kms::{KmsKey, KmsMode, KmsSignError};
+use super::{remote, CaError, CaMaterial, KeyMaterial};
 use crate::x509::{random_serial, to_pem};
 
-/// The CA's private key, wherever it is held. A key in memory (file and
-/// Parameter Store CAs) is an rcgen [`KeyPair`]; a remote signer implements
-/// [`rcgen::SigningKey`] and this trait to sign certificates without the
-/// key ever being in this process.
-pub trait CaKey: rcgen::SigningKey + Send + Sync {
-    /// Where the key is held, for logs: `memory`, or a remote key's name.
-    fn holder(&self) -> String;
+/// Who holds a CA's key and how it signs, for `/healthz`, `inspect` and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyHolder {
+    /// A key in this process's memory (file and Parameter Store CAs).
+    Memory,
+    /// A KMS key signing every certificate.
+    KmsDirect {
+        /// The key's ARN.
+        arn: String,
+    },
+    /// An ephemeral issuing CA in memory, certified by a KMS key until `until`.
+    KmsDelegated {
+        /// The KMS key's ARN.
+        arn: String,
+        /// The end of the current delegation.
+        until: OffsetDateTime,
+    },
 }
 
-impl CaKey for KeyPair {
-    fn holder(&self) -> String {
-        "memory".into()
+impl KeyHolder {
+    /// `memory`, or `kms:ARN`.
+    pub fn holder(&self) -> String {
+        match self {
+            KeyHolder::Memory => "memory".into(),
+            KeyHolder::KmsDirect { arn } | KeyHolder::KmsDelegated { arn, .. } => {
+                format!("kms:{arn}")
+            }
+        }
+    }
+
+    /// `in-memory`, `kms-direct` or `kms-delegated`.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            KeyHolder::Memory => "in-memory",
+            KeyHolder::KmsDirect { .. } => "kms-direct",
+            KeyHolder::KmsDelegated { .. } => "kms-delegated",
+        }
     }
 }
 
-/// A shared [`CaKey`], the signing key rcgen's [`Issuer`] holds.
-#[derive(Clone)]
-pub struct SharedCaKey(Arc<dyn CaKey>);
-
-impl rcgen::SigningKey for SharedCaKey {
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        self.0.sign(msg)
-    }
+/// Where the signature of a certificate comes from.
+enum Signer {
+    /// An rcgen issuer with the key in memory.
+    Local(Issuer<'static, KeyPair>),
+    /// A KMS key, one `Sign` call per certificate.
+    Kms(Arc<KmsKey>),
 }
 
-impl PublicKeyData for SharedCaKey {
-    fn der_bytes(&self) -> &[u8] {
-        self.0.der_bytes()
-    }
+/// Why a certificate could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// rcgen could not build or sign it.
+    #[error("{0}")]
+    Rcgen(#[from] rcgen::Error),
+    /// KMS did not sign.
+    #[error("{0}")]
+    Kms(#[from] KmsSignError),
+    /// A synchronous signature was asked of a key that signs remotely.
+    #[error("the CA key is held in {0} and signs asynchronously")]
+    NotInMemory(String),
+}
 
-    fn algorithm(&self) -> &'static SignatureAlgorithm {
-        self.0.algorithm()
-    }
+/// The checked certificates of a CA.
+pub(super) struct CheckedCertificates {
+    pub(super) cert_der: CertificateDer<'static>,
+    pub(super) chain_der: Vec<CertificateDer<'static>>,
+    pub(super) subject: String,
+    pub(super) not_before: OffsetDateTime,
+    pub(super) not_after: OffsetDateTime,
 }
 
 /// A checked CA, ready to sign.
 pub struct SigningCa {
     /// The configured name.
     pub name: String,
-    issuer: Issuer<'static, SharedCaKey>,
+    signer: Signer,
+    holder: KeyHolder,
     /// The issuing CA certificate, DER.
     pub cert_der: CertificateDer<'static>,
     /// The chain (issuing CA first, then up to the root), PEM, one per certificate.
@@ -69,6 +107,11 @@ pub struct SigningCa {
     pub not_before: OffsetDateTime,
     /// End of the CA certificate's validity; no issued certificate outlives it.
     pub not_after: OffsetDateTime,
+    /// When a delegated CA is to be replaced by a fresh delegation.
+    renew_by: Option<OffsetDateTime>,
+    /// SHA-256 over the key's identity, the certificate and the chain this
+    /// CA was built from: a reload of the same material keeps this CA.
+    material_id: Vec<u8>,
 }
 
 impl fmt::Debug for SigningCa {
@@ -77,110 +120,185 @@ impl fmt::Debug for SigningCa {
             .field("name", &self.name)
             .field("subject", &self.subject)
             .field("not_after", &self.not_after)
+            .field("holder", &self.holder)
             .field("key", &"[secret key elided]")
             .finish()
     }
 }
 
+/// The identity of `material`: what a reload compares.
+fn material_id(material: &CaMaterial) -> Vec<u8> {
+    let mut text = String::new();
+    match &material.key {
+        KeyMaterial::Pem(pem) => text.push_str(pem.expose()),
+        KeyMaterial::Kms { key, mode } => {
+            text.push_str(key.arn());
+            text.push_str(&crate::fmt::hex(key.public_key_raw()));
+            text.push_str(&format!("{mode:?}"));
+        }
+        KeyMaterial::None => {}
+    }
+    text.push('\n');
+    text.push_str(&material.cert_pem);
+    text.push('\n');
+    text.push_str(material.chain_pem.as_deref().unwrap_or_default());
+    crate::crypto::sha256(text.as_bytes()).as_ref().to_vec()
+}
+
 impl SigningCa {
     /// Checks material and builds a signer from it. `now` is used to refuse
-    /// an expired or not-yet-valid CA.
-    pub fn from_material(
+    /// an expired or not-yet-valid CA. A KMS key in delegated mode is used
+    /// once here, to certify a fresh issuing CA (see [`remote::delegate`]);
+    /// in direct mode, once for the self-test.
+    pub async fn from_material(
         name: &str,
         material: &CaMaterial,
         now: OffsetDateTime,
     ) -> Result<SigningCa, CaError> {
-        let key = KeyPair::from_pem(material.key_pem.expose()).map_err(|_| CaError::Invalid {
+        let invalid_key = |reason: &str| CaError::Invalid {
             origin: material.key_origin.clone(),
-            reason: "not a PEM PKCS#8 private key of a supported type (ECDSA P-256/P-384, \
-                     Ed25519 or RSA)"
-                .into(),
-        })?;
+            reason: reason.to_owned(),
+        };
+        let id = material_id(material);
+        match &material.key {
+            KeyMaterial::Pem(pem) => {
+                let key = KeyPair::from_pem(pem.expose()).map_err(|_| {
+                    invalid_key(
+                        "not a PEM PKCS#8 private key of a supported type (ECDSA P-256/P-384, \
+                         Ed25519 or RSA)",
+                    )
+                })?;
+                let checked = check_material(material, key.public_key_raw(), now)?;
+                let issuer = Issuer::from_ca_cert_der(&checked.cert_der, key).map_err(|_| {
+                    CaError::Invalid {
+                        origin: material.cert_origin.clone(),
+                        reason: "rcgen cannot use this certificate's subject as an issuer name"
+                            .into(),
+                    }
+                })?;
+                let ca = SigningCa::assemble(
+                    name,
+                    Signer::Local(issuer),
+                    KeyHolder::Memory,
+                    checked,
+                    None,
+                    id,
+                );
+                ca.checked_by_self_test(now, &material.cert_origin).await
+            }
+            KeyMaterial::Kms { key, mode } => {
+                let checked = check_material(material, key.public_key_raw(), now)?;
+                let holder = KeyHolder::KmsDirect {
+                    arn: key.arn().to_owned(),
+                };
+                let direct = SigningCa::assemble(
+                    name,
+                    Signer::Kms(Arc::clone(key)),
+                    holder,
+                    checked,
+                    None,
+                    id,
+                );
+                match mode {
+                    KmsMode::Direct => {
+                        direct
+                            .checked_by_self_test(now, &material.cert_origin)
+                            .await
+                    }
+                    KmsMode::Delegated(period) => {
+                        remote::delegate(&direct, key, *period, now)
+                            .await?
+                            .checked_by_self_test(now, &material.key_origin)
+                            .await
+                    }
+                }
+            }
+            KeyMaterial::None => Err(invalid_key(
+                "no CA key: this source holds only certificates (configure the key's holder, \
+                 e.g. source = \"kms:KEY\" with chain = ...)",
+            )),
+        }
+    }
 
-        let cert_der = first_certificate(&material.cert_pem, &material.cert_origin)?;
-        let (not_before, not_after, subject) =
-            check_ca_certificate(&cert_der, &key).map_err(|reason| CaError::Invalid {
-                origin: material.cert_origin.clone(),
+    /// A CA from checked parts.
+    fn assemble(
+        name: &str,
+        signer: Signer,
+        holder: KeyHolder,
+        checked: CheckedCertificates,
+        renew_by: Option<OffsetDateTime>,
+        material_id: Vec<u8>,
+    ) -> SigningCa {
+        let chain_pem: Vec<String> = checked.chain_der.iter().map(|der| to_pem(der)).collect();
+        SigningCa {
+            name: name.to_owned(),
+            signer,
+            holder,
+            cert_der: checked.cert_der,
+            chain_pem_bundle: chain_pem.concat(),
+            chain_pem,
+            chain_der: checked.chain_der,
+            subject: checked.subject,
+            not_before: checked.not_before,
+            not_after: checked.not_after,
+            renew_by,
+            material_id,
+        }
+    }
+
+    /// A local issuer for `key` and the (already checked) certificates.
+    pub(super) fn local(
+        name: &str,
+        key: KeyPair,
+        holder: KeyHolder,
+        checked: CheckedCertificates,
+        renew_by: OffsetDateTime,
+        material_id: Vec<u8>,
+    ) -> Result<SigningCa, rcgen::Error> {
+        let issuer = Issuer::from_ca_cert_der(&checked.cert_der, key)?;
+        Ok(SigningCa::assemble(
+            name,
+            Signer::Local(issuer),
+            holder,
+            checked,
+            Some(renew_by),
+            material_id,
+        ))
+    }
+
+    /// Whether this CA was built from `material` and needs no renewal at
+    /// `now`: a reload then keeps it (no rebuild, no KMS `Sign`).
+    pub fn is_current_for(&self, material: &CaMaterial, now: OffsetDateTime) -> bool {
+        self.material_id == material_id(material) && self.renew_by.is_none_or(|at| now < at)
+    }
+
+    /// When a delegated CA is due to be replaced by a fresh delegation.
+    pub fn renew_by(&self) -> Option<OffsetDateTime> {
+        self.renew_by
+    }
+
+    /// Who holds the key and how it signs.
+    pub fn holder(&self) -> &KeyHolder {
+        &self.holder
+    }
+
+    /// The material identity (for a delegation to carry its KMS CA's).
+    pub(super) fn material_id(&self) -> &[u8] {
+        &self.material_id
+    }
+
+    async fn checked_by_self_test(
+        self,
+        now: OffsetDateTime,
+        origin: &str,
+    ) -> Result<SigningCa, CaError> {
+        self.self_test(now)
+            .await
+            .map_err(|reason| CaError::Invalid {
+                origin: origin.to_owned(),
                 reason,
             })?;
-        if not_after <= now {
-            return Err(CaError::Invalid {
-                origin: material.cert_origin.clone(),
-                reason: format!("the CA certificate expired at {not_after}"),
-            });
-        }
-        if not_before > now {
-            return Err(CaError::Invalid {
-                origin: material.cert_origin.clone(),
-                reason: format!("the CA certificate is not valid before {not_before}"),
-            });
-        }
-
-        let chain_der = match &material.chain_pem {
-            None => vec![cert_der.clone()],
-            Some(pem) => {
-                let chain = all_certificates(pem, &material.chain_origin)?;
-                if chain.first() != Some(&cert_der) {
-                    return Err(CaError::Invalid {
-                        origin: material.chain_origin.clone(),
-                        reason: "the chain must start with the issuing CA certificate".into(),
-                    });
-                }
-                chain
-            }
-        };
-        let chain_pem: Vec<String> = chain_der.iter().map(|der| to_pem(der)).collect();
-        let chain_pem_bundle = chain_pem.concat();
-
-        // No certificate may outlive any certificate of its chain.
-        let (mut not_before, mut not_after) = (not_before, not_after);
-        for der in &chain_der[1..] {
-            let (_, cert) =
-                X509Certificate::from_der(der.as_ref()).map_err(|e| CaError::Invalid {
-                    origin: material.chain_origin.clone(),
-                    reason: format!("a certificate does not parse as X.509: {e}"),
-                })?;
-            if !eku_allows_client_auth(&cert).unwrap_or(false) {
-                return Err(CaError::Invalid {
-                    origin: material.chain_origin.clone(),
-                    reason: format!("{}: {EKU_EXCLUDES_CLIENT_AUTH}", cert.subject()),
-                });
-            }
-            not_before = not_before.max(cert.validity().not_before.to_datetime());
-            not_after = not_after.min(cert.validity().not_after.to_datetime());
-        }
-        if not_after <= now || not_before > now {
-            return Err(CaError::Invalid {
-                origin: material.chain_origin.clone(),
-                reason: format!(
-                    "a certificate of the chain is not valid now (the chain is valid from \
-                     {not_before} to {not_after})"
-                ),
-            });
-        }
-
-        let key = SharedCaKey(Arc::new(key));
-        let issuer = Issuer::from_ca_cert_der(&cert_der, key).map_err(|_| CaError::Invalid {
-            origin: material.cert_origin.clone(),
-            reason: "rcgen cannot use this certificate's subject as an issuer name".into(),
-        })?;
-
-        let ca = SigningCa {
-            name: name.to_owned(),
-            issuer,
-            cert_der,
-            chain_pem,
-            chain_pem_bundle,
-            chain_der,
-            subject,
-            not_before,
-            not_after,
-        };
-        ca.self_test(now).map_err(|reason| CaError::Invalid {
-            origin: material.cert_origin.clone(),
-            reason,
-        })?;
-        Ok(ca)
+        Ok(self)
     }
 
     /// Signs a throwaway client certificate and checks it the way a backend
@@ -189,7 +307,7 @@ impl SigningCa {
     /// verify against the chain with rustls-webpki. This catches a broken
     /// chain, an EKU on the CA that excludes clientAuth, and name mismatches
     /// at load time instead of in every backend.
-    fn self_test(&self, now: OffsetDateTime) -> Result<(), String> {
+    async fn self_test(&self, now: OffsetDateTime) -> Result<(), String> {
         let probe_key =
             rcgen::KeyPair::generate().map_err(|_| "key generation failed".to_owned())?;
         let mut params = rcgen::CertificateParams::default();
@@ -204,8 +322,9 @@ impl SigningCa {
         params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         params.use_authority_key_identifier_extension = true;
-        let probe = params
-            .signed_by(&probe_key, &self.issuer)
+        let probe = self
+            .sign(&params, &probe_key)
+            .await
             .map_err(|e| format!("cannot sign a test certificate with this CA: {e}"))?;
         let (_, parsed) = X509Certificate::from_der(probe.der().as_ref())
             .map_err(|_| "the test certificate does not parse".to_owned())?;
@@ -224,19 +343,108 @@ impl SigningCa {
     }
 
     /// Signs the certificate described by `params` for `subject_key` with
-    /// this CA's key.
-    pub fn sign(
+    /// this CA's key: in memory, or with one KMS `Sign` call.
+    pub async fn sign(
         &self,
         params: &CertificateParams,
         subject_key: &impl PublicKeyData,
-    ) -> Result<Certificate, rcgen::Error> {
-        params.signed_by(subject_key, &self.issuer)
+    ) -> Result<Certificate, SignError> {
+        match &self.signer {
+            Signer::Local(issuer) => Ok(params.signed_by(subject_key, issuer)?),
+            Signer::Kms(key) => remote::sign(&self.cert_der, key, params, subject_key).await,
+        }
     }
 
-    /// Where the CA key is held (`memory`, or a remote key's name).
-    pub fn key_holder(&self) -> String {
-        self.issuer.key().0.holder()
+    /// [`sign`](Self::sign) for a key in memory, without an async context;
+    /// a KMS-held key is refused with [`SignError::NotInMemory`].
+    pub fn sign_in_memory(
+        &self,
+        params: &CertificateParams,
+        subject_key: &impl PublicKeyData,
+    ) -> Result<Certificate, SignError> {
+        match &self.signer {
+            Signer::Local(issuer) => Ok(params.signed_by(subject_key, issuer)?),
+            Signer::Kms(_) => Err(SignError::NotInMemory(self.holder.holder())),
+        }
     }
+
+    /// Where the CA key is held (`memory`, or `kms:ARN`).
+    pub fn key_holder(&self) -> String {
+        self.holder.holder()
+    }
+}
+
+/// Checks the certificate and chain of `material` for a key whose public
+/// half is `public_key_raw`: CA:TRUE, keyCertSign, EKU, SKI, the key, the
+/// chain's order and EKUs, and every certificate's validity at `now`.
+pub(super) fn check_material(
+    material: &CaMaterial,
+    public_key_raw: &[u8],
+    now: OffsetDateTime,
+) -> Result<CheckedCertificates, CaError> {
+    let cert_der = first_certificate(&material.cert_pem, &material.cert_origin)?;
+    let (not_before, not_after, subject) = check_ca_certificate(&cert_der, public_key_raw)
+        .map_err(|reason| CaError::Invalid {
+            origin: material.cert_origin.clone(),
+            reason,
+        })?;
+    if not_after <= now {
+        return Err(CaError::Invalid {
+            origin: material.cert_origin.clone(),
+            reason: format!("the CA certificate expired at {not_after}"),
+        });
+    }
+    if not_before > now {
+        return Err(CaError::Invalid {
+            origin: material.cert_origin.clone(),
+            reason: format!("the CA certificate is not valid before {not_before}"),
+        });
+    }
+    let chain_der = match &material.chain_pem {
+        None => vec![cert_der.clone()],
+        Some(pem) => {
+            let chain = all_certificates(pem, &material.chain_origin)?;
+            if chain.first() != Some(&cert_der) {
+                return Err(CaError::Invalid {
+                    origin: material.chain_origin.clone(),
+                    reason: "the chain must start with the issuing CA certificate".into(),
+                });
+            }
+            chain
+        }
+    };
+    // No certificate may outlive any certificate of its chain.
+    let (mut not_before, mut not_after) = (not_before, not_after);
+    for der in &chain_der[1..] {
+        let (_, cert) = X509Certificate::from_der(der.as_ref()).map_err(|e| CaError::Invalid {
+            origin: material.chain_origin.clone(),
+            reason: format!("a certificate does not parse as X.509: {e}"),
+        })?;
+        if !eku_allows_client_auth(&cert).unwrap_or(false) {
+            return Err(CaError::Invalid {
+                origin: material.chain_origin.clone(),
+                reason: format!("{}: {EKU_EXCLUDES_CLIENT_AUTH}", cert.subject()),
+            });
+        }
+        not_before = not_before.max(cert.validity().not_before.to_datetime());
+        not_after = not_after.min(cert.validity().not_after.to_datetime());
+    }
+    if not_after <= now || not_before > now {
+        return Err(CaError::Invalid {
+            origin: material.chain_origin.clone(),
+            reason: format!(
+                "a certificate of the chain is not valid now (the chain is valid from \
+                 {not_before} to {not_after})"
+            ),
+        });
+    }
+    Ok(CheckedCertificates {
+        cert_der,
+        chain_der,
+        subject,
+        not_before,
+        not_after,
+    })
 }
 
 fn first_certificate(pem: &str, origin: &str) -> Result<CertificateDer<'static>, CaError> {
@@ -271,11 +479,11 @@ fn all_certificates(pem: &str, origin: &str) -> Result<Vec<CertificateDer<'stati
     Ok(certs)
 }
 
-/// Checks what rcgen does not: CA:TRUE, keyCertSign, and that `key` is the
-/// certificate's key. Returns (not_before, not_after, subject).
+/// Checks what rcgen does not: CA:TRUE, keyCertSign, and that
+/// `public_key_raw` is the certificate's key. Returns (not_before, not_after, subject).
 fn check_ca_certificate(
     der: &CertificateDer<'_>,
-    key: &KeyPair,
+    public_key_raw: &[u8],
 ) -> Result<(OffsetDateTime, OffsetDateTime, String), String> {
     let (_, cert) = X509Certificate::from_der(der.as_ref())
         .map_err(|e| format!("does not parse as X.509: {e}"))?;
@@ -306,7 +514,7 @@ fn check_ca_certificate(
             "must have exactly one SubjectKeyIdentifier extension (RFC 5280 §4.2.1.2)".into(),
         );
     }
-    if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+    if cert.public_key().subject_public_key.data.as_ref() != public_key_raw {
         return Err("does not match the CA private key (different public keys)".into());
     }
     let not_before = cert.validity().not_before.to_datetime();

@@ -14,7 +14,7 @@ use aws_sdk_ssm::error::DisplayErrorContext;
 use aws_sdk_ssm::types::{Parameter, ParameterType};
 use aws_sdk_ssm::Client;
 
-use super::{BoxFuture, CaError, CaMaterial, CaSource};
+use super::{BoxFuture, CaError, CaMaterial, CaSource, KeyMaterial};
 use crate::keys::SecretPem;
 
 /// Per-attempt timeout of an SSM call: far below a Lambda timeout of seconds.
@@ -27,8 +27,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// throttling errors retried).
 pub const MAX_ATTEMPTS: u32 = 3;
 
-/// How to reach SSM. Everything not set comes from the standard AWS
-/// environment (`AWS_REGION`, credentials chain, `AWS_ENDPOINT_URL_SSM`).
+/// How to reach SSM (and KMS). Everything not set comes from the standard
+/// AWS environment (`AWS_REGION`, credentials chain, `AWS_ENDPOINT_URL_SSM`,
+/// `AWS_ENDPOINT_URL_KMS`).
 #[derive(Clone, Default)]
 pub struct SsmSettings {
     /// Endpoint override (an emulator in tests).
@@ -54,6 +55,14 @@ impl std::fmt::Debug for SsmSettings {
 
 /// Builds an SSM client with explicit timeouts and retries, on rustls and the build's crypto library.
 pub async fn client(settings: &SsmSettings) -> Client {
+    Client::new(&sdk_config(settings).await)
+}
+
+/// The AWS SDK configuration of the signer's clients (SSM and KMS): the
+/// timeouts and retries above, rustls on the build's crypto library, and
+/// `settings`' overrides (the same endpoint serves both in tests, where it
+/// is one emulator).
+pub async fn sdk_config(settings: &SsmSettings) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(session_ca_client::sigv4::https_client())
         .timeout_config(
@@ -79,7 +88,7 @@ pub async fn client(settings: &SsmSettings) -> Client {
             "session-ca-static",
         ));
     }
-    Client::new(&loader.load().await)
+    loader.load().await
 }
 
 /// The parameter names of a CA under `prefix`: (key, cert, chain).
@@ -96,23 +105,40 @@ pub fn parameter_names(prefix: &str) -> (String, String, String) {
 pub struct SsmCaSource {
     client: Client,
     prefix: String,
+    with_key: bool,
 }
 
 impl SsmCaSource {
-    /// A source reading the parameters under `prefix` with `client`.
+    /// A source reading the key, certificate and chain under `prefix` with `client`.
     pub fn new(client: Client, prefix: String) -> Self {
-        SsmCaSource { client, prefix }
+        SsmCaSource {
+            client,
+            prefix,
+            with_key: true,
+        }
+    }
+
+    /// A source reading only `PREFIX/cert` and `PREFIX/chain` (the CA key
+    /// is held in KMS; Parameter Store holds no key parameter).
+    pub fn certificates(client: Client, prefix: String) -> Self {
+        SsmCaSource {
+            client,
+            prefix,
+            with_key: false,
+        }
     }
 
     async fn load_now(&self) -> Result<CaMaterial, CaError> {
         let (key, cert, chain) = parameter_names(&self.prefix);
+        let mut names = vec![cert, chain];
+        if self.with_key {
+            names.push(key);
+        }
         let output = self
             .client
             .get_parameters()
-            .names(&key)
-            .names(&cert)
-            .names(&chain)
-            .with_decryption(true)
+            .set_names(Some(names))
+            .with_decryption(self.with_key)
             .send()
             .await
             .map_err(|e| CaError::Unreadable {
@@ -123,6 +149,7 @@ impl SsmCaSource {
             &self.prefix,
             output.parameters(),
             output.invalid_parameters(),
+            self.with_key,
         )
     }
 }
@@ -138,12 +165,13 @@ impl CaSource for SsmCaSource {
 }
 
 /// Checks a `GetParameters` result and turns it into CA material: every
-/// parameter present, the key a decrypted SecureString, the certificates
-/// Strings.
+/// parameter present, the key (when `with_key`) a decrypted SecureString,
+/// the certificates Strings.
 pub fn material_from_parameters(
     prefix: &str,
     parameters: &[Parameter],
     invalid: &[String],
+    with_key: bool,
 ) -> Result<CaMaterial, CaError> {
     let (key_name, cert_name, chain_name) = parameter_names(prefix);
     if let Some(missing) = invalid.first() {
@@ -182,19 +210,24 @@ pub fn material_from_parameters(
                 reason: "has no value".into(),
             })
     };
-    let key = find(&key_name, ParameterType::SecureString)?;
-    if !key.trim_start().starts_with("-----BEGIN") {
-        return Err(CaError::Invalid {
-            origin: format!("ssm:{key_name}"),
-            reason: "the value is not PEM: it was not decrypted (check kms:Decrypt on the \
-                     parameter's KMS key and that it is read WithDecryption)"
-                .into(),
-        });
-    }
+    let key = if with_key {
+        let key = find(&key_name, ParameterType::SecureString)?;
+        if !key.trim_start().starts_with("-----BEGIN") {
+            return Err(CaError::Invalid {
+                origin: format!("ssm:{key_name}"),
+                reason: "the value is not PEM: it was not decrypted (check kms:Decrypt on the \
+                         parameter's KMS key and that it is read WithDecryption)"
+                    .into(),
+            });
+        }
+        KeyMaterial::Pem(SecretPem::new(key))
+    } else {
+        KeyMaterial::None
+    };
     let cert_pem = find(&cert_name, ParameterType::String)?;
     let chain_pem = find(&chain_name, ParameterType::String)?;
     Ok(CaMaterial {
-        key_pem: SecretPem::new(key),
+        key,
         key_origin: format!("ssm:{key_name}"),
         cert_pem,
         cert_origin: format!("ssm:{cert_name}"),
@@ -206,6 +239,8 @@ pub fn material_from_parameters(
 /// Uploads a CA to Parameter Store: the key as a SecureString (with
 /// `kms_key_id`, else the account's `alias/aws/ssm`), the certificate and
 /// chain as Strings. Refuses to replace an existing CA unless `overwrite`.
+/// A CA whose key is in KMS publishes only its certificate and chain, and
+/// is refused while a key parameter exists under the prefix.
 pub async fn publish(
     client: &Client,
     prefix: &str,
@@ -219,7 +254,8 @@ pub async fn publish(
         origin: origin.clone(),
         reason: format!("{what} failed: {e}"),
     };
-    if !overwrite {
+    let with_key = matches!(material.key, KeyMaterial::Pem(_));
+    if !overwrite || !with_key {
         let existing = client
             .get_parameters()
             .names(&key)
@@ -234,11 +270,30 @@ pub async fn publish(
             .filter_map(|p| p.name())
             .collect();
         names.sort_unstable();
-        if !names.is_empty() {
+        if !with_key && names.contains(&key.as_str()) {
+            // A key left in Parameter Store beside a KMS-backed CA's
+            // certificates would undo the point of keeping it in KMS.
+            return Err(CaError::Invalid {
+                origin: format!("ssm:{key}"),
+                reason: "exists, but this CA's key is held in KMS: Parameter Store must hold no \
+                         key for it; delete the parameter (aws ssm delete-parameter --name ...) \
+                         and publish again"
+                    .into(),
+            });
+        }
+        if !overwrite && !names.is_empty() {
             return Err(CaError::AlreadyPublished(names.join(", ")));
         }
     }
-    if overwrite && kms_key_id.is_none() {
+    if !with_key && kms_key_id.is_some() {
+        return Err(CaError::Invalid {
+            origin: origin.clone(),
+            reason: "--kms-key-id encrypts a key parameter, and this CA's key is held in KMS: \
+                     only its certificates are published"
+                .into(),
+        });
+    }
+    if overwrite && with_key && kms_key_id.is_none() {
         // Replacing a key encrypted with a customer key must not silently
         // fall back to alias/aws/ssm (and widen who can decrypt it).
         let described = client
@@ -274,20 +329,22 @@ pub async fn publish(
         .chain_pem
         .clone()
         .unwrap_or_else(|| material.cert_pem.clone());
-    let mut put_key = client
-        .put_parameter()
-        .name(&key)
-        .value(material.key_pem.expose())
-        .r#type(ParameterType::SecureString)
-        .description("session-ca issuing CA private key (PKCS#8 PEM)")
-        .overwrite(overwrite);
-    if let Some(kms) = kms_key_id {
-        put_key = put_key.key_id(kms);
+    if let KeyMaterial::Pem(key_pem) = &material.key {
+        let mut put_key = client
+            .put_parameter()
+            .name(&key)
+            .value(key_pem.expose())
+            .r#type(ParameterType::SecureString)
+            .description("session-ca issuing CA private key (PKCS#8 PEM)")
+            .overwrite(overwrite);
+        if let Some(kms) = kms_key_id {
+            put_key = put_key.key_id(kms);
+        }
+        put_key
+            .send()
+            .await
+            .map_err(|e| sdk_err(&format!("PutParameter {key}"), &DisplayErrorContext(&e)))?;
     }
-    put_key
-        .send()
-        .await
-        .map_err(|e| sdk_err(&format!("PutParameter {key}"), &DisplayErrorContext(&e)))?;
     for (name, value, description) in [
         (
             &cert,
@@ -319,7 +376,11 @@ pub async fn publish(
                 )
             })?;
     }
-    Ok(vec![key, cert, chain])
+    Ok(if with_key {
+        vec![key, cert, chain]
+    } else {
+        vec![cert, chain]
+    })
 }
 
 #[cfg(test)]
@@ -342,12 +403,12 @@ mod tests {
             param("/p/cert", ParameterType::String, "CERT"),
             param("/p/chain", ParameterType::String, "CHAIN"),
         ];
-        let m = material_from_parameters("/p", &good, &[]).unwrap();
+        let m = material_from_parameters("/p", &good, &[], true).unwrap();
         assert_eq!(m.cert_pem, "CERT");
         assert_eq!(m.key_origin, "ssm:/p/key");
         assert!(!format!("{m:?}").contains("PRIVATE"));
 
-        let err = material_from_parameters("/p", &good[1..], &["/p/key".into()]).unwrap_err();
+        let err = material_from_parameters("/p", &good[1..], &["/p/key".into()], true).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("ssm:/p/key: cannot read: no such parameter"),
@@ -356,7 +417,7 @@ mod tests {
 
         let mut plain_key = good.clone();
         plain_key[0] = param("/p/key", ParameterType::String, ok_key);
-        let err = material_from_parameters("/p", &plain_key, &[]).unwrap_err();
+        let err = material_from_parameters("/p", &plain_key, &[], true).unwrap_err();
         assert!(
             err.to_string()
                 .contains("is of type String, expected SecureString"),
@@ -365,7 +426,7 @@ mod tests {
 
         let mut encrypted = good.clone();
         encrypted[0] = param("/p/key", ParameterType::SecureString, "AQICAHh...base64");
-        let err = material_from_parameters("/p", &encrypted, &[]).unwrap_err();
+        let err = material_from_parameters("/p", &encrypted, &[], true).unwrap_err();
         assert!(err.to_string().contains("not decrypted"), "{err}");
         assert!(
             !err.to_string().contains("AQICAHh"),
@@ -374,7 +435,7 @@ mod tests {
 
         let mut list = good.clone();
         list[2] = param("/p/chain", ParameterType::StringList, "a,b");
-        let err = material_from_parameters("/p", &list, &[]).unwrap_err();
+        let err = material_from_parameters("/p", &list, &[], true).unwrap_err();
         assert!(
             err.to_string()
                 .contains("ssm:/p/chain: is of type StringList"),

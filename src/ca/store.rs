@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
+use super::kms::{self, ChainSpec};
 use super::{file, ssm, CaError, CaSource, SigningCa};
 use super::{CaConfig, CaSourceSpec};
 use crate::metrics::Metrics;
@@ -51,6 +52,31 @@ pub enum OnLoadFailure {
     ServeUnavailable,
 }
 
+/// When a loaded CA is next due: after its refresh interval, or when its
+/// delegation is due for renewal if that is sooner (unix seconds).
+fn due_after(ca: &SigningCa, clock: &SharedClock, refresh: Duration) -> i64 {
+    clock.now().unix_timestamp() + secs(until_due(ca, clock, refresh))
+}
+
+/// How long until a loaded CA is next due (see [`due_after`]).
+fn until_due(ca: &SigningCa, clock: &SharedClock, refresh: Duration) -> Duration {
+    match ca.renew_by() {
+        Some(renew_by) => {
+            let left = (renew_by - clock.now()).max(time::Duration::ZERO);
+            refresh.min(Duration::try_from(left).unwrap_or(Duration::ZERO))
+        }
+        None => refresh,
+    }
+}
+
+fn retry_after_failure(loaded: bool) -> Duration {
+    if loaded {
+        RETRY_LOADED
+    } else {
+        RETRY_UNLOADED
+    }
+}
+
 /// Retry interval while a CA has never loaded.
 const RETRY_UNLOADED: Duration = Duration::from_secs(5);
 /// Retry interval after a failed reload of a CA that is serving.
@@ -66,7 +92,7 @@ pub struct CaStore {
 
 impl CaStore {
     /// Builds the source for each configured CA (one SSM client for all
-    /// Parameter Store CAs) and loads each once.
+    /// Parameter Store CAs, one KMS client for all KMS keys) and loads each once.
     pub async fn load(
         cas: &BTreeMap<String, CaConfig>,
         clock: &SharedClock,
@@ -74,22 +100,57 @@ impl CaStore {
         on_failure: OnLoadFailure,
     ) -> Result<CaStore, CaError> {
         let mut ssm_client = None;
+        let mut kms_client = None;
         let mut sources = Vec::new();
         for (name, ca) in cas {
             let source: Arc<dyn CaSource> = match &ca.source {
                 CaSourceSpec::File(dir) => Arc::new(file::FileCaSource::new(dir.clone())),
                 CaSourceSpec::Ssm(prefix) => {
-                    if ssm_client.is_none() {
-                        ssm_client = Some(ssm::client(ssm_settings).await);
-                        tracing::debug!("SSM client built");
-                    }
-                    let client = ssm_client.clone().unwrap_or_else(|| unreachable!());
+                    let client = Self::ssm_client(&mut ssm_client, ssm_settings).await;
                     Arc::new(ssm::SsmCaSource::new(client, prefix.clone()))
+                }
+                CaSourceSpec::Kms {
+                    key_id,
+                    chain,
+                    mode,
+                } => {
+                    let certificates: Arc<dyn CaSource> = match chain {
+                        ChainSpec::File(dir) => {
+                            Arc::new(file::FileCaSource::certificates(dir.clone()))
+                        }
+                        ChainSpec::Ssm(prefix) => {
+                            let client = Self::ssm_client(&mut ssm_client, ssm_settings).await;
+                            Arc::new(ssm::SsmCaSource::certificates(client, prefix.clone()))
+                        }
+                    };
+                    if kms_client.is_none() {
+                        kms_client = Some(kms::client(ssm_settings).await);
+                        tracing::debug!("KMS client built");
+                    }
+                    let client = kms_client.clone().unwrap_or_else(|| unreachable!());
+                    Arc::new(kms::KmsCaSource::new(
+                        client,
+                        key_id.clone(),
+                        certificates,
+                        *mode,
+                    ))
                 }
             };
             sources.push((name.clone(), source, ca.refresh));
         }
         Self::from_sources_with(sources, clock, on_failure).await
+    }
+
+    /// The one SSM client, built on first use.
+    async fn ssm_client(
+        client: &mut Option<aws_sdk_ssm::Client>,
+        settings: &ssm::SsmSettings,
+    ) -> aws_sdk_ssm::Client {
+        if client.is_none() {
+            *client = Some(ssm::client(settings).await);
+            tracing::debug!("SSM client built");
+        }
+        client.clone().unwrap_or_else(|| unreachable!())
     }
 
     /// Loads CAs from explicit sources: (name, source, refresh interval),
@@ -112,7 +173,7 @@ impl CaStore {
             let loaded = match source.load().await {
                 Ok(material) => {
                     tracing::debug!(ca = %name, source = %source.describe(), "CA material fetched");
-                    SigningCa::from_material(&name, &material, clock.now())
+                    SigningCa::from_material(&name, &material, clock.now()).await
                 }
                 Err(e) => Err(e),
             };
@@ -126,7 +187,7 @@ impl CaStore {
                 }
             };
             let next_due = match &current {
-                Some(_) => clock.now().unix_timestamp() + secs(refresh),
+                Some(ca) => due_after(ca, clock, refresh),
                 None => clock.now().unix_timestamp(),
             };
             slots.insert(
@@ -160,16 +221,24 @@ impl CaStore {
             .collect()
     }
 
-    /// Reloads CA `name` from its source now. On failure the last good
+    /// Reloads CA `name` from its source now. Material identical to what
+    /// is in service keeps the CA in service (no rebuild, no KMS `Sign`),
+    /// unless it is a delegated CA due for renewal. On failure the last good
     /// material stays in service and the error is returned. Returns whether
-    /// the material changed.
+    /// the CA changed.
     pub async fn refresh(&self, name: &str, clock: &SharedClock) -> Result<bool, CaError> {
         let Some(slot) = self.slots.get(name) else {
             return Ok(false);
         };
         let material = slot.source.load().await?;
-        let fresh = SigningCa::from_material(name, &material, clock.now())?;
-        let changed = match slot.current.load().as_ref() {
+        let current = slot.current.load_full();
+        if let Some(current) = &current {
+            if current.is_current_for(&material, clock.now()) {
+                return Ok(false);
+            }
+        }
+        let fresh = SigningCa::from_material(name, &material, clock.now()).await?;
+        let changed = match &current {
             Some(current) => {
                 current.cert_der != fresh.cert_der || current.chain_der != fresh.chain_der
             }
@@ -202,37 +271,29 @@ impl CaStore {
             let outcome =
                 tokio::time::timeout(ON_REQUEST_REFRESH_TIMEOUT, self.refresh(name, clock)).await;
             let source = slot.source.describe();
-            let retry_in = match outcome {
+            let next_due = match outcome {
                 Ok(Ok(changed)) => {
                     metrics.ca_reloaded(name, true);
                     if changed {
                         tracing::info!(ca = %name, %source, "CA material loaded; signing with it now");
                     }
-                    slot.refresh
+                    match slot.current.load_full() {
+                        Some(ca) => due_after(&ca, clock, slot.refresh),
+                        None => clock.now().unix_timestamp() + secs(RETRY_UNLOADED),
+                    }
                 }
                 Ok(Err(e)) => {
                     metrics.ca_reloaded(name, false);
                     tracing::warn!(ca = %name, %source, error = %e, loaded, "CA reload failed; keeping what is loaded");
-                    if loaded {
-                        RETRY_LOADED
-                    } else {
-                        RETRY_UNLOADED
-                    }
+                    clock.now().unix_timestamp() + secs(retry_after_failure(loaded))
                 }
                 Err(_) => {
                     metrics.ca_reloaded(name, false);
                     tracing::warn!(ca = %name, %source, loaded, "CA reload timed out; keeping what is loaded");
-                    if loaded {
-                        RETRY_LOADED
-                    } else {
-                        RETRY_UNLOADED
-                    }
+                    clock.now().unix_timestamp() + secs(retry_after_failure(loaded))
                 }
             };
-            slot.next_due.store(
-                clock.now().unix_timestamp() + secs(retry_in),
-                Ordering::Release,
-            );
+            slot.next_due.store(next_due, Ordering::Release);
         }
     }
 
@@ -254,11 +315,20 @@ impl CaStore {
                 let source = slot.source.describe();
                 let metrics = metrics.clone();
                 tokio::spawn(async move {
+                    let mut failed = false;
                     loop {
-                        let loaded = store.get(&name).is_some();
-                        tokio::time::sleep(if loaded { every } else { every.min(RETRY_UNLOADED) })
-                            .await;
+                        let current = store.get(&name);
+                        let loaded = current.is_some();
+                        let wait = match &current {
+                            // After a failure, back off even if a renewal is overdue.
+                            Some(_) if failed => every.min(RETRY_LOADED),
+                            Some(ca) => until_due(ca, &clock, every),
+                            None => every.min(RETRY_UNLOADED),
+                        };
+                        drop(current);
+                        tokio::time::sleep(wait).await;
                         let outcome = store.refresh(&name, &clock).await;
+                        failed = outcome.is_err();
                         metrics.ca_reloaded(&name, outcome.is_ok());
                         match outcome {
                             Ok(true) => tracing::info!(ca = %name, %source, "CA material loaded; signing with it now"),

@@ -20,7 +20,7 @@ fn t0() -> OffsetDateTime {
 
 fn material(key: &KeyPair, cert_pem: String, chain: Option<String>) -> CaMaterial {
     CaMaterial {
-        key_pem: SecretPem::new(key.serialize_pem()),
+        key: KeyMaterial::Pem(SecretPem::new(key.serialize_pem())),
         key_origin: "k.pem".into(),
         cert_pem,
         cert_origin: "c.pem".into(),
@@ -38,10 +38,16 @@ fn self_signed(key: &KeyPair, is_ca: IsCa, usages: Vec<KeyUsagePurpose>, days: i
     params.self_signed(key).unwrap().pem()
 }
 
+/// Loads a CA whose key is in memory (nothing is awaited but the checks).
+fn load(material: &CaMaterial) -> Result<SigningCa, super::CaError> {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(SigningCa::from_material("default", material, t0()))
+}
+
 fn err(material: &CaMaterial) -> String {
-    SigningCa::from_material("default", material, t0())
-        .unwrap_err()
-        .to_string()
+    load(material).unwrap_err().to_string()
 }
 
 #[test]
@@ -53,7 +59,7 @@ fn a_proper_ca_loads_and_its_debug_hides_the_key() {
         vec![KeyUsagePurpose::KeyCertSign],
         30,
     );
-    let ca = SigningCa::from_material("default", &material(&key, pem, None), t0()).unwrap();
+    let ca = load(&material(&key, pem, None)).unwrap();
     assert_eq!(ca.chain_der.len(), 1);
     assert_eq!(ca.not_after, t0() + TimeDuration::days(30));
     let shown = format!("{ca:?}");
@@ -159,8 +165,9 @@ fn what_rcgen_does_not_check_is_refused_naming_the_file() {
         assert!(got.starts_with(want), "want {want:?}, got {got:?}");
     }
     let mut bad_key = material(&key, ca_ok(30), None);
-    bad_key.key_pem =
-        SecretPem::new("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into());
+    bad_key.key = KeyMaterial::Pem(SecretPem::new(
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into(),
+    ));
     let got = err(&bad_key);
     assert!(
         got.starts_with("k.pem: not a PEM PKCS#8 private key"),
@@ -182,6 +189,7 @@ async fn refresh_swaps_in_a_rotated_ca_and_keeps_the_last_good_one_on_failure() 
         subject: "CN=Rotating CA".into(),
         validity_days: 30,
         intermediate: false,
+        path_len: 0,
         force: true,
     };
     create_ca(&options, t0() - TimeDuration::days(1)).unwrap();

@@ -3,7 +3,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use session_ca::{create_ca, Clock, InitOptions, KeyType, SystemClock, DEFAULT_CA_SUBJECT};
+use session_ca::{
+    create_ca, create_kms_ca, Clock, InitOptions, KeyType, KmsInitOptions, SystemClock,
+    DEFAULT_CA_SUBJECT,
+};
 
 use super::rfc3339;
 
@@ -22,8 +25,22 @@ pub(super) struct InitArgs {
     #[arg(long, default_value_t = 3650)]
     validity_days: u32,
     /// Create a root and an intermediate; the intermediate signs.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "kms_key_id")]
     intermediate: bool,
+    /// The pathLenConstraint of a single-level CA: 0 (it signs only leaves),
+    /// or 2 for a root that will sign a KMS CA which delegates.
+    #[arg(long, default_value_t = 0, conflicts_with_all = ["intermediate", "kms_key_id"])]
+    path_len: u8,
+    /// Make the CA certificate of this AWS KMS signing key (id, ARN or
+    /// alias/...) instead of a key on disk: the directory gets ca-cert.pem,
+    /// chain.pem and kms-key-id, never a private key. KMS self-signs it as a
+    /// root unless --issuer-dir is given.
+    #[arg(long, value_name = "KEY", conflicts_with = "key_type")]
+    kms_key_id: Option<String>,
+    /// With --kms-key-id: a CA directory (made by `init`) whose root signs
+    /// the KMS CA as an intermediate.
+    #[arg(long, value_name = "ROOT_DIR", requires = "kms_key_id")]
+    issuer_dir: Option<PathBuf>,
     /// Replace an existing CA in the directory.
     #[arg(long)]
     force: bool,
@@ -34,12 +51,36 @@ pub(super) fn parse_key_type(s: &str) -> Result<KeyType, String> {
 }
 
 pub(super) fn init(args: InitArgs) -> Result<()> {
+    if let Some(key_id) = args.kms_key_id {
+        let options = KmsInitOptions {
+            dir: args.dir,
+            key_id,
+            subject: args.subject,
+            validity_days: args.validity_days,
+            issuer_dir: args.issuer_dir,
+            force: args.force,
+        };
+        let created = super::runtime()?.block_on(async {
+            let client = session_ca::kms_client(&session_ca::SsmSettings::default()).await;
+            create_kms_ca(client, &options, SystemClock.now()).await
+        })?;
+        for file in &created.files {
+            println!("wrote {}", file.display());
+        }
+        println!(
+            "CA valid until {}; its key stays in KMS ({})",
+            rfc3339(created.not_after),
+            options.key_id
+        );
+        return Ok(());
+    }
     let options = InitOptions {
         dir: args.dir,
         key_type: args.key_type,
         subject: args.subject,
         validity_days: args.validity_days,
         intermediate: args.intermediate,
+        path_len: args.path_len,
         force: args.force,
     };
     let created = create_ca(&options, SystemClock.now())?;

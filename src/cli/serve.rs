@@ -149,6 +149,7 @@ pub(super) fn create_development_ca(dir: &Path, clock: &dyn Clock) -> Result<()>
             subject: DEFAULT_CA_SUBJECT.to_owned(),
             validity_days: 3650,
             intermediate: false,
+            path_len: 0,
             force: false,
         },
         clock.now(),

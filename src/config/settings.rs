@@ -153,6 +153,8 @@ fn default_max_json_depth() -> usize {
 #[serde(deny_unknown_fields)]
 struct RawCa {
     source: String,
+    chain: Option<String>,
+    delegate: Option<DurationSetting>,
     refresh: Option<DurationSetting>,
 }
 
@@ -256,8 +258,12 @@ impl RawConfig {
                     "CA names are 1-64 characters of A-Z, a-z, 0-9, '_' and '-'".into(),
                 ));
             }
-            let source = CaSourceSpec::parse(&raw.source)
-                .map_err(|message| invalid(field("source"), message))?;
+            let source = CaSourceSpec::parse_ca(
+                &raw.source,
+                raw.chain.as_deref(),
+                raw.delegate.map(|d| d.0),
+            )
+            .map_err(|(setting, message)| invalid(field(setting), message))?;
             let refresh = raw.refresh.map_or(Duration::from_secs(300), |d| d.0);
             if refresh < Duration::from_secs(1) {
                 return Err(invalid(field("refresh"), "must be at least 1s".into()));

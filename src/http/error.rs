@@ -74,6 +74,9 @@ pub enum AppError {
     /// logged, the client is told only that the CA is unavailable.
     #[error("no usable CA for this profile: {0}")]
     CaUnavailable(String),
+    /// The CA key's holder (AWS KMS) did not sign; the cause, for the log.
+    #[error("the CA key's holder did not sign: {0}")]
+    KeyHolderUnavailable(String),
     /// The service is not configured to sign (Lambda mode refused its
     /// configuration at start-up); the message names the setting to fix.
     #[error("the signer is not configured: {0}")]
@@ -89,6 +92,7 @@ impl From<IssueError> for AppError {
             IssueError::CaExpired(_) | IssueError::CaNotYetValid(_) => {
                 AppError::CaUnavailable(e.to_string())
             }
+            IssueError::KeyUnavailable(_) => AppError::KeyHolderUnavailable(e.to_string()),
             IssueError::KeyGeneration(_)
             | IssueError::Random(_)
             | IssueError::UriSanNotIa5
@@ -141,7 +145,9 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
-            AppError::CaUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "ca_unavailable"),
+            AppError::CaUnavailable(_) | AppError::KeyHolderUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "ca_unavailable")
+            }
             AppError::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -153,6 +159,10 @@ impl AppError {
             AppError::Internal(_) => INTERNAL_MESSAGE.into(),
             AppError::CaUnavailable(_) => "the CA for this profile cannot sign right now \
                 (expired, not yet valid or not loaded); the cause is in the signer's logs"
+                .into(),
+            AppError::KeyHolderUnavailable(_) => "the CA key held in AWS KMS cannot sign right \
+                now (throttled, disabled or unreachable); retry later, the cause is in the \
+                signer's logs"
                 .into(),
             other => other.to_string(),
         }

@@ -68,7 +68,7 @@ pub(crate) async fn issue_certificate(
     if query.dry_run {
         return dry_run(profile, &plan, &ca, now, &request_id);
     }
-    let issued = issuer::issue(&ca, &plan, now)?;
+    let issued = issuer::issue_async(&ca, &plan, now).await?;
     if issued.not_after < now + plan.ttl {
         audit::certificate_shortened(&plan.ca, ca.not_after, now);
     }
@@ -321,6 +321,8 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
             name,
             subject: ca.as_ref().map(|ca| ca.subject.clone()),
             not_after: ca.as_ref().map(|ca| rfc3339(ca.not_after)),
+            key_holder: ca.as_ref().map(|ca| ca.holder().holder()),
+            key_mode: ca.as_ref().map(|ca| ca.holder().mode().to_owned()),
             usable: ca.is_some_and(|ca| ca.not_before <= now && now < ca.not_after),
         })
         .collect();

@@ -27,38 +27,6 @@ fn write_reply(dir: &Path, body: &Value, prefix: &str) {
     std::fs::write(dir.join(format!("{prefix}chain.pem")), chain_of(body)).unwrap();
 }
 
-/// pkilint findings at WARNING or above, as (code, message).
-fn pkilint_findings(dir: &Path, file: &str) -> Vec<(String, String)> {
-    let out = run(
-        "lint_pkix_cert",
-        &["lint", "-s", "WARNING", "-f", "JSON", file],
-        dir,
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    if text.trim().is_empty() {
-        assert!(
-            out.status.success(),
-            "pkilint failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return Vec::new();
-    }
-    let report: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("pkilint output ({e}): {text}"));
-    report["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| r["finding_descriptions"].as_array().unwrap().clone())
-        .map(|f| {
-            (
-                f["code"].as_str().unwrap().to_owned(),
-                f["message"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test]
 #[ignore = "needs openssl and pkilint; run scripts/test"]
 async fn openssl_and_pkilint_accept_every_key_type() {

@@ -15,6 +15,7 @@ mod hmac;
 mod hostile;
 mod interop;
 mod java;
+mod kms;
 mod lambda;
 mod lambda_runtime;
 mod metrics;

@@ -108,6 +108,7 @@ async fn the_backend_answers_trusted_callers_with_their_claims_and_refuses_the_r
             subject: "CN=Somebody Else's CA,O=elsewhere,C=NL".into(),
             validity_days: 30,
             intermediate: false,
+            path_len: 0,
             force: true,
         },
         now - Duration::hours(1),
@@ -128,7 +129,7 @@ async fn the_backend_answers_trusted_callers_with_their_claims_and_refuses_the_r
         .unwrap();
     let issuer = rcgen::Issuer::from_ca_cert_pem(
         &material.cert_pem,
-        rcgen::KeyPair::from_pem(material.key_pem.expose()).unwrap(),
+        rcgen::KeyPair::from_pem(material.key_pem().unwrap().expose()).unwrap(),
     )
     .unwrap();
     let key = rcgen::KeyPair::generate().unwrap();

@@ -182,7 +182,7 @@ async fn bad_parameters_are_refused_with_their_names() {
     for (name, value, kind) in [
         (
             "key",
-            material.key_pem.expose().to_owned(),
+            material.key_pem().unwrap().expose().to_owned(),
             ParameterType::SecureString,
         ),
         ("cert", material.cert_pem.clone(), ParameterType::String),
@@ -213,7 +213,7 @@ async fn bad_parameters_are_refused_with_their_names() {
         [
             (
                 "key",
-                material.key_pem.expose().to_owned(),
+                material.key_pem().unwrap().expose().to_owned(),
                 ParameterType::String,
             ),
             ("cert", material.cert_pem.clone(), ParameterType::String),
@@ -243,7 +243,7 @@ async fn bad_parameters_are_refused_with_their_names() {
         .send()
         .await
         .unwrap();
-    let err = material_from_parameters("/enc", raw.parameters(), raw.invalid_parameters())
+    let err = material_from_parameters("/enc", raw.parameters(), raw.invalid_parameters(), true)
         .unwrap_err()
         .to_string();
     assert!(
@@ -278,7 +278,7 @@ async fn bad_parameters_are_refused_with_their_names() {
         [
             (
                 "key",
-                other.key_pem.expose().to_owned(),
+                other.key_pem().unwrap().expose().to_owned(),
                 ParameterType::SecureString,
             ),
             ("cert", material.cert_pem.clone(), ParameterType::String),
@@ -1048,7 +1048,7 @@ async fn corrupt_parameters_after_a_rotation_are_logged_and_the_last_good_ca_kee
                 .unwrap();
         }
     };
-    let good_key = good.key_pem.expose().to_owned();
+    let good_key = good.key_pem().unwrap().expose().to_owned();
     let garbled = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n";
     // (parameters written, the expected error)
     type Writes = Vec<(&'static str, String, ParameterType)>;
@@ -1077,7 +1077,7 @@ async fn corrupt_parameters_after_a_rotation_are_logged_and_the_last_good_ca_kee
             vec![
                 (
                     "key",
-                    other.key_pem.expose().to_owned(),
+                    other.key_pem().unwrap().expose().to_owned(),
                     ParameterType::SecureString,
                 ),
                 ("cert", other.cert_pem.clone(), ParameterType::String),
@@ -1089,7 +1089,7 @@ async fn corrupt_parameters_after_a_rotation_are_logged_and_the_last_good_ca_kee
             vec![
                 (
                     "key",
-                    expired.key_pem.expose().to_owned(),
+                    expired.key_pem().unwrap().expose().to_owned(),
                     ParameterType::SecureString,
                 ),
                 ("cert", expired.cert_pem.clone(), ParameterType::String),

@@ -256,6 +256,7 @@ async fn a_certificate_from_another_ca_is_not_trusted() {
             subject: "CN=Somebody Else's CA,O=elsewhere,C=NL".into(),
             validity_days: 30,
             intermediate: false,
+            path_len: 0,
             force: true,
         },
         t0() - Duration::days(1),
@@ -372,7 +373,7 @@ async fn validity_is_checked_at_the_verifier_clock_with_the_skew() {
 /// certificates that the signer itself would never produce.
 async fn rcgen_issuer(service: &TestService) -> rcgen::Issuer<'static, KeyPair> {
     let material = FileCaSource::new(service.ca_dir()).load().await.unwrap();
-    let key = KeyPair::from_pem(material.key_pem.expose()).unwrap();
+    let key = KeyPair::from_pem(material.key_pem().unwrap().expose()).unwrap();
     rcgen::Issuer::from_ca_cert_pem(&material.cert_pem, key).unwrap()
 }
 

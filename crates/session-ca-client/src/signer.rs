@@ -24,8 +24,8 @@ pub struct SignerClient {
 enum Auth {
     /// No `Authorization` header (a loopback signer with `auth = "none"`).
     None,
-    /// HMAC request signing: key id and secret.
-    Hmac(String, Secret),
+    /// HMAC request signing: key id and secret (boxed: aws-lc's HMAC key is large).
+    Hmac(String, Box<Secret>),
     /// AWS SigV4 (a Function URL or API Gateway with IAM auth).
     #[cfg(feature = "sigv4")]
     SigV4(crate::sigv4::AwsSigV4),
@@ -99,7 +99,7 @@ impl SignerClient {
 
     /// Signs every request with an HMAC key (for a signer with `auth = "hmac"`).
     pub fn with_hmac(mut self, key_id: &str, secret: Secret) -> SignerClient {
-        self.auth = Auth::Hmac(key_id.to_owned(), secret);
+        self.auth = Auth::Hmac(key_id.to_owned(), Box::new(secret));
         self
     }
 

@@ -332,8 +332,16 @@ pub struct CaHealth {
     pub name: String,
     /// Its subject (none while it has not loaded).
     pub subject: Option<String>,
-    /// RFC 3339 (none while it has not loaded).
+    /// RFC 3339 (none while it has not loaded). For a KMS-delegated CA,
+    /// the end of the current delegation.
     pub not_after: Option<String>,
+    /// Who holds the key: `memory`, or `kms:ARN` (none while it has not loaded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_holder: Option<String>,
+    /// How it signs: `in-memory`, `kms-direct` or `kms-delegated` (none while
+    /// it has not loaded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_mode: Option<String>,
     /// Whether it can sign now.
     pub usable: bool,
 }

@@ -36,6 +36,7 @@ pub fn make_ca(dir: &Path, key_type: KeyType, intermediate: bool, now: OffsetDat
             subject: "CN=Test Issuing CA,O=session-ca tests,C=NL".into(),
             validity_days: days,
             intermediate,
+            path_len: 0,
             force: true,
         },
         now,

@@ -1,5 +1,8 @@
-//! A real SSM endpoint emulator (`moto_server`, installed by scripts/test)
-//! on a free loopback port, and an SDK client pointed at it.
+//! A real AWS endpoint emulator (moto's server, installed by scripts/test)
+//! on a free loopback port, and an SDK client pointed at it. It is started
+//! through `scripts/moto_server_kms.py`, which adds two behaviours of AWS
+//! KMS that moto lacks (`Sign` with `MessageType=DIGEST`, and refusing a
+//! disabled key); the script says which and cites the API reference.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -20,13 +23,17 @@ impl Moto {
     /// Starts moto_server on a free port (or `port`).
     pub fn start_on(port: Option<u16>) -> Moto {
         let port = port.unwrap_or_else(free_port);
-        let child = Command::new("moto_server")
+        let child = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/service/scripts/moto_server_kms.py"
+            ))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot run moto_server ({e}); scripts/test installs it into .venv/")
+                panic!("cannot run python3 with moto ({e}); scripts/test installs it into .venv/")
             });
         let mut guard = Guard(child);
         wait_for_port(port, &mut guard.0);
@@ -56,6 +63,27 @@ impl Moto {
     pub async fn client(&self) -> aws_sdk_ssm::Client {
         let signer_client = session_ca::ssm_client(&self.settings()).await;
         aws_sdk_ssm::Client::from_conf(
+            signer_client
+                .config()
+                .to_builder()
+                .timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(Duration::from_secs(10))
+                        .operation_attempt_timeout(Duration::from_secs(30))
+                        .operation_timeout(Duration::from_secs(60))
+                        .build(),
+                )
+                .build(),
+        )
+    }
+}
+
+impl Moto {
+    /// A KMS client for the tests' own calls (creating, disabling keys),
+    /// with the lenient timeouts of [`Moto::client`].
+    pub async fn kms_client(&self) -> aws_sdk_kms::Client {
+        let signer_client = session_ca::kms_client(&self.settings()).await;
+        aws_sdk_kms::Client::from_conf(
             signer_client
                 .config()
                 .to_builder()

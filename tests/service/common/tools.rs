@@ -334,3 +334,35 @@ pub fn lambda_invoke(port: u16, event_file: &Path) -> serde_json::Value {
         )
     })
 }
+
+/// pkilint findings at WARNING or above, as (code, message).
+pub fn pkilint_findings(dir: &Path, file: &str) -> Vec<(String, String)> {
+    let out = run(
+        "lint_pkix_cert",
+        &["lint", "-s", "WARNING", "-f", "JSON", file],
+        dir,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.trim().is_empty() {
+        assert!(
+            out.status.success(),
+            "pkilint failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return Vec::new();
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("pkilint output ({e}): {text}"));
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["finding_descriptions"].as_array().unwrap().clone())
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_owned(),
+                f["message"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
