@@ -108,7 +108,8 @@ impl KmsKey {
             }
         }
         // KeySpec, or the CustomerMasterKeySpec it replaced (same values),
-        // which some endpoints still send alone.
+        // which some endpoints (moto among them) still send alone.
+        #[allow(deprecated)]
         let key_spec = out
             .key_spec()
             .cloned()

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::auth::settings::HmacKeySettings;
 use crate::auth::{Auth, AuthMode};
+use crate::ca::kms::KmsMode;
 use crate::fmt::{is_valid_name, DurationSetting};
 use crate::profile::settings::{reserved_arcs, ProfileSettings};
 use crate::profile::Profile;
@@ -302,6 +303,33 @@ impl RawConfig {
                         invalid(format!("profiles.{name}{field}"), message)
                     })?;
             profiles.insert(name, profile);
+        }
+
+        // A delegated CA is renewed when a third of its period is left; a
+        // certificate issued then must still fit, or it is cut short.
+        for (name, profile) in &profiles {
+            if let Some(CaConfig {
+                source:
+                    CaSourceSpec::Kms {
+                        mode: KmsMode::Delegated(period),
+                        ..
+                    },
+                ..
+            }) = cas.get(&profile.ca)
+            {
+                if profile.max_ttl * 3 > *period {
+                    return Err(invalid(
+                        format!("cas.{}.delegate", profile.ca),
+                        format!(
+                            "{} is less than 3 × profiles.{name}.max_ttl ({}): a delegation is \
+                             renewed when a third of it is left, and certificates must fit in \
+                             that third",
+                            humantime::format_duration(*period),
+                            humantime::format_duration(profile.max_ttl)
+                        ),
+                    ));
+                }
+            }
         }
 
         let metrics_listen = match &self.server.metrics_listen {

@@ -236,6 +236,95 @@ fn bad_settings_name_file_and_field() {
     }
 }
 
+/// KMS-backed CAs: the source, its chain and delegation, each refused with
+/// the setting named.
+#[test]
+fn kms_sources_and_their_settings() {
+    let ok = load(
+        "[cas.default]\nsource = \"kms:alias/session-ca\"\nchain = \"ssm:/session-ca/prod\"\n\
+         delegate = \"1h\"\n[profiles.default]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        ok.cas["default"].source,
+        CaSourceSpec::Kms {
+            key_id: "alias/session-ca".into(),
+            chain: crate::ca::kms::ChainSpec::Ssm("/session-ca/prod".into()),
+            mode: crate::ca::kms::KmsMode::Delegated(Duration::from_secs(3600)),
+        }
+    );
+    let direct = load(
+        "[cas.default]\nsource = \"kms:arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab\"\n\
+         chain = \"file:kms-ca\"\n[profiles.default]\n",
+    )
+    .unwrap();
+    assert!(matches!(
+        direct.cas["default"].source,
+        CaSourceSpec::Kms {
+            mode: crate::ca::kms::KmsMode::Direct,
+            ..
+        }
+    ));
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "source = \"kms:alias/x\"\n",
+            "cas.default.chain",
+            "required with a \"kms:KEY\" source",
+        ),
+        (
+            "source = \"kms:\"\nchain = \"file:d\"\n",
+            "cas.default.source",
+            "invalid KMS key",
+        ),
+        (
+            "source = \"kms:alias/a b\"\nchain = \"file:d\"\n",
+            "cas.default.source",
+            "invalid KMS key",
+        ),
+        (
+            "source = \"kms:alias/x\"\nchain = \"kms:alias/y\"\n",
+            "cas.default.chain",
+            "unsupported CA source",
+        ),
+        (
+            "source = \"kms:alias/x\"\nchain = \"ssm:nope\"\n",
+            "cas.default.chain",
+            "invalid Parameter Store prefix",
+        ),
+        (
+            "source = \"file:d\"\nchain = \"ssm:/p\"\n",
+            "cas.default.chain",
+            "only a \"kms:KEY\" source",
+        ),
+        (
+            "source = \"ssm:/p\"\ndelegate = \"1h\"\n",
+            "cas.default.delegate",
+            "only a \"kms:KEY\" source",
+        ),
+        (
+            "source = \"kms:alias/x\"\nchain = \"file:d\"\ndelegate = \"5m\"\n",
+            "cas.default.delegate",
+            "between 15m and 7d",
+        ),
+        (
+            "source = \"kms:alias/x\"\nchain = \"file:d\"\ndelegate = \"8d\"\n",
+            "cas.default.delegate",
+            "between 15m and 7d",
+        ),
+        (
+            "source = \"kms:alias/x\"\nchain = \"file:d\"\ndelegate = \"30m\"\n",
+            "cas.default.delegate",
+            "less than 3 × profiles.default.max_ttl",
+        ),
+    ];
+    for (ca, field, needle) in cases {
+        let text = format!("[cas.default]\n{ca}[profiles.default]\n");
+        let err = load(&text).expect_err(ca).to_string();
+        assert!(err.contains(field), "{ca}: want field {field} in: {err}");
+        assert!(err.contains(needle), "{ca}: want {needle:?} in: {err}");
+    }
+}
+
 #[test]
 fn rsa_server_keys_need_the_aws_lc_build() {
     let text = "[cas.default]\nsource = \"file:signer-key\"\n\

@@ -453,7 +453,7 @@ async fn the_delegated_ca_is_renewed_under_continuous_load_without_a_failed_requ
     let clock = StepClock::starting_now();
     let shared: SharedClock = clock.clone();
     let state = kms_state(
-        kms_config(&key_id, dir.path(), Some("30m")),
+        kms_config(&key_id, dir.path(), Some("45m")),
         &moto.settings(),
         shared,
     )
@@ -461,12 +461,18 @@ async fn the_delegated_ca_is_renewed_under_continuous_load_without_a_failed_requ
     let first = state.cas.get("default").unwrap();
     let renew_by = first.renew_by().unwrap();
 
+    // Eight workers issue without pause; the clock passes the renewal point
+    // while they run, and each goes on for 20 more certificates after that.
+    let advanced = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let workers: Vec<_> = (0..8)
         .map(|_| {
             let state = state.clone();
+            let advanced = advanced.clone();
             tokio::spawn(async move {
                 let mut issuers = std::collections::BTreeSet::new();
-                for _ in 0..60 {
+                let (mut before, mut after) = (0, 0);
+                while after < 20 {
+                    let late = advanced.load(std::sync::atomic::Ordering::Acquire);
                     // Each request reloads a due CA first, as in Lambda mode.
                     state.cas.refresh_due(&state.clock, &state.metrics).await;
                     let reply = issue_one(&state, KeyType::EcdsaP256).await;
@@ -477,18 +483,29 @@ async fn the_delegated_ca_is_renewed_under_continuous_load_without_a_failed_requ
                         String::from_utf8_lossy(&reply.body)
                     );
                     issuers.insert(chain_of(&reply.json())[0].clone());
+                    if late {
+                        after += 1;
+                    } else {
+                        before += 1;
+                    }
+                    // In-process requests may never wait: let the timer run.
+                    tokio::task::yield_now().await;
                 }
-                issuers
+                (before, issuers)
             })
         })
         .collect();
-    // Past the renewal point while the workers run.
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     clock.set(renew_by + time::Duration::seconds(1));
+    advanced.store(true, std::sync::atomic::Ordering::Release);
     let mut issuers = std::collections::BTreeSet::new();
+    let mut before = 0;
     for worker in workers {
-        issuers.extend(worker.await.unwrap());
+        let (count, seen) = worker.await.unwrap();
+        before += count;
+        issuers.extend(seen);
     }
+    assert!(before > 0, "load before the renewal point");
     let last = state.cas.get("default").unwrap();
     assert_ne!(last.cert_der, first.cert_der, "renewed");
     assert!(last.not_after > first.not_after);
