@@ -106,6 +106,41 @@ impl CaSourceSpec {
         })
     }
 
+    /// Who holds the key and how it signs, in words (`inspect`, logs).
+    pub fn describe_holder(&self) -> String {
+        let chain = |chain: &ChainSpec| match chain {
+            ChainSpec::File(dir) => format!("file:{}", dir.display()),
+            ChainSpec::Ssm(prefix) => format!("ssm:{prefix}"),
+        };
+        match self {
+            CaSourceSpec::File(dir) => {
+                format!("key in this process's memory, read from file:{}", dir.display())
+            }
+            CaSourceSpec::Ssm(prefix) => format!(
+                "key in this process's memory, read from Parameter Store ssm:{prefix}/key"
+            ),
+            CaSourceSpec::Kms {
+                key_id,
+                chain: certificates,
+                mode: KmsMode::Direct,
+            } => format!(
+                "key in AWS KMS kms:{key_id}, direct mode (one KMS Sign per certificate); \
+                 certificates from {}",
+                chain(certificates)
+            ),
+            CaSourceSpec::Kms {
+                key_id,
+                chain: certificates,
+                mode: KmsMode::Delegated(period),
+            } => format!(
+                "key in AWS KMS kms:{key_id}, delegated mode (KMS certifies an in-memory \
+                 issuing CA for {} at a time); certificates from {}",
+                humantime::format_duration(*period),
+                chain(certificates)
+            ),
+        }
+    }
+
     /// Parses a `file:DIR` or `ssm:/PREFIX` setting; the error says what is allowed.
     pub fn parse(text: &str) -> Result<CaSourceSpec, String> {
         match text.split_once(':') {

@@ -31,10 +31,16 @@ pub(super) fn inspect_command(args: InspectArgs) -> Result<()> {
         let ca_pem = std::fs::read(&ca).with_context(|| format!("cannot read {}", ca.display()))?;
         let now = SystemClock.now();
         match verify_client_certificate(&der, &ca_pem, now) {
-            Ok(()) => println!(
-                "verified:     yes, a valid TLS client certificate under {} now",
-                ca.display()
-            ),
+            Ok(()) => {
+                println!(
+                    "verified:     yes, a valid TLS client certificate under {} now",
+                    ca.display()
+                );
+                // The configured CAs' key holders, for the operator comparing.
+                for (name, ca) in &config.cas {
+                    println!("ca {name}:  {}", ca.source.describe_holder());
+                }
+            }
             Err(e) => {
                 println!("verified:     NO");
                 bail!("{e}");

@@ -253,6 +253,11 @@ fn kms_sources_and_their_settings() {
             mode: crate::ca::kms::KmsMode::Delegated(Duration::from_secs(3600)),
         }
     );
+    assert_eq!(
+        ok.cas["default"].source.describe_holder(),
+        "key in AWS KMS kms:alias/session-ca, delegated mode (KMS certifies an in-memory \
+         issuing CA for 1h at a time); certificates from ssm:/session-ca/prod"
+    );
     let direct = load(
         "[cas.default]\nsource = \"kms:arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab\"\n\
          chain = \"file:kms-ca\"\n[profiles.default]\n",

@@ -290,6 +290,10 @@ fn serve_with_the_embedded_default_issues_and_shuts_down_gracefully() {
         "{t}"
     );
     assert!(t.contains("verified:     yes"), "{t}");
+    assert!(
+        t.contains("ca default:  key in this process's memory, read from file:signer-key"),
+        "inspect names the key holder: {t}"
+    );
     let x5t = format!("x5t#S256:     {}\n", reply["x5t#S256"].as_str().unwrap());
     assert!(
         t.contains(&x5t),
