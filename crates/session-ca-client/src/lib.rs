@@ -73,6 +73,7 @@
 mod cache;
 mod credentials;
 mod crypto;
+mod error_text;
 pub mod files;
 pub mod hmac;
 mod signer;

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::error_text::error_chain;
 use crate::hmac::{self, Secret, SigningError};
 use crate::wire::{CertificateRequest, ErrorBody, IssuePlan, IssueResponse};
 
@@ -262,22 +263,6 @@ fn describe(error: &reqwest::Error) -> String {
     let mut text = error_chain(error);
     if error.is_timeout() {
         text.push_str(" (timed out)");
-    }
-    text
-}
-
-/// An error's message followed by those of its causes that it does not
-/// already include, joined with ": ".
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
     }
     text
 }

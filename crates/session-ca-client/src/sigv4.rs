@@ -28,7 +28,7 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 
-use crate::signer::error_chain;
+use crate::error_text::error_chain;
 
 /// How long the credential chain may take to answer (instance metadata included).
 const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(10);
