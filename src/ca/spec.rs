@@ -114,11 +114,14 @@ impl CaSourceSpec {
         };
         match self {
             CaSourceSpec::File(dir) => {
-                format!("key in this process's memory, read from file:{}", dir.display())
+                format!(
+                    "key in this process's memory, read from file:{}",
+                    dir.display()
+                )
             }
-            CaSourceSpec::Ssm(prefix) => format!(
-                "key in this process's memory, read from Parameter Store ssm:{prefix}/key"
-            ),
+            CaSourceSpec::Ssm(prefix) => {
+                format!("key in this process's memory, read from Parameter Store ssm:{prefix}/key")
+            }
             CaSourceSpec::Kms {
                 key_id,
                 chain: certificates,
