@@ -195,12 +195,12 @@ pub(super) async fn delegate(
     };
     tracing::info!(ca = %kms_ca.name, key = %key.arn(), until = %crate::fmt::rfc3339(not_after),
         "KMS certified a delegated issuing CA");
-    SigningCa::local(
+    SigningCa::delegated(
         &kms_ca.name,
         delegated_key,
         holder,
         checked,
-        renew_by,
+        (renew_by, kms_ca.not_after),
         kms_ca.material_id().to_vec(),
     )
     .map_err(|e| failed(e.to_string()))

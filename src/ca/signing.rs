@@ -111,6 +111,8 @@ pub struct SigningCa {
     pub not_after: OffsetDateTime,
     /// When a delegated CA is to be replaced by a fresh delegation.
     renew_by: Option<OffsetDateTime>,
+    /// When the CA itself runs out (see [`SigningCa::expires`]).
+    expires: OffsetDateTime,
     /// SHA-256 over the key's identity, the certificate and the chain this
     /// CA was built from: a reload of the same material keeps this CA.
     material_id: Vec<u8>,
@@ -233,6 +235,7 @@ impl SigningCa {
     ) -> SigningCa {
         let chain_pem: Vec<String> = checked.chain_der.iter().map(|der| to_pem(der)).collect();
         SigningCa {
+            expires: checked.not_after,
             name: name.to_owned(),
             signer,
             holder,
@@ -248,30 +251,42 @@ impl SigningCa {
         }
     }
 
-    /// A local issuer for `key` and the (already checked) certificates.
-    pub(super) fn local(
+    /// A delegated issuing CA: a local issuer for `key` and the (already
+    /// checked) certificates, renewed by `renew_by`, whose certifying CA
+    /// expires at `expires`.
+    pub(super) fn delegated(
         name: &str,
         key: KeyPair,
         holder: KeyHolder,
         checked: CheckedCertificates,
-        renew_by: OffsetDateTime,
+        (renew_by, expires): (OffsetDateTime, OffsetDateTime),
         material_id: Vec<u8>,
     ) -> Result<SigningCa, rcgen::Error> {
         let issuer = Issuer::from_ca_cert_der(&checked.cert_der, key)?;
-        Ok(SigningCa::assemble(
+        let mut ca = SigningCa::assemble(
             name,
             Signer::Local(issuer),
             holder,
             checked,
             Some(renew_by),
             material_id,
-        ))
+        );
+        ca.expires = expires;
+        Ok(ca)
     }
 
     /// Whether this CA was built from `material` and needs no renewal at
     /// `now`: a reload then keeps it (no rebuild, no KMS `Sign`).
     pub fn is_current_for(&self, material: &CaMaterial, now: OffsetDateTime) -> bool {
         self.material_id == material_id(material) && self.renew_by.is_none_or(|at| now < at)
+    }
+
+    /// When the CA must be rotated: the end of its certificate and chain,
+    /// which its metrics and alarms report. For a KMS-delegated CA that is
+    /// the KMS CA's end; its `not_after` is the current delegation's, which
+    /// renews itself.
+    pub fn expires(&self) -> OffsetDateTime {
+        self.expires
     }
 
     /// When a delegated CA is due to be replaced by a fresh delegation.

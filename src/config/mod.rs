@@ -181,9 +181,9 @@ pub fn expiring_cas(config: &Config, cas: &CaStore, now: time::OffsetDateTime) -
                 .filter(|p| p.ca == name)
                 .map(|p| p.max_ttl)
                 .max()?;
-            (ca.not_after < now + max_ttl).then(|| ExpiringCa {
+            (ca.expires() < now + max_ttl).then(|| ExpiringCa {
                 name,
-                not_after: ca.not_after,
+                not_after: ca.expires(),
                 max_ttl,
             })
         })

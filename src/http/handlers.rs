@@ -82,7 +82,7 @@ pub(crate) async fn issue_certificate(
         key_type: issued.key_type,
         not_before: issued.not_before,
         not_after: issued.not_after,
-        ca_not_after: ca.not_after,
+        ca_not_after: ca.expires(),
         issued_at: now,
     };
     let body = IssueResponse {
@@ -289,7 +289,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         .cas
         .all()
         .into_iter()
-        .map(|(name, ca)| (name, ca.map(|ca| ca.not_after)))
+        .map(|(name, ca)| (name, ca.map(|ca| ca.expires())))
         .collect();
     (
         [(

@@ -159,6 +159,19 @@ async fn direct_and_delegated_signing_for_every_kms_key_spec_and_leaf_key_type()
             )
             .await;
 
+            // Metrics and alarms report the KMS CA's end, not the delegation's.
+            let loaded = state.cas.get("default").unwrap();
+            match delegate {
+                Some(_) => {
+                    assert!(
+                        loaded.not_after <= OffsetDateTime::now_utc() + time::Duration::hours(1)
+                    );
+                    assert!(
+                        loaded.expires() > OffsetDateTime::now_utc() + time::Duration::days(29)
+                    );
+                }
+                None => assert_eq!(loaded.expires(), loaded.not_after),
+            }
             let health = crate::common::get(&state, "/healthz").await.json();
             let ca = &health["cas"][0];
             assert_eq!(ca["usable"], true, "{case}: {health}");
