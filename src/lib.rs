@@ -30,6 +30,7 @@ mod metrics;
 mod pkcs12;
 mod profile;
 mod request;
+mod store;
 mod x509;
 
 pub use audit::{JsonLines, TARGET as AUDIT_TARGET};
@@ -91,3 +92,9 @@ pub use request::{
     ClaimValue, ClaimValues, CsrError, CsrKey, CsrKeyType, IssueRequest, RequestError,
 };
 pub use session_ca_verify::{Clock, FixedClock, SharedClock, SystemClock};
+pub use store::conformance as store_conformance;
+pub use store::sqlite::SqliteStore;
+pub use store::{
+    Ledger, LedgerKey, LedgerPage, LedgerQuery, LedgerRecord, Store, StoreError, StoreSpec,
+    DEFAULT_RETENTION, MAX_PAGE,
+};

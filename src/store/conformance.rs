@@ -1,0 +1,221 @@
+//! The behaviour every [`Store`] must have, as one async check that the
+//! SQLite unit tests and the DynamoDB tests (against moto) both run, so the
+//! two backends cannot drift. Public for those tests; not an API.
+#![doc(hidden)]
+
+use super::{LedgerKey, LedgerQuery, LedgerRecord, Store, StoreError};
+
+/// The retention the store under test must have been built with: 30 days.
+pub const RETENTION_DAYS: i64 = 30;
+
+/// A record issued at `issued_at` (Unix seconds), valid 5 minutes.
+pub fn record(
+    serial: &str,
+    session: &str,
+    transaction: Option<&str>,
+    requester: Option<&str>,
+    issued_at: i64,
+) -> LedgerRecord {
+    LedgerRecord {
+        serial: serial.to_owned(),
+        fingerprint_sha256: format!("{serial:0>64}"),
+        ca: "default".into(),
+        profile: "default".into(),
+        requester: requester.map(str::to_owned),
+        request_id: format!("req-{serial}"),
+        session_id: session.to_owned(),
+        transaction_id: transaction.map(str::to_owned),
+        claims: vec![
+            ("agent".into(), "\"iOS ✓\"".into()),
+            ("geo".into(), r#"{"lat":"52.1"}"#.into()),
+        ],
+        key_type: "ecdsa-p256".into(),
+        not_before: issued_at - 30,
+        not_after: issued_at + 300,
+        issued_at,
+        certificate: format!(
+            "-----BEGIN CERTIFICATE-----\nMII{serial}\n-----END CERTIFICATE-----\n"
+        ),
+    }
+}
+
+fn query(key: LedgerKey, now: i64) -> LedgerQuery {
+    LedgerQuery {
+        key,
+        since: None,
+        until: None,
+        limit: 100,
+        cursor: None,
+        now,
+    }
+}
+
+fn serials(records: &[LedgerRecord]) -> Vec<&str> {
+    records.iter().map(|r| r.serial.as_str()).collect()
+}
+
+/// Records a small ledger into an empty `store` (built with
+/// [`RETENTION_DAYS`]) and checks every query, paging, windows, duplicate
+/// refusal and retention. Panics with what differs.
+pub async fn check(store: &dyn Store) {
+    let t0: i64 = 1_800_000_000;
+    let day = 86_400;
+    let records = [
+        record(
+            "0a01",
+            "s-1",
+            Some("tx-1"),
+            Some("arn:aws:iam::1:role/a"),
+            t0,
+        ),
+        record(
+            "0a02",
+            "s-1",
+            Some("tx-2"),
+            Some("arn:aws:iam::1:role/a"),
+            t0 + 10,
+        ),
+        record("0a03", "s-2", Some("tx-2"), None, t0 + 20),
+        record("0a04", "s-1", None, Some("hmac-key-b"), t0 + 20),
+        // Expired beyond retention by the time of the queries below.
+        record(
+            "0a05",
+            "s-1",
+            Some("tx-1"),
+            Some("arn:aws:iam::1:role/a"),
+            t0 - 40 * day,
+        ),
+    ];
+    for r in &records {
+        store
+            .record(r)
+            .await
+            .unwrap_or_else(|e| panic!("{}: record {}: {e}", store.describe(), r.serial));
+    }
+    // Never overwritten.
+    let mut again = records[0].clone();
+    again.session_id = "s-9".into();
+    match store.record(&again).await {
+        Err(StoreError::Duplicate(serial)) => assert_eq!(serial, "0a01"),
+        other => panic!("{}: a second record of 0a01: {other:?}", store.describe()),
+    }
+
+    let now = t0 + 60;
+    let page = store
+        .query(&query(LedgerKey::SessionId("s-1".into()), now))
+        .await
+        .unwrap();
+    assert_eq!(
+        serials(&page.records),
+        ["0a01", "0a02", "0a04"],
+        "{}: by session",
+        store.describe()
+    );
+    assert_eq!(
+        page.records[0],
+        records[0],
+        "{}: the record as written",
+        store.describe()
+    );
+    assert_eq!(page.next, None);
+    let page = store
+        .query(&query(LedgerKey::TransactionId("tx-2".into()), now))
+        .await
+        .unwrap();
+    assert_eq!(
+        serials(&page.records),
+        ["0a02", "0a03"],
+        "{}: by transaction",
+        store.describe()
+    );
+    let page = store
+        .query(&query(
+            LedgerKey::Requester("arn:aws:iam::1:role/a".into()),
+            now,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        serials(&page.records),
+        ["0a01", "0a02"],
+        "{}: by requester",
+        store.describe()
+    );
+    let page = store
+        .query(&query(LedgerKey::Serial("0a03".into()), now))
+        .await
+        .unwrap();
+    assert_eq!(
+        serials(&page.records),
+        ["0a03"],
+        "{}: by serial",
+        store.describe()
+    );
+    let page = store
+        .query(&query(LedgerKey::Serial("0bff".into()), now))
+        .await
+        .unwrap();
+    assert!(page.records.is_empty());
+    // Past retention: not returned (whether or not it is deleted yet).
+    let page = store
+        .query(&query(LedgerKey::Serial("0a05".into()), now))
+        .await
+        .unwrap();
+    assert!(
+        page.records.is_empty(),
+        "{}: 0a05 is past retention",
+        store.describe()
+    );
+    // ... but within it, it is.
+    let page = store
+        .query(&query(
+            LedgerKey::Serial("0a05".into()),
+            t0 - 40 * day + 3600,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(serials(&page.records), ["0a05"], "{}", store.describe());
+
+    // Windows: since inclusive, until exclusive.
+    let mut windowed = query(LedgerKey::SessionId("s-1".into()), now);
+    windowed.since = Some(t0 + 10);
+    windowed.until = Some(t0 + 20);
+    let page = store.query(&windowed).await.unwrap();
+    assert_eq!(
+        serials(&page.records),
+        ["0a02"],
+        "{}: window",
+        store.describe()
+    );
+
+    // Pages of one, followed to the end, give each record once, in order.
+    let mut paged = query(LedgerKey::SessionId("s-1".into()), now);
+    paged.limit = 1;
+    let mut seen = Vec::new();
+    loop {
+        let page = store.query(&paged).await.unwrap();
+        assert!(page.records.len() <= 1);
+        seen.extend(page.records.iter().map(|r| r.serial.clone()));
+        match page.next {
+            Some(next) => paged.cursor = Some(next),
+            None => break,
+        }
+        assert!(
+            seen.len() <= 3,
+            "{}: paging does not end: {seen:?}",
+            store.describe()
+        );
+    }
+    assert_eq!(
+        seen,
+        ["0a01", "0a02", "0a04"],
+        "{}: paging",
+        store.describe()
+    );
+    let mut bad = query(LedgerKey::SessionId("s-1".into()), now);
+    bad.cursor = Some("not a cursor".into());
+    assert!(matches!(
+        store.query(&bad).await,
+        Err(StoreError::BadQuery(_))
+    ));
+}

@@ -1,0 +1,1 @@
+//! The DynamoDB ledger, for Lambda and fleets (being written).

@@ -1,0 +1,215 @@
+//! Durable state: the ledger of every issued certificate, behind one
+//! trait ([`Store`]) with two backends, SQLite ([`sqlite`], embedded, for
+//! `serve`) and DynamoDB ([`dynamodb`], for Lambda and fleets).
+//!
+//! A certificate is recorded **before** its response is returned; if the
+//! record cannot be written the caller gets 503 `ledger_unavailable` and no
+//! certificate. A record holds what an auditor asks for years later
+//! (serial, fingerprint, CA, profile, requester, request, session and
+//! transaction ids, claims, key type, validity, the certificate itself),
+//! never the private key or a PKCS#12 password.
+
+pub mod conformance;
+pub mod dynamodb;
+pub mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ca::BoxFuture;
+
+/// How long records are kept by default (`store.retention`): 400 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(400 * 24 * 3600);
+/// The most records one query page returns.
+pub const MAX_PAGE: u32 = 1000;
+
+/// One issued certificate, as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerRecord {
+    /// Serial number, lower-case hex (unique per CA; the key of the record).
+    pub serial: String,
+    /// SHA-256 of the DER certificate, lower-case hex.
+    pub fingerprint_sha256: String,
+    /// The issuing CA's configured name.
+    pub ca: String,
+    /// The profile it was issued under.
+    pub profile: String,
+    /// The authenticated caller (IAM principal, HMAC key id); none when anonymous.
+    pub requester: Option<String>,
+    /// The issuing request's correlation id.
+    pub request_id: String,
+    /// The session id (the subject CN).
+    pub session_id: String,
+    /// The transaction id, when given.
+    pub transaction_id: Option<String>,
+    /// The profile claims, by name, as the JSON text the certificate carries.
+    pub claims: Vec<(String, String)>,
+    /// The certified key's type (`ecdsa-p256`, ...).
+    pub key_type: String,
+    /// `notBefore`, Unix seconds.
+    pub not_before: i64,
+    /// `notAfter`, Unix seconds.
+    pub not_after: i64,
+    /// When it was issued, Unix seconds.
+    pub issued_at: i64,
+    /// The certificate, PEM.
+    pub certificate: String,
+}
+
+/// What a query selects by: exactly one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerKey {
+    /// Every certificate of a session.
+    SessionId(String),
+    /// Every certificate of a transaction.
+    TransactionId(String),
+    /// One certificate.
+    Serial(String),
+    /// Every certificate a caller was issued.
+    Requester(String),
+}
+
+/// A ledger query: one key, an optional issuance window, a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerQuery {
+    /// What to select by.
+    pub key: LedgerKey,
+    /// Only certificates issued at or after this (Unix seconds).
+    pub since: Option<i64>,
+    /// Only certificates issued before this (Unix seconds).
+    pub until: Option<i64>,
+    /// The most records to return (1 to [`MAX_PAGE`]).
+    pub limit: u32,
+    /// Where the previous page ended ([`LedgerPage::next`]).
+    pub cursor: Option<String>,
+    /// The time now (Unix seconds): records past their retention are not
+    /// returned, whether or not the store has deleted them yet.
+    pub now: i64,
+}
+
+/// A page of records, oldest first, and where the next page starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LedgerPage {
+    /// The records, by issuance time then serial.
+    pub records: Vec<LedgerRecord>,
+    /// An opaque cursor for the next page, when there may be more.
+    pub next: Option<String>,
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or refused the write (locked, full,
+    /// throttled beyond the retries, unreachable): the cause, for the log.
+    #[error("the ledger is unavailable: {0}")]
+    Unavailable(String),
+    /// A query the store cannot answer (a malformed cursor).
+    #[error("{0}")]
+    BadQuery(String),
+    /// The serial is recorded already; a record is never overwritten.
+    #[error("serial {0} is recorded already")]
+    Duplicate(String),
+}
+
+/// Seconds of `retention`, for the expiry of a record: `not_after + retention`.
+pub(crate) fn expiry_of(record: &LedgerRecord, retention: Duration) -> i64 {
+    record
+        .not_after
+        .saturating_add(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The ledger's backend. A backend keeps each record `retention` past its
+/// certificate's `notAfter` (given at construction) and never returns one
+/// older than that.
+pub trait Store: Send + Sync + fmt::Debug {
+    /// `sqlite:PATH` or `dynamodb:TABLE`, for logs.
+    fn describe(&self) -> String;
+    /// Records one issued certificate, durably, before it is returned.
+    fn record<'a>(&'a self, record: &'a LedgerRecord) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// The records `query` selects, oldest first.
+    fn query<'a>(&'a self, query: &'a LedgerQuery)
+        -> BoxFuture<'a, Result<LedgerPage, StoreError>>;
+}
+
+/// Where the ledger is kept (`store.url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// No ledger (Lambda mode's default unless configured).
+    None,
+    /// An SQLite database file, created if absent.
+    Sqlite(std::path::PathBuf),
+    /// A DynamoDB table (made by deploy/template.yaml, or as its README says).
+    DynamoDb(String),
+}
+
+impl StoreSpec {
+    /// Parses `store.url`; the error says what is allowed.
+    pub fn parse(text: &str) -> Result<StoreSpec, String> {
+        match text.split_once(':') {
+            _ if text == "none" => Ok(StoreSpec::None),
+            Some(("sqlite", path)) if !path.is_empty() => Ok(StoreSpec::Sqlite(path.into())),
+            Some(("dynamodb", table))
+                if (3..=255).contains(&table.len())
+                    && table
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) =>
+            {
+                Ok(StoreSpec::DynamoDb(table.to_owned()))
+            }
+            _ => Err(format!(
+                "unsupported store {text:?}; write \"sqlite:PATH\", \"dynamodb:TABLE\" (3-255 \
+                 characters of A-Z, a-z, 0-9, '_', '.', '-') or \"none\""
+            )),
+        }
+    }
+}
+
+/// The ledger as the service holds it: off, or a store.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    store: Option<Arc<dyn Store>>,
+}
+
+impl Ledger {
+    /// A ledger writing to `store`.
+    pub fn new(store: Arc<dyn Store>) -> Ledger {
+        Ledger { store: Some(store) }
+    }
+
+    /// No ledger.
+    pub fn off() -> Ledger {
+        Ledger::default()
+    }
+
+    /// The store, when there is one.
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.store.as_ref()
+    }
+
+    /// Records `record` when there is a store (and does nothing otherwise).
+    pub async fn record(&self, record: &LedgerRecord) -> Result<(), StoreError> {
+        match &self.store {
+            Some(store) => store.record(record).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// A cursor: the issuance time and serial of the last record of a page.
+pub(crate) fn cursor_of(record: &LedgerRecord) -> String {
+    format!("{}.{}", record.issued_at, record.serial)
+}
+
+/// The (issued_at, serial) a cursor names.
+pub(crate) fn parse_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
+    let bad = || StoreError::BadQuery(format!("cursor {cursor:?} is not one this ledger gave"));
+    let (at, serial) = cursor.split_once('.').ok_or_else(bad)?;
+    let at = at.parse().map_err(|_| bad())?;
+    if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    Ok((at, serial.to_owned()))
+}
