@@ -64,6 +64,7 @@ fn setup() -> (tempfile::TempDir, AppState) {
         cas,
         clock: Arc::new(FixedClock::new(now)),
         metrics: Default::default(),
+        ledger: Default::default(),
     };
     (dir, state)
 }
@@ -220,6 +221,7 @@ fn router(c: &mut Criterion) {
     for (name, metrics) in variants {
         let router = app(AppState {
             metrics,
+            ledger: Default::default(),
             ..state.clone()
         });
         c.bench_function(name, |b| {

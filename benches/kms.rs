@@ -57,6 +57,7 @@ async fn state(config: Config, settings: &SsmSettings) -> AppState {
         cas,
         clock,
         metrics: Default::default(),
+        ledger: Default::default(),
     }
 }
 

@@ -93,6 +93,7 @@ pub use request::{
 };
 pub use session_ca_verify::{Clock, FixedClock, SharedClock, SystemClock};
 pub use store::conformance as store_conformance;
+pub use store::open as open_ledger;
 pub use store::sqlite::SqliteStore;
 pub use store::{
     Ledger, LedgerKey, LedgerPage, LedgerQuery, LedgerRecord, Store, StoreError, StoreSpec,

@@ -169,6 +169,7 @@ fn fixture() -> &'static Fixture {
             cas,
             clock: fixed_clock(),
             metrics: Default::default(),
+            ledger: Default::default(),
         });
         Fixture {
             runtime,

@@ -43,11 +43,29 @@ pub(super) async fn run() -> Result<()> {
     } else {
         Metrics::Off
     };
+    let ledger = match session_ca::open_ledger(
+        &config.store.spec,
+        config.store.retention,
+        &SsmSettings::default(),
+    )
+    .await
+    {
+        Ok(ledger) => ledger,
+        Err(e) => {
+            // Fail closed: no certificate without its record.
+            tracing::error!(error = %e, "cannot open the ledger; answering every request with 503 not_configured");
+            let reason = format!("the ledger (store.url) cannot be opened: {e}");
+            return lambda_http::run(session_ca::misconfigured(&reason))
+                .await
+                .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"));
+        }
+    };
     let state = AppState {
         config: Arc::new(config),
         cas,
         clock,
         metrics,
+        ledger,
     };
     tracing::info!(
         crypto = session_ca::crypto::LIBRARY,

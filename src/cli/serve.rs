@@ -79,11 +79,22 @@ pub(super) async fn serve(args: ServeArgs) -> Result<()> {
         .filter(|_| config.metrics.enabled);
     let header_read_timeout = config.server.request_timeout;
     let auth = config.auth.mode();
+    let ledger = session_ca::open_ledger(
+        &config.store.spec,
+        config.store.retention,
+        &SsmSettings::default(),
+    )
+    .await
+    .context("cannot open the ledger (store.url)")?;
+    if let Some(store) = ledger.store() {
+        tracing::info!(store = %store.describe(), "recording every certificate in the ledger");
+    }
     let state = AppState {
         config: Arc::new(config),
         cas,
         clock,
         metrics,
+        ledger,
     };
     let router = app(state.clone());
 

@@ -59,6 +59,10 @@ uri_san = "urn:uuid:{session_id}"
 [profiles.default.claims]
 agent = { oid = "1.3.6.1.4.1.32473.1.100", type = "string", max_len = 256 }
 geo   = { oid = "1.3.6.1.4.1.32473.1.101", type = "json",   max_len = 256 }
+
+[store]
+url = "sqlite:signer-key/ledger.sqlite3"
+retention = "400d"
 "#;
 
 /// The configuration of Lambda mode when no file is given: like
@@ -74,6 +78,11 @@ pub fn lambda_default_config() -> String {
         .replace(
             "source = \"file:signer-key\"",
             "source = \"ssm:/session-ca/default\"",
+        )
+        // No ledger unless configured: a Lambda file system is not durable.
+        .replace(
+            "url = \"sqlite:signer-key/ledger.sqlite3\"",
+            "url = \"none\"",
         )
 }
 
@@ -156,6 +165,15 @@ pub struct MetricsConfig {
     pub namespace: String,
 }
 
+/// Where the ledger is kept (`[store]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `store.url`: none, SQLite or DynamoDB.
+    pub spec: crate::store::StoreSpec,
+    /// `store.retention`: how long records are kept after their certificate expires.
+    pub retention: std::time::Duration,
+}
+
 /// A loaded CA that expires sooner than a profile it signs for may ask.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpiringCa {
@@ -205,6 +223,8 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     /// Metrics settings.
     pub metrics: MetricsConfig,
+    /// Where the ledger is kept.
+    pub store: StoreConfig,
     /// The authentication requests are checked with (for `auth = "hmac"`,
     /// its keys and replay window, shared by clones).
     pub auth: Auth,

@@ -10,7 +10,7 @@ use session_ca_verify::{ObjectId, DEFAULT_OID_ARC};
 
 use super::{
     CaConfig, CaSourceSpec, Config, ConfigError, ConfigOrigin, EnvSource, MetricsConfig,
-    ServerConfig,
+    ServerConfig, StoreConfig,
 };
 use crate::auth::settings::HmacKeySettings;
 use crate::auth::{Auth, AuthMode};
@@ -18,6 +18,7 @@ use crate::ca::kms::KmsMode;
 use crate::fmt::{is_valid_name, DurationSetting};
 use crate::profile::settings::{reserved_arcs, ProfileSettings};
 use crate::profile::Profile;
+use crate::store::StoreSpec;
 
 /// Deepest `max_json_depth` allowed.
 pub const MAX_JSON_DEPTH_CAP: usize = 32;
@@ -54,6 +55,15 @@ pub(super) struct RawConfig {
     hmac_keys: BTreeMap<String, HmacKeySettings>,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    store: RawStore,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    url: Option<String>,
+    retention: Option<DurationSetting>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -357,7 +367,28 @@ impl RawConfig {
             ));
         }
 
+        let store = StoreConfig {
+            spec: match &self.store.url {
+                None => StoreSpec::None,
+                Some(url) => {
+                    StoreSpec::parse(url).map_err(|message| invalid("store.url".into(), message))?
+                }
+            },
+            retention: self
+                .store
+                .retention
+                .map_or(crate::store::DEFAULT_RETENTION, |d| d.0),
+        };
+        if store.retention < Duration::from_secs(86_400) {
+            return Err(invalid(
+                "store.retention".into(),
+                "must be at least 1d (records are kept this long after their certificate expires)"
+                    .into(),
+            ));
+        }
+
         Ok(Config {
+            store,
             origin,
             server: ServerConfig {
                 listen,

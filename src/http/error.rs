@@ -74,6 +74,10 @@ pub enum AppError {
     /// logged, the client is told only that the CA is unavailable.
     #[error("no usable CA for this profile: {0}")]
     CaUnavailable(String),
+    /// The ledger could not record the certificate, so it is not returned;
+    /// the cause, for the log.
+    #[error("the ledger could not record the certificate: {0}")]
+    LedgerUnavailable(String),
     /// The CA key's holder (AWS KMS) did not sign; the cause, for the log.
     #[error("the CA key's holder did not sign: {0}")]
     KeyHolderUnavailable(String),
@@ -148,6 +152,9 @@ impl AppError {
             AppError::CaUnavailable(_) | AppError::KeyHolderUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "ca_unavailable")
             }
+            AppError::LedgerUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable")
+            }
             AppError::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -159,6 +166,9 @@ impl AppError {
             AppError::Internal(_) => INTERNAL_MESSAGE.into(),
             AppError::CaUnavailable(_) => "the CA for this profile cannot sign right now \
                 (expired, not yet valid or not loaded); the cause is in the signer's logs"
+                .into(),
+            AppError::LedgerUnavailable(_) => "the certificate could not be recorded in the \
+                ledger, so it was not issued; retry later, the cause is in the signer's logs"
                 .into(),
             AppError::KeyHolderUnavailable(_) => "the CA key held in AWS KMS cannot sign right \
                 now (throttled, disabled or unreachable); retry later, the cause is in the \

@@ -72,6 +72,14 @@ pub(crate) async fn issue_certificate(
     if issued.not_after < now + plan.ttl {
         audit::certificate_shortened(&plan.ca, ca.not_after, now);
     }
+    // Recorded before it is returned; if it cannot be, it is not returned.
+    if state.ledger.store().is_some() {
+        state
+            .ledger
+            .record(&ledger_record(profile, &plan, &issued, &request_id, now))
+            .await
+            .map_err(|e| AppError::LedgerUnavailable(e.to_string()))?;
+    }
     let record = audit::Issued {
         serial: issued.serial_hex.clone(),
         fingerprint_sha256: issued.fingerprint_sha256.clone(),
@@ -127,6 +135,46 @@ pub(crate) async fn issue_certificate(
         .into_response();
     response.extensions_mut().insert(record);
     Ok(response)
+}
+
+/// The ledger's record of an issued certificate (never its private key).
+fn ledger_record(
+    profile: &crate::profile::Profile,
+    plan: &crate::profile::CertificatePlan,
+    issued: &issuer::IssuedCertificate,
+    request_id: &str,
+    now: time::OffsetDateTime,
+) -> crate::store::LedgerRecord {
+    crate::store::LedgerRecord {
+        serial: issued.serial_hex.clone(),
+        fingerprint_sha256: issued.fingerprint_sha256.clone(),
+        ca: plan.ca.clone(),
+        profile: plan.profile.clone(),
+        requester: plan.requester.clone(),
+        request_id: request_id.to_owned(),
+        session_id: plan.session_id.clone(),
+        transaction_id: plan.transaction_id.clone(),
+        // The profile's claims (the standard ones have fields of their own),
+        // as the text the certificate carries.
+        claims: plan
+            .extensions
+            .iter()
+            .filter_map(|(oid, text)| {
+                let name = profile
+                    .claim_name(oid)
+                    .map_or_else(|| oid.to_string(), str::to_owned);
+                let standard = session_ca_verify::StandardClaim::ALL
+                    .iter()
+                    .any(|c| c.name() == name);
+                (!standard).then(|| (name, text.clone()))
+            })
+            .collect(),
+        key_type: issued.key_type.to_owned(),
+        not_before: issued.not_before.unix_timestamp(),
+        not_after: issued.not_after.unix_timestamp(),
+        issued_at: now.unix_timestamp(),
+        certificate: issued.certificate_pem.clone(),
+    }
 }
 
 /// The answer to a dry run: the plan as it would be signed now.

@@ -53,6 +53,8 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Where metrics go (Prometheus in `serve`, EMF in Lambda, or off).
     pub metrics: Metrics,
+    /// Where every issued certificate is recorded before it is returned (or off).
+    pub ledger: crate::store::Ledger,
 }
 
 /// The service's routes.

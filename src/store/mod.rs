@@ -114,6 +114,28 @@ pub enum StoreError {
     Duplicate(String),
 }
 
+/// Opens the ledger `spec` names: none, the SQLite file (created if
+/// absent), or the DynamoDB table (through the AWS settings `aws`), keeping
+/// records `retention` past their certificate's `notAfter`.
+pub async fn open(
+    spec: &StoreSpec,
+    retention: Duration,
+    aws: &crate::ca::ssm::SsmSettings,
+) -> Result<Ledger, StoreError> {
+    Ok(match spec {
+        StoreSpec::None => Ledger::off(),
+        StoreSpec::Sqlite(path) => {
+            Ledger::new(Arc::new(sqlite::SqliteStore::open(path, retention)?))
+        }
+        StoreSpec::DynamoDb(table) => {
+            let _ = aws;
+            return Err(StoreError::Unavailable(format!(
+                "dynamodb:{table}: the DynamoDB ledger is not in this build yet"
+            )));
+        }
+    })
+}
+
 /// Seconds of `retention`, for the expiry of a record: `not_after + retention`.
 pub(crate) fn expiry_of(record: &LedgerRecord, retention: Duration) -> i64 {
     record

@@ -892,6 +892,23 @@ async fn error_table() -> BTreeSet<String> {
     check_error(&reply, "ca_unavailable", "expired CA");
     seen.insert("ca_unavailable".into());
 
+    // 503 when the ledger cannot record the certificate (its SQLite file
+    // locked by another writer beyond the busy timeout): no certificate.
+    let path = service.dir.path().join("ledger.sqlite3");
+    let store = session_ca::SqliteStore::open(&path, session_ca::DEFAULT_RETENTION).unwrap();
+    let mut with_ledger = s.clone();
+    with_ledger.ledger = session_ca::Ledger::new(std::sync::Arc::new(store));
+    let locker = rusqlite::Connection::open(&path).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let reply = issue_json(&with_ledger, json!({})).await;
+    check_error(&reply, "ledger_unavailable", "locked ledger");
+    seen.insert("ledger_unavailable".into());
+    locker.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(
+        issue_json(&with_ledger, json!({})).await.status,
+        StatusCode::CREATED
+    );
+
     // 503 from a Lambda whose configuration was refused at start-up.
     let reason = "the embedded default configuration: profiles.default.subject: not set";
     let reply = send_to(

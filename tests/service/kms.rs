@@ -114,6 +114,7 @@ async fn kms_state(config: Config, settings: &SsmSettings, clock: SharedClock) -
         cas,
         clock,
         metrics: Default::default(),
+        ledger: Default::default(),
     }
 }
 

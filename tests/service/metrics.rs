@@ -19,6 +19,7 @@ use crate::common::{issue_json, send, send_to, TestService, SESSION_ID};
 fn with_prometheus(state: &AppState) -> AppState {
     AppState {
         metrics: Metrics::Prometheus(Arc::new(PrometheusRegistry::new())),
+        ledger: Default::default(),
         ..state.clone()
     }
 }

@@ -79,6 +79,7 @@ async fn ssm_state(
         cas,
         clock,
         metrics: Default::default(),
+        ledger: Default::default(),
     })
 }
 
@@ -545,6 +546,7 @@ async fn lambda_state(settings: &session_ca::SsmSettings, prefix: &str) -> AppSt
         cas,
         clock,
         metrics: Default::default(),
+        ledger: Default::default(),
     }
 }
 

@@ -180,6 +180,7 @@ pub async fn state_from_toml(text: &str, load_at: OffsetDateTime, now: OffsetDat
         cas,
         clock: Arc::new(FixedClock::new(now)),
         metrics: Default::default(),
+        ledger: Default::default(),
     }
 }
 
