@@ -127,12 +127,11 @@ pub async fn open(
         StoreSpec::Sqlite(path) => {
             Ledger::new(Arc::new(sqlite::SqliteStore::open(path, retention)?))
         }
-        StoreSpec::DynamoDb(table) => {
-            let _ = aws;
-            return Err(StoreError::Unavailable(format!(
-                "dynamodb:{table}: the DynamoDB ledger is not in this build yet"
-            )));
-        }
+        StoreSpec::DynamoDb(table) => Ledger::new(Arc::new(dynamodb::DynamoDbStore::new(
+            dynamodb::client(aws).await,
+            table.clone(),
+            retention,
+        ))),
     })
 }
 

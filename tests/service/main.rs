@@ -18,6 +18,7 @@ mod java;
 mod kms;
 mod lambda;
 mod lambda_runtime;
+mod ledger;
 mod ledger_sqlite;
 mod metrics;
 mod mtls_backend;
