@@ -95,6 +95,7 @@ pub use session_ca_verify::{Clock, FixedClock, SharedClock, SystemClock};
 pub use store::conformance as store_conformance;
 pub use store::dynamodb::{
     client as dynamodb_client, create_table as create_dynamodb_table, DynamoDbStore,
+    TTL_ATTRIBUTE as DYNAMODB_TTL_ATTRIBUTE,
 };
 pub use store::open as open_ledger;
 pub use store::sqlite::SqliteStore;

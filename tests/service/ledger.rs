@@ -260,3 +260,46 @@ async fn a_signer_with_a_dynamodb_ledger_records_what_it_issues() {
         body["certificate"].as_str().unwrap()
     );
 }
+
+/// deploy/template.yaml's table has the keys, indexes and TTL attribute the
+/// store uses (checked against the table `create_table` makes in moto, by
+/// name: a drift would make every write fail in AWS).
+#[ignore = "needs moto_server; run scripts/test"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_templates_table_matches_the_stores() {
+    let (_moto, _store, setup) = ledger("template-check").await;
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/template.yaml"))
+            .unwrap();
+    let table = setup
+        .describe_table()
+        .table_name("template-check")
+        .send()
+        .await
+        .unwrap();
+    let table = table.table().unwrap();
+    for key in table.key_schema() {
+        let line = format!(
+            "{{ AttributeName: {}, KeyType: {} }}",
+            key.attribute_name(),
+            key.key_type().as_str()
+        );
+        assert!(template.contains(&line), "template lacks {line}");
+    }
+    for index in table.global_secondary_indexes() {
+        let name = index.index_name().unwrap();
+        assert!(template.contains(&format!("IndexName: {name}")), "{name}");
+        for key in index.key_schema() {
+            let line = format!(
+                "{{ AttributeName: {}, KeyType: {} }}",
+                key.attribute_name(),
+                key.key_type().as_str()
+            );
+            assert!(template.contains(&line), "template lacks {line} of {name}");
+        }
+    }
+    assert!(template.contains(&format!(
+        "AttributeName: {}\n        Enabled: true",
+        session_ca::DYNAMODB_TTL_ATTRIBUTE
+    )));
+}
