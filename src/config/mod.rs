@@ -165,6 +165,17 @@ pub struct MetricsConfig {
     pub namespace: String,
 }
 
+impl Config {
+    /// Whether `caller` is an administrator: with `auth = "none"` (loopback
+    /// only) the local user is; otherwise a caller matching `admin.callers`.
+    pub fn is_admin(&self, caller: &crate::auth::Caller) -> bool {
+        match caller.identity() {
+            None => self.auth.mode() == crate::auth::AuthMode::None,
+            Some(id) => self.admin_callers.iter().any(|p| p.matches(id)),
+        }
+    }
+}
+
 /// Where the ledger is kept (`[store]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
@@ -225,6 +236,9 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Where the ledger is kept.
     pub store: StoreConfig,
+    /// `admin.callers`: the callers that may query the ledger (and revoke).
+    /// With `auth = "none"` (loopback only) the local user is the administrator.
+    pub admin_callers: Vec<crate::auth::CallerPattern>,
     /// The authentication requests are checked with (for `auth = "hmac"`,
     /// its keys and replay window, shared by clones).
     pub auth: Auth,

@@ -57,6 +57,15 @@ pub(super) struct RawConfig {
     metrics: RawMetrics,
     #[serde(default)]
     store: RawStore,
+    #[serde(default)]
+    admin: RawAdmin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    #[serde(default)]
+    callers: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -387,7 +396,21 @@ impl RawConfig {
             ));
         }
 
+        if let Some(i) = self.admin.callers.iter().position(|p| p.is_empty()) {
+            return Err(invalid(
+                format!("admin.callers[{i}]"),
+                "an empty pattern matches nobody; remove it".into(),
+            ));
+        }
+        let admin_callers = self
+            .admin
+            .callers
+            .into_iter()
+            .map(crate::auth::CallerPattern::new)
+            .collect();
+
         Ok(Config {
+            admin_callers,
             store,
             origin,
             server: ServerConfig {

@@ -74,6 +74,12 @@ pub enum AppError {
     /// logged, the client is told only that the CA is unavailable.
     #[error("no usable CA for this profile: {0}")]
     CaUnavailable(String),
+    /// The caller may not query the ledger (not in `admin.callers`).
+    #[error("caller {0:?} is not an administrator: admin.callers does not name it")]
+    NotAdmin(String),
+    /// The ledger was asked for, and none is configured.
+    #[error("no ledger is configured (store.url is \"none\")")]
+    NoLedger,
     /// The ledger could not record the certificate, so it is not returned;
     /// the cause, for the log.
     #[error("the ledger could not record the certificate: {0}")]
@@ -155,6 +161,8 @@ impl AppError {
             AppError::LedgerUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable")
             }
+            AppError::NotAdmin(_) => (StatusCode::FORBIDDEN, "caller_not_allowed"),
+            AppError::NoLedger => (StatusCode::NOT_FOUND, "not_found"),
             AppError::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -167,8 +175,8 @@ impl AppError {
             AppError::CaUnavailable(_) => "the CA for this profile cannot sign right now \
                 (expired, not yet valid or not loaded); the cause is in the signer's logs"
                 .into(),
-            AppError::LedgerUnavailable(_) => "the certificate could not be recorded in the \
-                ledger, so it was not issued; retry later, the cause is in the signer's logs"
+            AppError::LedgerUnavailable(_) => "the ledger is unavailable: a certificate is not \
+                issued unless it is recorded; retry later, the cause is in the signer's logs"
                 .into(),
             AppError::KeyHolderUnavailable(_) => "the CA key held in AWS KMS cannot sign right \
                 now (throttled, disabled or unreachable); retry later, the cause is in the \

@@ -14,6 +14,7 @@ mod extract;
 mod handlers;
 pub mod lambda;
 mod layers;
+mod ledger;
 pub mod server;
 
 use std::sync::Arc;
@@ -62,7 +63,10 @@ pub fn app(state: AppState) -> Router {
     let limit = state.config.server.max_body_bytes;
     let limits = axum::middleware::from_fn_with_state(state.clone(), layers::enforce_limits);
     let mut router = Router::new()
-        .route(ISSUE_PATH, post(handlers::issue_certificate))
+        .route(
+            ISSUE_PATH,
+            post(handlers::issue_certificate).get(ledger::list_certificates),
+        )
         .route("/v1/ca", get(handlers::ca_chain))
         .route("/healthz", get(handlers::healthz));
     // Prometheus metrics on the main listener, unless they have their own.
@@ -123,7 +127,7 @@ pub fn misconfigured(reason: &str) -> Router {
 /// The methods each route answers, for the `Allow` header of a 405.
 pub(crate) fn allowed_methods(path: &str) -> &'static str {
     match path {
-        ISSUE_PATH => "POST",
+        ISSUE_PATH => "GET, HEAD, POST",
         _ => "GET, HEAD",
     }
 }

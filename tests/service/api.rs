@@ -392,7 +392,7 @@ async fn every_response_carries_a_request_id() {
         ("GET", "/v1/ca?format=der", StatusCode::BAD_REQUEST),
         ("GET", "/nope", StatusCode::NOT_FOUND),
         ("DELETE", "/v1/ca", StatusCode::METHOD_NOT_ALLOWED),
-        ("GET", "/v1/certificates", StatusCode::METHOD_NOT_ALLOWED),
+        ("DELETE", "/v1/certificates", StatusCode::METHOD_NOT_ALLOWED),
         (
             "POST",
             "/v1/certificates",
@@ -761,7 +761,7 @@ async fn error_table() -> BTreeSet<String> {
     // Routes and methods.
     for (method, path, status, code) in [
         (
-            "GET",
+            "DELETE",
             "/v1/certificates",
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",

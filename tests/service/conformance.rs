@@ -21,8 +21,10 @@ const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/api-spec/openapi.yaml")
 const MAX_EXAMPLES: &str = "500";
 const SEED: &str = "1";
 
-/// Every check, built-in and the two of [`CHECKS`]. Schemathesis's own
-/// `positive_data_acceptance` is off for `POST /v1/certificates` only:
+/// Every check, built-in and those of [`CHECKS`]. Schemathesis's own
+/// `positive_data_acceptance` is off for `POST /v1/certificates` and `GET
+/// /v1/certificates` (replaced by `ledger_accepts_schema_valid_queries`:
+/// exactly one key, and a cursor the ledger gave, are said in prose):
 /// there `issue_accepts_schema_valid_requests` replaces it, because whether
 /// a schema-valid request is issued also depends on the profile's policy
 /// (422) and on a CSR's contents (400 `invalid_csr`), which no JSON Schema
@@ -36,6 +38,10 @@ enabled = true
 
 [[operations]]
 include-name = "POST /v1/certificates"
+checks.positive_data_acceptance.enabled = false
+
+[[operations]]
+include-name = "GET /v1/certificates"
 checks.positive_data_acceptance.enabled = false
 "#;
 
@@ -99,6 +105,33 @@ def issue_accepts_schema_valid_requests(ctx, response, case):
         return None
     raise AssertionError(
         f"A schema-valid request was refused with {status} {code}: {response.text[:500]}"
+    )
+
+
+LEDGER = "GET /v1/certificates"
+LEDGER_KEYS = ("session_id", "transaction_id", "serial", "requester")
+
+
+@schemathesis.check
+def ledger_accepts_schema_valid_queries(ctx, response, case):
+    """positive_data_acceptance for GET /v1/certificates (turned off there).
+    A schema-valid query is answered 200, unless it breaks what the spec
+    says in prose: exactly one of the four keys, and a cursor this ledger
+    gave (400 invalid_query).
+    """
+    if case.operation.label != LEDGER or case.meta is None:
+        return None
+    if not case.meta.generation.mode.is_positive or is_unexpected_http_status_case(case):
+        return None
+    status, code = response.status_code, error_code(response)
+    if status == 200:
+        return None
+    query = case.query or {}
+    keys = [k for k in LEDGER_KEYS if k in query]
+    if (status, code) == (400, "invalid_query") and (len(keys) != 1 or "cursor" in query):
+        return None
+    raise AssertionError(
+        f"A schema-valid query was refused with {status} {code}: {response.text[:500]}"
     )
 
 

@@ -286,3 +286,65 @@ async fn decoded_path_parameters_stay_in_the_path_and_queries_arrive() {
         assert_eq!(plan["dry_run"], true);
     }
 }
+
+/// `GET /v1/certificates` through API Gateway with IAM auth: only a caller
+/// named in `admin.callers` may read the ledger; others get 403.
+#[tokio::test]
+async fn only_administrators_read_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = iam_state(dir.path()).await;
+    let store = session_ca::SqliteStore::open(
+        &dir.path().join("ledger.sqlite3"),
+        session_ca::DEFAULT_RETENTION,
+    )
+    .unwrap();
+    state.ledger = session_ca::Ledger::new(std::sync::Arc::new(store));
+    let issued = call(
+        &state,
+        &http_event(
+            "$default",
+            Door::ExecuteApi,
+            false,
+            "POST",
+            "/v1/certificates",
+            Some(ISSUE),
+        ),
+    )
+    .await;
+    assert_eq!(issued.status(), StatusCode::CREATED);
+
+    let query = |state: AppState| async move {
+        let mut event: Value = serde_json::from_str(&http_event(
+            "$default",
+            Door::ExecuteApi,
+            false,
+            "GET",
+            "/v1/certificates",
+            None,
+        ))
+        .unwrap();
+        event["rawQueryString"] = json!(format!("session_id={SESSION_ID}"));
+        event["queryStringParameters"] = json!({ "session_id": SESSION_ID });
+        status_and_text(call(&state, &event.to_string()).await).await
+    };
+    // The caller may issue, but is not an administrator.
+    let (status, text) = query(state.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(
+        text.contains("caller_not_allowed") && text.contains("admin.callers"),
+        "{text}"
+    );
+
+    // Named in admin.callers, it reads its certificate's record.
+    let mut config = (*state.config).clone();
+    config.admin_callers = vec![session_ca::CallerPattern::new(
+        "arn:aws:sts::123456789012:assumed-role/payments-*/*",
+    )];
+    state.config = std::sync::Arc::new(config);
+    let (status, text) = query(state).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let page: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(page["certificates"].as_array().unwrap().len(), 1);
+    assert_eq!(page["certificates"][0]["requester"], CALLER);
+    assert_eq!(page["next"], Value::Null);
+}

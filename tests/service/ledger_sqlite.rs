@@ -128,3 +128,102 @@ async fn serve_records_every_certificate_before_answering_and_fails_closed() {
         "the cause in the log: {log}"
     );
 }
+
+/// `GET /v1/certificates` on a loopback signer (auth none: the local user
+/// is the administrator): every key, windows, pages, and its errors.
+#[tokio::test]
+async fn the_ledger_answers_queries_by_every_key_in_pages() {
+    use crate::common::{get, issue_json, TestService};
+    let service = TestService::new().await;
+    let mut state = service.state.clone();
+    let store = session_ca::SqliteStore::open(
+        &service.dir.path().join("ledger.sqlite3"),
+        session_ca::DEFAULT_RETENTION,
+    )
+    .unwrap();
+    // No ledger configured: 404.
+    let reply = get(&state, "/v1/certificates?session_id=x").await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.code().as_str()),
+        (404, "not_found")
+    );
+    state.ledger = session_ca::Ledger::new(std::sync::Arc::new(store));
+
+    let session = crate::common::SESSION_ID;
+    let mut serials = Vec::new();
+    for tx in ["tx-a", "tx-b", "tx-b"] {
+        let reply = issue_json(
+            &state,
+            serde_json::json!({"session_id": session, "transaction_id": tx, "claims": {"agent": "q"}}),
+        )
+        .await;
+        assert_eq!(reply.status, 201);
+        serials.push(reply.json()["serial"].as_str().unwrap().to_owned());
+    }
+    let page = get(&state, &format!("/v1/certificates?session_id={session}")).await;
+    assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
+    let page = page.json();
+    let records = page["certificates"].as_array().unwrap();
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[0]["claims"]["agent"], "q");
+    assert_eq!(records[0]["issued_at"], "2026-01-01T00:00:00Z");
+    assert!(records[0]["certificate"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE-----"));
+    let page = get(&state, "/v1/certificates?transaction_id=tx-b")
+        .await
+        .json();
+    assert_eq!(page["certificates"].as_array().unwrap().len(), 2);
+    let upper = serials[0].to_ascii_uppercase();
+    let page = get(&state, &format!("/v1/certificates?serial={upper}"))
+        .await
+        .json();
+    assert_eq!(page["certificates"][0]["serial"], serials[0].as_str());
+    // A window after the issuance time holds nothing.
+    let page = get(
+        &state,
+        &format!("/v1/certificates?session_id={session}&since=2026-01-01T00:00:01Z"),
+    )
+    .await
+    .json();
+    assert_eq!(page["certificates"].as_array().unwrap().len(), 0);
+    // Pages of two: the cursor leads to the third record.
+    let first = get(
+        &state,
+        &format!("/v1/certificates?session_id={session}&limit=2"),
+    )
+    .await
+    .json();
+    assert_eq!(first["certificates"].as_array().unwrap().len(), 2);
+    let cursor = first["next"].as_str().unwrap().to_owned();
+    let second = get(
+        &state,
+        &format!("/v1/certificates?session_id={session}&limit=2&cursor={cursor}"),
+    )
+    .await
+    .json();
+    assert_eq!(second["certificates"].as_array().unwrap().len(), 1);
+    assert_eq!(second["next"], serde_json::Value::Null);
+
+    for (query, why) in [
+        ("", "exactly one of"),
+        ("session_id=a&serial=01", "exactly one of"),
+        ("session_id=a&since=yesterday", "RFC 3339"),
+        ("session_id=a&limit=0", "limit must be between 1 and 1000"),
+        ("session_id=a&surprise=1", "surprise"),
+        ("session_id=a&cursor=nope", "cursor"),
+    ] {
+        let reply = get(&state, &format!("/v1/certificates?{query}")).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.code().as_str()),
+            (400, "invalid_query"),
+            "{query}"
+        );
+        assert!(
+            reply.message().contains(why),
+            "{query}: {}",
+            reply.message()
+        );
+    }
+}
