@@ -5,10 +5,12 @@
 mod init;
 mod inspect;
 mod lambda;
+mod ledger;
 mod logging;
 mod publish_ssm;
 mod request;
 mod serve;
+mod signer_args;
 
 use std::sync::LazyLock;
 
@@ -17,6 +19,7 @@ use clap::{Parser, Subcommand};
 
 use init::{init, InitArgs};
 use inspect::{inspect_command, InspectArgs};
+use ledger::{ledger, LedgerArgs};
 use logging::init_logging;
 use publish_ssm::{publish_ssm, PublishArgs};
 use request::{request, RequestArgs};
@@ -63,6 +66,9 @@ enum Command {
     /// Ask a signer for a certificate and write cert.pem, key.pem and
     /// chain.pem (or a PKCS#12 file).
     Request(Box<RequestArgs>),
+    /// Print a signer's ledger records (for administrators) of a session,
+    /// transaction, serial or requester, as JSON lines.
+    Ledger(Box<LedgerArgs>),
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -95,5 +101,6 @@ pub fn main() -> Result<()> {
         Command::Inspect(args) => inspect_command(args),
         Command::PublishSsm(args) => runtime()?.block_on(publish_ssm(args)),
         Command::Request(args) => runtime()?.block_on(request(*args)),
+        Command::Ledger(args) => runtime()?.block_on(ledger(*args)),
     }
 }

@@ -3,13 +3,14 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use session_ca_client::{write_pem_files, write_pkcs12_file, CertificateRequest, SignerClient};
+use session_ca_client::{write_pem_files, write_pkcs12_file, CertificateRequest};
+
+use super::signer_args::SignerArgs;
 
 #[derive(Debug, Args)]
 pub(super) struct RequestArgs {
-    /// The signer's base URL, e.g. http://127.0.0.1:8080.
-    #[arg(long, env = "SESSION_CA_URL")]
-    url: String,
+    #[command(flatten)]
+    signer: SignerArgs,
     /// Profile to issue under (default: the signer's `default`).
     #[arg(long)]
     profile: Option<String>,
@@ -42,29 +43,6 @@ pub(super) struct RequestArgs {
     /// Write a PKCS#12 key store to FILE (0600) and its password to FILE.password (0600).
     #[arg(long, value_name = "FILE")]
     pkcs12: Option<PathBuf>,
-    /// Extra CA certificates (PEM) to trust for an https:// signer URL.
-    #[arg(long, value_name = "FILE")]
-    cacert: Option<PathBuf>,
-    /// Sign the request with this HMAC key id (for a signer with auth "hmac").
-    #[arg(long, value_name = "ID", env = "SESSION_CA_HMAC_KEY_ID")]
-    hmac_key_id: Option<String>,
-    /// Read the HMAC secret from this file (default: the environment variable SESSION_CA_HMAC_SECRET).
-    #[arg(long, value_name = "FILE", requires = "hmac_key_id")]
-    hmac_secret_file: Option<PathBuf>,
-    /// Sign the request with AWS SigV4 (a signer behind a Function URL or API Gateway with IAM auth), with credentials from the AWS SDK's default chain (environment, ~/.aws profile, web identity, ECS or EC2 metadata).
-    #[arg(long, conflicts_with = "hmac_key_id")]
-    aws_sigv4: bool,
-    /// The region of the signer's endpoint for SigV4 (default: AWS_REGION or the profile's region).
-    #[arg(long, value_name = "REGION", requires = "aws_sigv4")]
-    aws_region: Option<String>,
-    /// The service of the signer's endpoint for SigV4: lambda (a Function URL) or execute-api (API Gateway).
-    #[arg(
-        long,
-        value_name = "SERVICE",
-        default_value = "lambda",
-        requires = "aws_sigv4"
-    )]
-    aws_service: session_ca_client::sigv4::AwsService,
 }
 
 /// `NAME=TEXT` (a string claim) or `NAME:=JSON` (any JSON value).
@@ -99,35 +77,7 @@ pub(super) async fn request(args: RequestArgs) -> Result<()> {
         ),
         None => None,
     };
-    let extra_roots = match &args.cacert {
-        Some(path) => {
-            Some(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)
-        }
-        None => None,
-    };
-    let mut signer = SignerClient::new(&args.url, extra_roots.as_deref())?;
-    if let Some(key_id) = &args.hmac_key_id {
-        let secret = match &args.hmac_secret_file {
-            Some(path) => std::fs::read(path)
-                .with_context(|| format!("cannot read the HMAC secret {}", path.display()))?,
-            None => std::env::var("SESSION_CA_HMAC_SECRET")
-                .map(String::into_bytes)
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "--hmac-key-id needs the secret: set SESSION_CA_HMAC_SECRET or pass --hmac-secret-file"
-                    )
-                })?,
-        };
-        let secret =
-            session_ca_client::hmac::Secret::new(session_ca_client::hmac::trim_line_end(&secret))?;
-        signer = signer.with_hmac(key_id, secret);
-    }
-    if args.aws_sigv4 {
-        let sigv4 =
-            session_ca_client::sigv4::AwsSigV4::from_environment(args.aws_region, args.aws_service)
-                .await?;
-        signer = signer.with_aws_sigv4(sigv4);
-    }
+    let signer = args.signer.client().await?;
     let issued = signer
         .issue(&CertificateRequest {
             profile: args.profile,

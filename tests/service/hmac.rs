@@ -314,3 +314,72 @@ fn the_request_client_signs_for_a_real_serve() {
     let out = request(&["--hmac-key-id", "payments-fn"], None);
     assert!(tools::output_text(&out).contains("set SESSION_CA_HMAC_SECRET"));
 }
+
+/// `GET /v1/certificates` signed with HMAC (method, path and query signed,
+/// empty body): an HMAC key named in `admin.callers` reads the ledger,
+/// another key is refused, and an unsigned query is unauthenticated.
+#[tokio::test]
+async fn hmac_signed_ledger_queries_need_an_administrator_key() {
+    let service = TestService::new().await;
+    let mut state = hmac_state(&service).await;
+    let mut config = (*state.config).clone();
+    config.admin_callers = vec![session_ca::CallerPattern::new("ledger-*")];
+    state.config = std::sync::Arc::new(config);
+    let store = session_ca::SqliteStore::open(
+        &service.dir.path().join("ledger.sqlite3"),
+        session_ca::DEFAULT_RETENTION,
+    )
+    .unwrap();
+    state.ledger = session_ca::Ledger::new(std::sync::Arc::new(store));
+    let issued = send(
+        &state,
+        signed(
+            r#"{"transaction_id":"tx-h"}"#,
+            "payments-fn",
+            SECRET,
+            t0().unix_timestamp(),
+        ),
+    )
+    .await;
+    assert_eq!(issued.status, StatusCode::CREATED);
+
+    let path = "/v1/certificates?transaction_id=tx-h";
+    let get = |key_id: &str, secret: &str, nonce: &str| {
+        let secret = Secret::new(secret.as_bytes()).unwrap();
+        Request::get(path)
+            .header(
+                header::AUTHORIZATION,
+                authorization_with_nonce(
+                    key_id,
+                    &secret,
+                    "GET",
+                    path,
+                    t0().unix_timestamp(),
+                    nonce,
+                    b"",
+                ),
+            )
+            .body(Body::empty())
+            .unwrap()
+    };
+    let reply = send(
+        &state,
+        get("ledger-fn", OTHER_SECRET, "ledger-nonce-000001"),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let page = reply.json();
+    assert_eq!(page["certificates"][0]["requester"], "payments-fn");
+    let reply = send(&state, get("payments-fn", SECRET, "ledger-nonce-000002")).await;
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (StatusCode::FORBIDDEN, "caller_not_allowed")
+    );
+    let reply = send(&state, Request::get(path).body(Body::empty()).unwrap()).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}

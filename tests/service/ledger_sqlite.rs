@@ -97,6 +97,46 @@ async fn serve_records_every_certificate_before_answering_and_fails_closed() {
         );
     }
 
+    // `session-ca ledger` prints every record of the session as JSON lines,
+    // across pages of one.
+    let out = tools::session_ca_in(
+        BIN,
+        dir.path(),
+        &[
+            "ledger",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--transaction-id",
+            "tx-ledger",
+            "--page-size",
+            "1",
+        ],
+    );
+    assert!(out.status.success(), "{}", tools::output_text(&out));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["serial"], issued["serial"]);
+    let out = tools::session_ca_in(
+        BIN,
+        dir.path(),
+        &[
+            "ledger",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--page-size",
+            "1",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a key is required: {}",
+        tools::output_text(&out)
+    );
+
     // Another writer holds the file: issuance fails closed after the busy
     // timeout, with no certificate, and recovers once the lock is gone.
     let locker = rusqlite::Connection::open(&path).unwrap();

@@ -212,6 +212,59 @@ impl SignerClient {
             .map_err(|_| ClientError::UnexpectedResponse(format!("GET {url}: not PEM text")))
     }
 
+    /// One page of the signer's ledger (`GET /v1/certificates`, for
+    /// administrators): `query` holds exactly one of `session_id`,
+    /// `transaction_id`, `serial`, `requester`, and optionally `since`,
+    /// `until`, `limit`, `cursor`. Returns the records (JSON objects, oldest
+    /// first) and the cursor of the next page. Signed with HMAC or SigV4
+    /// when configured.
+    pub async fn ledger_page(
+        &self,
+        query: &[(&str, &str)],
+    ) -> Result<(Vec<serde_json::Value>, Option<String>), ClientError> {
+        let mut url = self.url("v1/certificates")?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in query {
+                pairs.append_pair(name, value);
+            }
+        }
+        let mut get = self.http.get(url.clone());
+        match &self.auth {
+            Auth::None => {}
+            Auth::Hmac(key_id, secret) => {
+                let path = match url.query() {
+                    Some(query) => format!("{}?{query}", url.path()),
+                    None => url.path().to_owned(),
+                };
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let signature = hmac::authorization(key_id, secret, "GET", &path, now, b"")
+                    .map_err(ClientError::Signing)?;
+                get = get.header(reqwest::header::AUTHORIZATION, signature);
+            }
+            #[cfg(feature = "sigv4")]
+            Auth::SigV4(sigv4) => {
+                let headers = sigv4
+                    .headers("GET", url.as_str(), None, b"", std::time::SystemTime::now())
+                    .await
+                    .map_err(ClientError::SigV4)?;
+                for (name, value) in headers {
+                    get = get.header(name, value);
+                }
+            }
+        }
+        let body = exchange(get, "GET", &url, reqwest::StatusCode::OK).await?;
+        #[derive(serde::Deserialize)]
+        struct Page {
+            certificates: Vec<serde_json::Value>,
+            next: Option<String>,
+        }
+        let page: Page = serde_json::from_slice(&body).map_err(|e| {
+            ClientError::UnexpectedResponse(format!("GET {url}: not a ledger page: {e}"))
+        })?;
+        Ok((page.certificates, page.next))
+    }
+
     fn url(&self, path: &str) -> Result<reqwest::Url, ClientError> {
         self.base
             .join(path)
