@@ -32,7 +32,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS certificates (
-    serial TEXT PRIMARY KEY NOT NULL,
+    serial TEXT NOT NULL UNIQUE,
     fingerprint_sha256 TEXT NOT NULL,
     ca TEXT NOT NULL,
     profile TEXT NOT NULL,
@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS certificates (
     issued_at INTEGER NOT NULL,
     certificate TEXT NOT NULL,
     expires_at INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS by_session ON certificates (session_id, issued_at, serial);
 CREATE INDEX IF NOT EXISTS by_transaction ON certificates (transaction_id, issued_at, serial);
 CREATE INDEX IF NOT EXISTS by_requester ON certificates (requester, issued_at, serial);
@@ -206,7 +206,7 @@ fn commit(
             outcomes.push(match inserted {
                 Ok(_) => Ok(()),
                 Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+                    if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
                 {
                     Err(StoreError::Duplicate(r.serial.clone()))
                 }

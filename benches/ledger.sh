@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The embedded ledger's cost: `session-ca serve` (release build, embedded
+# default: P-256 CA in signer-key/, ledger in signer-key/ledger.sqlite3)
+# with the ledger on and off (SESSION_CA_STORE__URL=none), one after the
+# other in one run, under wrk at each concurrency: requests per second and
+# server CPU per request (utime+stime of the server process over the
+# measured run, /proc/PID/stat), and the on/off ratio. Any non-2xx answer
+# stops the script.
+#
+#   benches/ledger.sh                    # DURATION=10 WARMUP=2 CONCURRENCY="8 64"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} CONCURRENCY=${CONCURRENCY:-"8 64"}
+command -v wrk >/dev/null || { echo "benches/ledger.sh: needs wrk (apt-get install wrk)" >&2; exit 1; }
+cargo build --release --locked --bin session-ca >&2
+bin=$PWD/target/release/session-ca
+work=$(mktemp -d)
+server=""
+trap 'rm -rf "$work"' EXIT
+export COMPARE_BODY=$PWD/benches/compare/session-ca-request.json
+lua=$PWD/benches/compare/post.lua
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+run() { # MODE CONCURRENCY -> "reqs_per_s cpu_us_per_req"
+  local mode=$1 c=$2 port=18443 out before after
+  rm -rf "$work/$mode" && mkdir -p "$work/$mode"
+  if [[ $mode == off ]]; then export SESSION_CA_STORE__URL=none; else unset SESSION_CA_STORE__URL; fi
+  (cd "$work/$mode" && SESSION_CA_LOG=warn exec "$bin" serve --listen "127.0.0.1:$port" >/dev/null 2>&1) &
+  server=$!
+  trap 'kill $server 2>/dev/null || true' RETURN
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+  wrk -t "$(( c < 2 ? c : 2 ))" -c "$c" -d "${WARMUP}s" -s "$lua" "http://127.0.0.1:$port/v1/certificates" >/dev/null
+  before=$(ticks $server)
+  out=$(wrk -t "$(( c < 2 ? c : 2 ))" -c "$c" -d "${DURATION}s" -s "$lua" "http://127.0.0.1:$port/v1/certificates" | grep '^RESULT')
+  after=$(ticks $server)
+  kill $server; wait $server 2>/dev/null || true
+  local requests duration status
+  requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$out")
+  duration=$(sed -E 's/.*duration_us=([0-9]+).*/\1/' <<<"$out")
+  status=$(sed -E 's/.*status=([0-9]+).*/\1/' <<<"$out")
+  [[ $status == 0 ]] || { echo "benches/ledger.sh: $status non-2xx answers with the ledger $mode" >&2; exit 1; }
+  awk -v r="$requests" -v d="$duration" -v t=$((after - before)) \
+    'BEGIN { printf "%.0f %.1f\n", r / (d / 1e6), t * 10000 / r }'
+}
+echo "| concurrency | ledger | req/s | server CPU per request |"
+echo "|---|---|---|---|"
+for c in $CONCURRENCY; do
+  read -r on_rps on_cpu < <(run on "$c")
+  read -r off_rps off_cpu < <(run off "$c")
+  echo "| $c | off | $off_rps | ${off_cpu} µs |"
+  echo "| $c | on (SQLite) | $on_rps | ${on_cpu} µs |"
+  awk -v on="$on_rps" -v off="$off_rps" -v c="$c" 'BEGIN { printf "| %s | on ÷ off | %.2f | |\n", c, on / off }'
+done
