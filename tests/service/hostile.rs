@@ -396,7 +396,7 @@ fn cases() -> Vec<Case> {
 
     // Wrong methods and paths.
     for (method, path) in [
-        ("GET", "/v1/certificates"),
+        ("OPTIONS", "/v1/certificates"),
         ("PUT", "/v1/certificates"),
         ("DELETE", "/v1/certificates"),
         ("PATCH", "/v1/certificates"),
