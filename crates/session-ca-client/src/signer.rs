@@ -150,39 +150,13 @@ impl SignerClient {
     ) -> Result<Vec<u8>, ClientError> {
         // Serialising this struct of strings and JSON texts cannot fail.
         let body = serde_json::to_vec(request).unwrap_or_default();
-        let mut post = self
+        let post = self
             .http
             .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json");
-        match &self.auth {
-            Auth::None => {}
-            Auth::Hmac(key_id, secret) => {
-                let path = match url.query() {
-                    Some(query) => format!("{}?{query}", url.path()),
-                    None => url.path().to_owned(),
-                };
-                let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                let signature = hmac::authorization(key_id, secret, "POST", &path, now, &body)
-                    .map_err(ClientError::Signing)?;
-                post = post.header(reqwest::header::AUTHORIZATION, signature);
-            }
-            #[cfg(feature = "sigv4")]
-            Auth::SigV4(sigv4) => {
-                let headers = sigv4
-                    .headers(
-                        "POST",
-                        url.as_str(),
-                        Some("application/json"),
-                        &body,
-                        std::time::SystemTime::now(),
-                    )
-                    .await
-                    .map_err(ClientError::SigV4)?;
-                for (name, value) in headers {
-                    post = post.header(name, value);
-                }
-            }
-        }
+        let post = self
+            .authorize(post, "POST", url, Some("application/json"), &body, true)
+            .await?;
         exchange(post.body(body), "POST", url, expected).await
     }
 
@@ -195,18 +169,9 @@ impl SignerClient {
         if let Some(profile) = profile {
             url.query_pairs_mut().append_pair("profile", profile);
         }
-        #[allow(unused_mut)]
-        let mut get = self.http.get(url.clone());
-        #[cfg(feature = "sigv4")]
-        if let Auth::SigV4(sigv4) = &self.auth {
-            let headers = sigv4
-                .headers("GET", url.as_str(), None, b"", std::time::SystemTime::now())
-                .await
-                .map_err(ClientError::SigV4)?;
-            for (name, value) in headers {
-                get = get.header(name, value);
-            }
-        }
+        let get = self
+            .authorize(self.http.get(url.clone()), "GET", &url, None, b"", false)
+            .await?;
         let body = exchange(get, "GET", &url, reqwest::StatusCode::OK).await?;
         String::from_utf8(body)
             .map_err(|_| ClientError::UnexpectedResponse(format!("GET {url}: not PEM text")))
@@ -229,30 +194,9 @@ impl SignerClient {
                 pairs.append_pair(name, value);
             }
         }
-        let mut get = self.http.get(url.clone());
-        match &self.auth {
-            Auth::None => {}
-            Auth::Hmac(key_id, secret) => {
-                let path = match url.query() {
-                    Some(query) => format!("{}?{query}", url.path()),
-                    None => url.path().to_owned(),
-                };
-                let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                let signature = hmac::authorization(key_id, secret, "GET", &path, now, b"")
-                    .map_err(ClientError::Signing)?;
-                get = get.header(reqwest::header::AUTHORIZATION, signature);
-            }
-            #[cfg(feature = "sigv4")]
-            Auth::SigV4(sigv4) => {
-                let headers = sigv4
-                    .headers("GET", url.as_str(), None, b"", std::time::SystemTime::now())
-                    .await
-                    .map_err(ClientError::SigV4)?;
-                for (name, value) in headers {
-                    get = get.header(name, value);
-                }
-            }
-        }
+        let get = self
+            .authorize(self.http.get(url.clone()), "GET", &url, None, b"", true)
+            .await?;
         let body = exchange(get, "GET", &url, reqwest::StatusCode::OK).await?;
         #[derive(serde::Deserialize)]
         struct Page {
@@ -263,6 +207,52 @@ impl SignerClient {
             ClientError::UnexpectedResponse(format!("GET {url}: not a ledger page: {e}"))
         })?;
         Ok((page.certificates, page.next))
+    }
+
+    /// Adds the configured authentication to `request` (`method` to `url`
+    /// with `content_type` and `body`, exactly as it will be sent): SigV4
+    /// always, HMAC when `with_hmac` (the signer checks HMAC only where it
+    /// authenticates callers, not on `GET /v1/ca`).
+    async fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+        method: &str,
+        url: &reqwest::Url,
+        content_type: Option<&str>,
+        body: &[u8],
+        with_hmac: bool,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        #[cfg(not(feature = "sigv4"))]
+        let _ = content_type;
+        match &self.auth {
+            Auth::Hmac(key_id, secret) if with_hmac => {
+                let path = match url.query() {
+                    Some(query) => format!("{}?{query}", url.path()),
+                    None => url.path().to_owned(),
+                };
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let signature = hmac::authorization(key_id, secret, method, &path, now, body)
+                    .map_err(ClientError::Signing)?;
+                Ok(request.header(reqwest::header::AUTHORIZATION, signature))
+            }
+            #[cfg(feature = "sigv4")]
+            Auth::SigV4(sigv4) => {
+                let headers = sigv4
+                    .headers(
+                        method,
+                        url.as_str(),
+                        content_type,
+                        body,
+                        std::time::SystemTime::now(),
+                    )
+                    .await
+                    .map_err(ClientError::SigV4)?;
+                Ok(headers.into_iter().fold(request, |request, (name, value)| {
+                    request.header(name, value)
+                }))
+            }
+            _ => Ok(request),
+        }
     }
 
     fn url(&self, path: &str) -> Result<reqwest::Url, ClientError> {
