@@ -49,7 +49,7 @@ pub use ca::kms::{client as kms_client, ChainSpec, KmsCaSource, KmsKey, KmsMode,
 pub use ca::kms_init::{create_kms_ca, KmsInitOptions};
 pub use ca::ssm::{
     client as ssm_client, material_from_parameters, parameter_names, publish as publish_ssm,
-    SsmCaSource, SsmSettings, ATTEMPT_TIMEOUT as SSM_ATTEMPT_TIMEOUT,
+    sdk_config as aws_sdk_config, SsmCaSource, SsmSettings, ATTEMPT_TIMEOUT as SSM_ATTEMPT_TIMEOUT,
     MAX_ATTEMPTS as SSM_MAX_ATTEMPTS, OPERATION_TIMEOUT as SSM_OPERATION_TIMEOUT,
 };
 pub use ca::{

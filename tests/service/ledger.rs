@@ -14,31 +14,11 @@ use session_ca::{
 
 const RETENTION: Duration = Duration::from_secs(store_conformance::RETENTION_DAYS as u64 * 86_400);
 
-/// A client for the tests' own calls (creating, scanning the table): the
-/// store's client with lenient timeouts, so moto setting up its DynamoDB
-/// backend on a busy machine cannot fail a test's set-up.
-async fn setup_client(moto: &Moto) -> aws_sdk_dynamodb::Client {
-    let client = dynamodb_client(&moto.settings()).await;
-    aws_sdk_dynamodb::Client::from_conf(
-        client
-            .config()
-            .to_builder()
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(30))
-                    .operation_timeout(Duration::from_secs(60))
-                    .build(),
-            )
-            .build(),
-    )
-}
-
 /// moto, a fresh ledger table in it, and a store on that table with the
 /// signer's own client settings.
 async fn ledger(table: &str) -> (Moto, DynamoDbStore, aws_sdk_dynamodb::Client) {
     let moto = Moto::start();
-    let setup = setup_client(&moto).await;
+    let setup = moto.dynamodb_client().await;
     create_dynamodb_table(&setup, table).await.unwrap();
     // A second creation leaves it as it is.
     create_dynamodb_table(&setup, table).await.unwrap();

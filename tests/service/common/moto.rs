@@ -56,46 +56,37 @@ impl Moto {
         settings_for(self.port)
     }
 
-    /// A client for the tests' own calls (publishing, corrupting): the
-    /// signer's client settings with lenient timeouts, so a busy machine
-    /// cannot fail a test's set-up. The signer under test keeps its own
-    /// 1 s / 2 s / 5 s timeouts ([`Moto::settings`]).
-    pub async fn client(&self) -> aws_sdk_ssm::Client {
-        let signer_client = session_ca::ssm_client(&self.settings()).await;
-        aws_sdk_ssm::Client::from_conf(
-            signer_client
-                .config()
-                .to_builder()
-                .timeout_config(
-                    aws_config::timeout::TimeoutConfig::builder()
-                        .connect_timeout(Duration::from_secs(10))
-                        .operation_attempt_timeout(Duration::from_secs(30))
-                        .operation_timeout(Duration::from_secs(60))
-                        .build(),
-                )
-                .build(),
-        )
+    /// The SDK configuration of the tests' own calls (publishing,
+    /// corrupting, creating keys and tables): the signer's, with lenient
+    /// timeouts, so a busy machine cannot fail a test's set-up. The signer
+    /// under test keeps its own 1 s / 2 s / 5 s timeouts ([`Moto::settings`]).
+    async fn setup_config(&self) -> aws_config::SdkConfig {
+        session_ca::aws_sdk_config(&self.settings())
+            .await
+            .into_builder()
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .operation_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .build()
     }
-}
 
-impl Moto {
-    /// A KMS client for the tests' own calls (creating, disabling keys),
-    /// with the lenient timeouts of [`Moto::client`].
+    /// An SSM client for the tests' own calls.
+    pub async fn client(&self) -> aws_sdk_ssm::Client {
+        aws_sdk_ssm::Client::new(&self.setup_config().await)
+    }
+
+    /// A KMS client for the tests' own calls (creating, disabling keys).
     pub async fn kms_client(&self) -> aws_sdk_kms::Client {
-        let signer_client = session_ca::kms_client(&self.settings()).await;
-        aws_sdk_kms::Client::from_conf(
-            signer_client
-                .config()
-                .to_builder()
-                .timeout_config(
-                    aws_config::timeout::TimeoutConfig::builder()
-                        .connect_timeout(Duration::from_secs(10))
-                        .operation_attempt_timeout(Duration::from_secs(30))
-                        .operation_timeout(Duration::from_secs(60))
-                        .build(),
-                )
-                .build(),
-        )
+        aws_sdk_kms::Client::new(&self.setup_config().await)
+    }
+
+    /// A DynamoDB client for the tests' own calls (creating, scanning tables).
+    pub async fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.setup_config().await)
     }
 }
 
