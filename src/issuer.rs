@@ -206,6 +206,12 @@ impl<'p> Draft<'p> {
                 .map_err(|_| IssueError::UriSanNotIa5)?;
             params.subject_alt_names = vec![SanType::URI(ia5)];
         }
+        // §4.2.1.13: where the issuing CA's CRL is, when the profile says.
+        if let Some(url) = &plan.crl_url {
+            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![url.clone()],
+            }];
+        }
         // Claims: non-critical private extensions (§4.2), one per claim.
         params.custom_extensions = plan
             .extensions

@@ -20,6 +20,7 @@ mod audit;
 mod auth;
 mod ca;
 mod config;
+mod crl;
 pub mod crypto;
 mod fmt;
 mod http;
@@ -61,11 +62,13 @@ pub use config::{
     MetricsConfig, ProcessEnv, ServerConfig, DEFAULT_CONFIG, ENV_CONFIG_FILE, ENV_PREFIX,
     MAX_JSON_DEPTH_CAP,
 };
+pub use config::{CrlConfig, DEFAULT_CRL_NEXT_UPDATE};
+pub use crl::{sign as sign_crl, CrlError};
 pub use http::lambda::{lambda_app, run as run_lambda};
 pub use http::server::{serve as serve_tcp, SHUTDOWN_GRACE};
 pub use http::{
-    app, metrics_app, misconfigured, AppError, AppState, DEFAULT_PROFILE, PEM_CHAIN_MEDIA_TYPE,
-    PKCS12_MEDIA_TYPE, REQUEST_ID_HEADER,
+    app, metrics_app, misconfigured, AppError, AppState, CRL_MEDIA_TYPE, DEFAULT_PROFILE,
+    PEM_CHAIN_MEDIA_TYPE, PKCS12_MEDIA_TYPE, REQUEST_ID_HEADER,
 };
 pub use inspect::{
     inspect, read_certificate, verify_client_certificate, FoundClaim, InspectError, Inspection,
@@ -100,6 +103,6 @@ pub use store::dynamodb::{
 pub use store::open as open_ledger;
 pub use store::sqlite::SqliteStore;
 pub use store::{
-    Ledger, LedgerKey, LedgerPage, LedgerQuery, LedgerRecord, Store, StoreError, StoreSpec,
-    DEFAULT_RETENTION, MAX_PAGE,
+    CachedCrl, CrlCache, Ledger, LedgerKey, LedgerPage, LedgerQuery, LedgerRecord, Reason,
+    Revocation, Store, StoreError, StoreSpec, DEFAULT_RETENTION, MAX_PAGE,
 };

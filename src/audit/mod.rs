@@ -124,6 +124,31 @@ pub fn certificate_shortened(
     }
 }
 
+/// Records a revocation an administrator made: what it names, why, until
+/// when, and how many unexpired certificates it matched.
+pub fn revocation_made(
+    kind: &str,
+    value: &str,
+    reason: &str,
+    expires: Option<OffsetDateTime>,
+    revoked_by: &str,
+    request_id: &str,
+    matched: usize,
+) {
+    tracing::warn!(
+        target: TARGET,
+        event = "revocation_made",
+        kind,
+        value,
+        reason,
+        expires = expires.map(rfc3339).as_deref().unwrap_or("never"),
+        revoked_by,
+        request_id,
+        matched,
+        "revocation made"
+    );
+}
+
 /// Records a request that was refused.
 pub fn issuance_denied(code: &str, status: u16, profile: &str, requester: &str, request_id: &str) {
     tracing::info!(

@@ -88,10 +88,10 @@ impl SigningKey for PassKey<'_, '_> {
 /// Signs what `encode` encodes with the KMS key `key`, in the two passes
 /// above: `encode` is called twice with the same parameters, first with a
 /// capturing key, then with the replaying one.
-pub(super) async fn sign_in_two_passes(
+pub(super) async fn sign_in_two_passes<T>(
     key: &KmsKey,
-    encode: impl Fn(PassKey<'_, '_>) -> Result<Certificate, rcgen::Error>,
-) -> Result<Certificate, SignError> {
+    encode: impl Fn(PassKey<'_, '_>) -> Result<T, rcgen::Error>,
+) -> Result<T, SignError> {
     let capture = Pass::Capture {
         key,
         tbs: Mutex::new(None),
@@ -124,6 +124,20 @@ pub(super) async fn sign(
     sign_in_two_passes(key, |pass| {
         let issuer = Issuer::from_ca_cert_der(ca_cert_der, pass)?;
         params.signed_by(subject_key, &issuer)
+    })
+    .await
+}
+
+/// Signs the CRL `params` describes with the KMS key of the CA certificate
+/// `ca_cert_der`.
+pub(super) async fn sign_crl(
+    ca_cert_der: &CertificateDer<'static>,
+    key: &KmsKey,
+    params: &rcgen::CertificateRevocationListParams,
+) -> Result<rcgen::CertificateRevocationList, SignError> {
+    sign_in_two_passes(key, |pass| {
+        let issuer = Issuer::from_ca_cert_der(ca_cert_der, pass)?;
+        params.signed_by(&issuer)
     })
     .await
 }

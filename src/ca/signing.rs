@@ -78,6 +78,9 @@ pub enum SignError {
     /// A synchronous signature was asked of a key that signs remotely.
     #[error("the CA key is held in {0} and signs asynchronously")]
     NotInMemory(String),
+    /// The CA cannot sign a CRL for the certificates it issues.
+    #[error("{0}")]
+    NoCrl(String),
 }
 
 /// The checked certificates of a CA.
@@ -382,6 +385,28 @@ impl SigningCa {
         match &self.signer {
             Signer::Local(issuer) => Ok(params.signed_by(subject_key, issuer)?),
             Signer::Kms(_) => Err(SignError::NotInMemory(self.holder.holder())),
+        }
+    }
+
+    /// Signs the CRL `params` describes, as the issuer of this CA's
+    /// certificates: in memory, or with one KMS `Sign` call. A
+    /// KMS-delegated CA cannot: each instance certifies its own issuing key
+    /// and holds it alone, so no one CRL issuer covers the certificates of
+    /// a fleet; [`SignError::NoCrl`] says so.
+    pub async fn sign_crl(
+        &self,
+        params: &rcgen::CertificateRevocationListParams,
+    ) -> Result<rcgen::CertificateRevocationList, SignError> {
+        match (&self.signer, &self.holder) {
+            (_, KeyHolder::KmsDelegated { .. }) => Err(SignError::NoCrl(format!(
+                "CA {:?} signs with a delegated issuing key that each instance makes for \
+                 itself, so no single CRL covers its certificates; revocation is enforced at \
+                 issuance (403 revoked) and its certificates expire within minutes. Use \
+                 kms direct custody (no `delegate`) for CRLs",
+                self.name
+            ))),
+            (Signer::Local(issuer), _) => Ok(params.signed_by(issuer)?),
+            (Signer::Kms(key), _) => remote::sign_crl(&self.cert_der, key, params).await,
         }
     }
 

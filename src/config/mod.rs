@@ -166,6 +166,15 @@ pub struct MetricsConfig {
 }
 
 impl Config {
+    /// The longest `max_ttl` of any profile: no certificate lives longer.
+    pub fn longest_ttl(&self) -> Duration {
+        self.profiles
+            .values()
+            .map(|p| p.max_ttl)
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Whether `caller` is an administrator: with `auth = "none"` (loopback
     /// only) the local user is; otherwise a caller matching `admin.callers`.
     pub fn is_admin(&self, caller: &crate::auth::Caller) -> bool {
@@ -174,6 +183,18 @@ impl Config {
             Some(id) => self.admin_callers.iter().any(|p| p.matches(id)),
         }
     }
+}
+
+/// How long a CRL is valid by default (`crl.next_update`): 5 minutes.
+pub const DEFAULT_CRL_NEXT_UPDATE: Duration = Duration::from_secs(300);
+
+/// The CRLs' settings (`[crl]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlConfig {
+    /// `crl.next_update`: how far `nextUpdate` lies after `thisUpdate`. A
+    /// CRL is signed afresh when half of that has passed, or at once after
+    /// a revocation.
+    pub next_update: Duration,
 }
 
 /// Where the ledger is kept (`[store]`).
@@ -236,6 +257,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Where the ledger is kept.
     pub store: StoreConfig,
+    /// The CRLs' settings.
+    pub crl: CrlConfig,
     /// `admin.callers`: the callers that may query the ledger (and revoke).
     /// With `auth = "none"` (loopback only) the local user is the administrator.
     pub admin_callers: Vec<crate::auth::CallerPattern>,

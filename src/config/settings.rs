@@ -9,7 +9,7 @@ use serde::Deserialize;
 use session_ca_verify::{ObjectId, DEFAULT_OID_ARC};
 
 use super::{
-    CaConfig, CaSourceSpec, Config, ConfigError, ConfigOrigin, EnvSource, MetricsConfig,
+    CaConfig, CaSourceSpec, Config, ConfigError, ConfigOrigin, CrlConfig, EnvSource, MetricsConfig,
     ServerConfig, StoreConfig,
 };
 use crate::auth::settings::HmacKeySettings;
@@ -59,6 +59,14 @@ pub(super) struct RawConfig {
     store: RawStore,
     #[serde(default)]
     admin: RawAdmin,
+    #[serde(default)]
+    crl: RawCrl,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCrl {
+    next_update: Option<DurationSetting>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -396,6 +404,19 @@ impl RawConfig {
             ));
         }
 
+        let crl = CrlConfig {
+            next_update: self
+                .crl
+                .next_update
+                .map_or(super::DEFAULT_CRL_NEXT_UPDATE, |d| d.0),
+        };
+        if !(Duration::from_secs(60)..=Duration::from_secs(7 * 86_400)).contains(&crl.next_update) {
+            return Err(invalid(
+                "crl.next_update".into(),
+                "must be between 1m and 7d (how long a CRL is valid after it is signed)".into(),
+            ));
+        }
+
         if let Some(i) = self.admin.callers.iter().position(|p| p.is_empty()) {
             return Err(invalid(
                 format!("admin.callers[{i}]"),
@@ -411,6 +432,7 @@ impl RawConfig {
 
         Ok(Config {
             admin_callers,
+            crl,
             store,
             origin,
             server: ServerConfig {

@@ -77,6 +77,15 @@ pub enum AppError {
     /// The caller may not query the ledger (not in `admin.callers`).
     #[error("caller {0:?} is not an administrator: admin.callers does not name it")]
     NotAdmin(String),
+    /// The session, transaction or requester of the request is revoked.
+    #[error("{0}")]
+    Revoked(String),
+    /// No CA by that name (the name is shortened to 64 characters).
+    #[error("unknown CA {0:?}")]
+    UnknownCa(String),
+    /// The CA cannot give a CRL (a KMS-delegated CA); the message says why.
+    #[error("{0}")]
+    CrlUnavailable(String),
     /// The ledger was asked for, and none is configured.
     #[error("no ledger is configured (store.url is \"none\")")]
     NoLedger,
@@ -115,11 +124,12 @@ impl From<IssueError> for AppError {
 impl AppError {
     /// An unknown-profile error echoing at most 64 characters of the name.
     pub fn unknown_profile(name: &str) -> AppError {
-        let mut shown: String = name.chars().take(64).collect();
-        if shown.len() < name.len() {
-            shown.push('…');
-        }
-        AppError::UnknownProfile(shown)
+        AppError::UnknownProfile(shortened(name))
+    }
+
+    /// An unknown-CA error echoing at most 64 characters of the name.
+    pub fn unknown_ca(name: &str) -> AppError {
+        AppError::UnknownCa(shortened(name))
     }
 
     /// Status and stable code, in one exhaustive match.
@@ -162,6 +172,9 @@ impl AppError {
                 (StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable")
             }
             AppError::NotAdmin(_) => (StatusCode::FORBIDDEN, "caller_not_allowed"),
+            AppError::Revoked(_) => (StatusCode::FORBIDDEN, "revoked"),
+            AppError::UnknownCa(_) => (StatusCode::NOT_FOUND, "unknown_ca"),
+            AppError::CrlUnavailable(_) => (StatusCode::CONFLICT, "crl_unavailable"),
             AppError::NoLedger => (StatusCode::NOT_FOUND, "not_found"),
             AppError::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
@@ -175,8 +188,8 @@ impl AppError {
             AppError::CaUnavailable(_) => "the CA for this profile cannot sign right now \
                 (expired, not yet valid or not loaded); the cause is in the signer's logs"
                 .into(),
-            AppError::LedgerUnavailable(_) => "the ledger is unavailable: a certificate is not \
-                issued unless it is recorded; retry later, the cause is in the signer's logs"
+            AppError::LedgerUnavailable(_) => "the ledger is unavailable: nothing is issued or \
+                revoked unless it is recorded; retry later, the cause is in the signer's logs"
                 .into(),
             AppError::KeyHolderUnavailable(_) => "the CA key held in AWS KMS cannot sign right \
                 now (throttled, disabled or unreachable); retry later, the cause is in the \
@@ -185,6 +198,15 @@ impl AppError {
             other => other.to_string(),
         }
     }
+}
+
+/// At most 64 characters of `name`, marked when cut.
+fn shortened(name: &str) -> String {
+    let mut shown: String = name.chars().take(64).collect();
+    if shown.len() < name.len() {
+        shown.push('…');
+    }
+    shown
 }
 
 const INTERNAL_MESSAGE: &str = "the signer hit an internal error; the cause is in its logs";

@@ -65,6 +65,7 @@ pub(crate) async fn issue_certificate(
         .get(&plan.ca)
         .ok_or_else(|| AppError::CaUnavailable(format!("CA {:?} is not loaded", plan.ca)))?;
     let now = state.clock.now();
+    super::revocations::refuse_if_revoked(&state, &plan, now.unix_timestamp()).await?;
     if query.dry_run {
         return dry_run(profile, &plan, &ca, now, &request_id);
     }
@@ -250,7 +251,7 @@ fn rdn_value(value: &str) -> String {
     out
 }
 
-fn is_json(headers: &HeaderMap) -> Result<(), AppError> {
+pub(crate) fn is_json(headers: &HeaderMap) -> Result<(), AppError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Err(AppError::UnsupportedMediaType(
             "no Content-Type header".into(),

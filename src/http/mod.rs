@@ -15,6 +15,7 @@ mod handlers;
 pub mod lambda;
 mod layers;
 mod ledger;
+mod revocations;
 pub mod server;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::AppError;
+pub use revocations::CRL_MEDIA_TYPE;
 
 use crate::ca::CaStore;
 use crate::config::Config;
@@ -40,6 +42,8 @@ pub const PKCS12_MEDIA_TYPE: &str = "application/pkcs12";
 pub const DEFAULT_PROFILE: &str = "default";
 /// The path of issuance, whose every outcome is audited.
 pub(crate) const ISSUE_PATH: &str = "/v1/certificates";
+/// The path of revocations.
+pub(crate) const REVOCATIONS_PATH: &str = "/v1/revocations";
 /// The path of the Prometheus exposition.
 pub const METRICS_PATH: &str = "/metrics";
 
@@ -68,6 +72,8 @@ pub fn app(state: AppState) -> Router {
             post(handlers::issue_certificate).get(ledger::list_certificates),
         )
         .route("/v1/ca", get(handlers::ca_chain))
+        .route("/v1/crl", get(revocations::current_crl))
+        .route(REVOCATIONS_PATH, post(revocations::create_revocation))
         .route("/healthz", get(handlers::healthz));
     // Prometheus metrics on the main listener, unless they have their own.
     if matches!(state.metrics, Metrics::Prometheus(_))
@@ -128,6 +134,7 @@ pub fn misconfigured(reason: &str) -> Router {
 pub(crate) fn allowed_methods(path: &str) -> &'static str {
     match path {
         ISSUE_PATH => "GET, HEAD, POST",
+        REVOCATIONS_PATH => "POST",
         _ => "GET, HEAD",
     }
 }

@@ -106,6 +106,8 @@ pub struct Profile {
     pub subject: Vec<(SubjectAttribute, String)>,
     /// URI SAN template with `{session_id}`, `{transaction_id}`, `{profile}` placeholders.
     pub uri_san: Option<String>,
+    /// The CRL distribution point put into every certificate (`crl_url`).
+    pub crl_url: Option<String>,
     /// Whether `session_id` must be sent.
     pub require_session_id: bool,
     /// Whether `transaction_id` must be sent.
@@ -143,6 +145,8 @@ pub struct CertificatePlan {
     pub subject: Vec<(SubjectAttribute, String)>,
     /// The URI SAN, when the profile has a template.
     pub uri_san: Option<String>,
+    /// The CRL distribution point, when the profile names one.
+    pub crl_url: Option<String>,
     /// Claim extensions, OID and text, in OID order.
     pub extensions: Vec<(ObjectId, String)>,
     /// The caller's identity, when authenticated.
@@ -270,6 +274,7 @@ impl Profile {
             backdate: self.backdate,
             subject: self.subject.clone(),
             uri_san,
+            crl_url: self.crl_url.clone(),
             extensions,
             requester: caller.identity().map(str::to_owned),
         })

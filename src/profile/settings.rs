@@ -59,6 +59,9 @@ pub struct ProfileSettings {
     pub subject: SubjectSetting,
     /// URI SAN template.
     pub uri_san: Option<String>,
+    /// A CRL distribution point (an http or https URL, such as the
+    /// service's own `/v1/crl?ca=NAME`) put into every certificate.
+    pub crl_url: Option<String>,
     /// Request fields that must be sent (`session_id`, `transaction_id`).
     #[serde(default)]
     pub require: Vec<String>,
@@ -322,6 +325,22 @@ impl Profile {
             }
         }
 
+        if let Some(url) = &raw.crl_url {
+            let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+            if !scheme_ok
+                || url.len() > 1024
+                || url.len() <= "https://".len()
+                || !url.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(err(
+                    ".crl_url",
+                    "must be an http:// or https:// URL of printable ASCII, at most 1024 \
+                     characters, such as \"https://ca.example.com/v1/crl?ca=default\""
+                        .into(),
+                ));
+            }
+        }
+
         let mut claims = BTreeMap::new();
         let mut seen_oids: BTreeMap<ObjectId, String> = StandardClaim::ALL
             .iter()
@@ -415,6 +434,7 @@ impl Profile {
             backdate,
             subject,
             uri_san: raw.uri_san,
+            crl_url: raw.crl_url,
             require_session_id,
             require_transaction_id,
             allowed_callers,

@@ -36,6 +36,7 @@ pub(crate) fn profile() -> Profile {
         backdate: Duration::from_secs(30),
         subject: vec![(SubjectAttribute::Organization, "Bank".into())],
         uri_san: Some("urn:uuid:{session_id}".into()),
+        crl_url: None,
         require_session_id: false,
         require_transaction_id: false,
         allowed_callers: None,

@@ -36,8 +36,8 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use super::{
-    cursor_of, expiry_of, parse_cursor, LedgerKey, LedgerPage, LedgerQuery, LedgerRecord, Store,
-    StoreError,
+    cursor_of, expiry_of, parse_cursor, LedgerKey, LedgerPage, LedgerQuery, LedgerRecord,
+    Revocation, Store, StoreError,
 };
 use crate::ca::BoxFuture;
 
@@ -80,9 +80,9 @@ pub async fn client(settings: &crate::ca::ssm::SsmSettings) -> Client {
 /// The DynamoDB ledger.
 #[derive(Debug, Clone)]
 pub struct DynamoDbStore {
-    client: Client,
-    table: String,
-    retention: Duration,
+    pub(super) client: Client,
+    pub(super) table: String,
+    pub(super) retention: Duration,
 }
 
 impl DynamoDbStore {
@@ -101,7 +101,7 @@ impl DynamoDbStore {
         self.retention
     }
 
-    fn unavailable(&self, what: &str, cause: impl std::fmt::Display) -> StoreError {
+    pub(super) fn unavailable(&self, what: &str, cause: impl std::fmt::Display) -> StoreError {
         unavailable(&self.table, what, cause)
     }
 }
@@ -121,15 +121,15 @@ fn sort_key(issued_at: i64, serial: &str) -> String {
 }
 
 /// `at` as 20 digits whose string order is the numeric order.
-fn time_key(at: i64) -> String {
+pub(super) fn time_key(at: i64) -> String {
     format!("{:020}", (at as u64) ^ (1 << 63))
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(super) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn n(value: i64) -> AttributeValue {
+pub(super) fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
@@ -405,6 +405,30 @@ impl Store for DynamoDbStore {
                 LedgerKey::Requester(v) => self.by_index(&BY_REQUESTER, v, query, after).await,
             }
         })
+    }
+
+    fn revoke<'a>(&'a self, rule: &'a Revocation) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.put_revocation(rule))
+    }
+
+    fn revoked<'a>(
+        &'a self,
+        keys: &'a [LedgerKey],
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Revocation>, StoreError>> {
+        Box::pin(self.rule_in_force(keys, now))
+    }
+
+    fn revocations_since(&self, since: i64) -> BoxFuture<'_, Result<Vec<Revocation>, StoreError>> {
+        Box::pin(self.rules_since(since))
+    }
+
+    fn revision(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.read_revision())
+    }
+
+    fn next_crl_number<'a>(&'a self, ca: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(self.increment_crl_number(ca))
     }
 }
 

@@ -11,6 +11,8 @@
 
 pub mod conformance;
 pub mod dynamodb;
+mod dynamodb_revocations;
+pub mod revocation;
 pub mod sqlite;
 
 use std::fmt;
@@ -20,6 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ca::BoxFuture;
+pub use revocation::{Reason, Revocation};
 
 /// How long records are kept by default (`store.retention`): 400 days.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(400 * 24 * 3600);
@@ -153,6 +156,25 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The records `query` selects, oldest first.
     fn query<'a>(&'a self, query: &'a LedgerQuery)
         -> BoxFuture<'a, Result<LedgerPage, StoreError>>;
+    /// Stores a revocation rule, durably, and advances the
+    /// [`revision`](Self::revision), both or neither.
+    fn revoke<'a>(&'a self, rule: &'a Revocation) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// A rule in force at `now` for one of `keys`, when there is one: a
+    /// consistent read, so a rule stored through any client of the store
+    /// is seen by the next request.
+    fn revoked<'a>(
+        &'a self,
+        keys: &'a [LedgerKey],
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Revocation>, StoreError>>;
+    /// Every rule made at or after `since` (Unix seconds), oldest first.
+    fn revocations_since(&self, since: i64) -> BoxFuture<'_, Result<Vec<Revocation>, StoreError>>;
+    /// A number that grows with every rule stored, through any client: a
+    /// cached CRL is current while it is unchanged.
+    fn revision(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// The next CRL number of the CA `ca`: greater than every number this
+    /// store returned for it before, to any client (an atomic counter).
+    fn next_crl_number<'a>(&'a self, ca: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
 }
 
 /// Where the ledger is kept (`store.url`).
@@ -188,16 +210,42 @@ impl StoreSpec {
     }
 }
 
+/// A signed CRL, kept while it is current.
+#[derive(Debug, Clone)]
+pub struct CachedCrl {
+    /// The store's [`revision`](Store::revision) it was built at.
+    pub revision: u64,
+    /// The DER of the CA certificate that signed it (a reload may rotate it).
+    pub issuer_der: Vec<u8>,
+    /// Its `thisUpdate`, Unix seconds.
+    pub this_update: i64,
+    /// The CRL, DER.
+    pub der: Arc<[u8]>,
+}
+
+/// The signed CRLs of a ledger, by CA name, behind one async lock (a CRL
+/// is signed by one request at a time; the others wait for it).
+pub type CrlCache = tokio::sync::Mutex<std::collections::HashMap<String, CachedCrl>>;
+
 /// The ledger as the service holds it: off, or a store.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
     store: Option<Arc<dyn Store>>,
+    crls: Arc<CrlCache>,
 }
 
 impl Ledger {
     /// A ledger writing to `store`.
     pub fn new(store: Arc<dyn Store>) -> Ledger {
-        Ledger { store: Some(store) }
+        Ledger {
+            store: Some(store),
+            crls: Arc::default(),
+        }
+    }
+
+    /// The CRLs signed from this ledger's revocations.
+    pub fn crls(&self) -> &CrlCache {
+        &self.crls
     }
 
     /// No ledger.

@@ -18,8 +18,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    cursor_of, expiry_of, parse_cursor, LedgerKey, LedgerPage, LedgerQuery, LedgerRecord, Store,
-    StoreError,
+    cursor_of, expiry_of, parse_cursor, LedgerKey, LedgerPage, LedgerQuery, LedgerRecord,
+    Revocation, Store, StoreError,
 };
 use crate::ca::BoxFuture;
 
@@ -52,15 +52,38 @@ CREATE INDEX IF NOT EXISTS by_session ON certificates (session_id, issued_at, se
 CREATE INDEX IF NOT EXISTS by_transaction ON certificates (transaction_id, issued_at, serial);
 CREATE INDEX IF NOT EXISTS by_requester ON certificates (requester, issued_at, serial);
 CREATE INDEX IF NOT EXISTS by_expiry ON certificates (expires_at);
+CREATE TABLE IF NOT EXISTS revocations (
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    revoked_at INTEGER NOT NULL,
+    expires INTEGER,
+    revoked_by TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    expires_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS revocations_by_key ON revocations (kind, value);
+CREATE INDEX IF NOT EXISTS revocations_by_time ON revocations (revoked_at);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 type Reply = oneshot::Sender<Result<(), StoreError>>;
+
+/// Work for the writer thread: a record (committed in a group with others)
+/// or another write, run in a transaction of its own.
+enum Job {
+    Record(LedgerRecord, Reply),
+    Run(Box<dyn FnOnce(&mut Connection) + Send>),
+}
 
 /// The SQLite ledger.
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
-    writes: mpsc::Sender<(LedgerRecord, Reply)>,
+    writes: mpsc::Sender<Job>,
     reader: Arc<Mutex<Connection>>,
     retention: Duration,
 }
@@ -124,16 +147,29 @@ impl SqliteStore {
 /// The writer thread: group commits until every sender is gone.
 fn write_loop(
     mut connection: Connection,
-    mut queue: mpsc::Receiver<(LedgerRecord, Reply)>,
+    mut queue: mpsc::Receiver<Job>,
     path: &Path,
     retention: Duration,
 ) {
     let mut last_prune = Instant::now() - PRUNE_EVERY;
-    while let Some(first) = queue.blocking_recv() {
+    let mut waiting: Option<Job> = None;
+    while let Some(job) = waiting.take().or_else(|| queue.blocking_recv()) {
+        let first = match job {
+            Job::Record(record, reply) => (record, reply),
+            Job::Run(run) => {
+                run(&mut connection);
+                continue;
+            }
+        };
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match queue.try_recv() {
-                Ok(next) => group.push(next),
+                Ok(Job::Record(record, reply)) => group.push((record, reply)),
+                Ok(other) => {
+                    // Runs after this group.
+                    waiting = Some(other);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -155,7 +191,14 @@ fn write_loop(
         if last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = Instant::now();
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            match connection.execute("DELETE FROM certificates WHERE expires_at < ?1", [now]) {
+            let pruned = connection
+                .execute("DELETE FROM certificates WHERE expires_at < ?1", [now])
+                .and_then(|n| {
+                    connection
+                        .execute("DELETE FROM revocations WHERE expires_at < ?1", [now])
+                        .map(|m| n + m)
+                });
+            match pruned {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(store = %path.display(), deleted = n, "ledger records past retention deleted")
@@ -293,7 +336,7 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let (reply, outcome) = oneshot::channel();
             self.writes
-                .send((record.clone(), reply))
+                .send(Job::Record(record.clone(), reply))
                 .await
                 .map_err(|_| unavailable(&self.path, "the ledger writer has stopped"))?;
             outcome
@@ -319,6 +362,165 @@ impl Store for SqliteStore {
             })
             .await
             .map_err(|e| unavailable(&self.path, e))?
+        })
+    }
+
+    fn revoke<'a>(&'a self, rule: &'a Revocation) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.store_revocation(rule)
+    }
+
+    fn revoked<'a>(
+        &'a self,
+        keys: &'a [LedgerKey],
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Revocation>, StoreError>> {
+        Box::pin(async move { self.rule_in_force(keys, now) })
+    }
+
+    fn revocations_since(&self, since: i64) -> BoxFuture<'_, Result<Vec<Revocation>, StoreError>> {
+        Box::pin(async move {
+            self.read(|connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT * FROM revocations WHERE revoked_at >= ?1 ORDER BY revoked_at",
+                )?;
+                let rules = statement.query_map([since], read_revocation)?;
+                rules.collect()
+            })
+        })
+    }
+
+    fn revision(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            self.read(|connection| {
+                connection
+                    .query_row(
+                        "SELECT value FROM counters WHERE name = 'revision'",
+                        [],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map(Option::unwrap_or_default)
+            })
+        })
+    }
+
+    fn next_crl_number<'a>(&'a self, ca: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let name = format!("crl:{ca}");
+        Box::pin(self.write(move |transaction| increment(transaction, &name)))
+    }
+}
+
+impl SqliteStore {
+    /// Runs `write` on the writer thread, in a transaction of its own.
+    async fn write<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        let path = self.path.clone();
+        let job = Job::Run(Box::new(move |connection: &mut Connection| {
+            let done = connection.transaction().and_then(|transaction| {
+                let value = write(&transaction)?;
+                transaction.commit()?;
+                Ok(value)
+            });
+            let _ = reply.send(done.map_err(|e| {
+                let error = unavailable(&path, e);
+                tracing::error!(store = %path.display(), error = %error, "ledger write failed");
+                error
+            }));
+        }));
+        let stopped = || unavailable(&self.path, "the ledger writer has stopped");
+        self.writes.send(job).await.map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
+    }
+
+    /// Runs `read` on the reader connection, here: for short reads by key.
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let connection = self
+            .reader
+            .lock()
+            .map_err(|_| unavailable(&self.path, "poisoned"))?;
+        read(&connection).map_err(|e| unavailable(&self.path, e))
+    }
+}
+
+fn read_revocation(row: &rusqlite::Row<'_>) -> rusqlite::Result<Revocation> {
+    let malformed = |what: String| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, what.into())
+    };
+    let kind: String = row.get("kind")?;
+    let key = LedgerKey::from_parts(&kind, row.get("value")?)
+        .ok_or_else(|| malformed(format!("revocation kind {kind:?}")))?;
+    let reason: String = row.get("reason")?;
+    Ok(Revocation {
+        key,
+        reason: reason.parse().map_err(malformed)?,
+        revoked_at: row.get("revoked_at")?,
+        expires: row.get("expires")?,
+        revoked_by: row.get("revoked_by")?,
+        request_id: row.get("request_id")?,
+    })
+}
+
+/// Adds one to the counter `name` and returns its new value.
+fn increment(transaction: &rusqlite::Transaction<'_>, name: &str) -> rusqlite::Result<u64> {
+    transaction.query_row(
+        "INSERT INTO counters (name, value) VALUES (?1, 1) \
+         ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+        [name],
+        |row| row.get(0),
+    )
+}
+
+impl SqliteStore {
+    fn store_revocation<'a>(
+        &'a self,
+        rule: &'a Revocation,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let rule = rule.clone();
+        let retention = i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX);
+        Box::pin(self.write(move |transaction| {
+            transaction.execute(
+                "INSERT INTO revocations (kind, value, reason, revoked_at, expires, revoked_by, \
+                 request_id, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    rule.key.kind(),
+                    rule.key.value(),
+                    rule.reason.name(),
+                    rule.revoked_at,
+                    rule.expires,
+                    rule.revoked_by,
+                    rule.request_id,
+                    rule.expires.map(|at| at.saturating_add(retention)),
+                ],
+            )?;
+            increment(transaction, "revision").map(|_| ())
+        }))
+    }
+
+    fn rule_in_force(
+        &self,
+        keys: &[LedgerKey],
+        now: i64,
+    ) -> Result<Option<Revocation>, StoreError> {
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT * FROM revocations WHERE kind = ?1 AND value = ?2 AND revoked_at <= ?3 \
+                 AND (expires IS NULL OR expires > ?3) ORDER BY revoked_at LIMIT 1",
+            )?;
+            for key in keys {
+                let found = statement
+                    .query_row(params![key.kind(), key.value(), now], read_revocation)
+                    .optional()?;
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+            Ok(None)
         })
     }
 }
@@ -369,6 +571,15 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[tokio::test]
+    async fn revocations_hold_across_two_clients_of_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite3");
+        let a = SqliteStore::open(&path, Duration::from_secs(86_400)).unwrap();
+        let b = SqliteStore::open(&path, Duration::from_secs(86_400)).unwrap();
+        super::super::conformance::check_revocations(&a, &b).await;
     }
 
     #[tokio::test]

@@ -60,6 +60,18 @@ async fn the_dynamodb_store_behaves_as_every_store() {
 
 #[ignore = "needs moto_server; run scripts/test"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_and_crl_numbers_hold_across_two_clients_of_one_table() {
+    let (moto, a, _setup) = ledger("session-ca-revocations").await;
+    let b = DynamoDbStore::new(
+        dynamodb_client(&moto.settings()).await,
+        "session-ca-revocations",
+        RETENTION,
+    );
+    store_conformance::check_revocations(&a, &b).await;
+}
+
+#[ignore = "needs moto_server; run scripts/test"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_skip_records_past_retention_without_ending_early() {
     let (_moto, store, _setup) = ledger("ledger-retention").await;
     let t0: i64 = 1_800_000_000;

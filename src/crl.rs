@@ -1,0 +1,226 @@
+//! Certificate revocation lists: each CA's v2 CRL (RFC 5280 §5), built
+//! from the ledger's revocation rules and the certificates they match,
+//! signed by the CA that issued them.
+//!
+//! A CRL lists every unexpired certificate of its CA that a rule matches
+//! (issued before the rule's `expires`), with the rule's reason and the
+//! time of the revocation. It carries the CA's key identifier (AKI), a CRL
+//! number from the store's counter (greater than every number before, from
+//! any instance), `thisUpdate` now and `nextUpdate` `crl.next_update`
+//! later. A signed CRL is reused until half of that has passed, until the
+//! store's revision shows a new rule (from any instance), or until the CA
+//! is reloaded with other certificates.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
+
+use crate::ca::{SignError, SigningCa};
+use crate::config::Config;
+use crate::store::revocation::CRL_HORIZON_MARGIN;
+use crate::store::{
+    CachedCrl, LedgerKey, LedgerQuery, LedgerRecord, Revocation, Store, StoreError, MAX_PAGE,
+};
+
+/// Why no CRL could be given.
+#[derive(Debug, thiserror::Error)]
+pub enum CrlError {
+    /// The store could not be read or the CRL number not advanced.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The CA cannot sign a CRL for its certificates (a delegated KMS CA).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The CA's key did not sign (KMS unreachable, ...).
+    #[error("the CRL could not be signed: {0}")]
+    Sign(String),
+}
+
+impl From<SignError> for CrlError {
+    fn from(e: SignError) -> CrlError {
+        match e {
+            SignError::NoCrl(reason) => CrlError::Unsupported(reason),
+            other => CrlError::Sign(other.to_string()),
+        }
+    }
+}
+
+/// How far back rules and certificates matter to a CRL at all: the longest
+/// lifetime a profile allows, plus [`CRL_HORIZON_MARGIN`].
+pub fn horizon(config: &Config) -> i64 {
+    i64::try_from(config.longest_ttl().as_secs()).unwrap_or(i64::MAX / 2) + CRL_HORIZON_MARGIN
+}
+
+/// The certificates of CA `ca` that `rules` revoke at `now`, by serial:
+/// unexpired, issued before each rule's end; the earliest rule wins.
+pub async fn revoked_certificates(
+    store: &dyn Store,
+    ca: &str,
+    rules: &[Revocation],
+    now: i64,
+    since: i64,
+) -> Result<BTreeMap<String, (LedgerRecord, Revocation)>, StoreError> {
+    let mut revoked: BTreeMap<String, (LedgerRecord, Revocation)> = BTreeMap::new();
+    for rule in rules {
+        for record in matching(store, &rule.key, now, since).await? {
+            if record.ca != ca
+                || record.not_after <= now
+                || !rule.covers_issued_at(record.issued_at)
+            {
+                continue;
+            }
+            let earlier = revoked
+                .get(&record.serial)
+                .is_some_and(|(_, seen)| seen.revoked_at <= rule.revoked_at);
+            if !earlier {
+                revoked.insert(record.serial.clone(), (record, rule.clone()));
+            }
+        }
+    }
+    Ok(revoked)
+}
+
+/// Every record `key` selects issued at or after `since` (all pages).
+pub async fn matching(
+    store: &dyn Store,
+    key: &LedgerKey,
+    now: i64,
+    since: i64,
+) -> Result<Vec<LedgerRecord>, StoreError> {
+    let mut records = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .query(&LedgerQuery {
+                key: key.clone(),
+                since: Some(since),
+                until: None,
+                limit: MAX_PAGE,
+                cursor: cursor.take(),
+                now,
+            })
+            .await?;
+        records.extend(page.records);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(records),
+        }
+    }
+}
+
+/// The CA certificate's subject key identifier: the CRL's AKI must match
+/// the AKI of the certificates it covers, which is this.
+fn subject_key_id(ca: &SigningCa) -> Result<Vec<u8>, CrlError> {
+    let (_, cert) = X509Certificate::from_der(ca.cert_der.as_ref())
+        .map_err(|_| CrlError::Sign("the CA certificate does not parse".into()))?;
+    cert.extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+            _ => None,
+        })
+        .ok_or_else(|| CrlError::Sign("the CA certificate has no subject key identifier".into()))
+}
+
+fn serial_number(hex: &str) -> Option<SerialNumber> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    bytes.map(SerialNumber::from)
+}
+
+/// Builds and signs the CRL of `ca` at `now` (advancing its CRL number).
+pub async fn sign(
+    store: &dyn Store,
+    ca: &SigningCa,
+    config: &Config,
+    now: OffsetDateTime,
+) -> Result<Vec<u8>, CrlError> {
+    let at = now.unix_timestamp();
+    let since = at.saturating_sub(horizon(config));
+    let rules = store.revocations_since(since).await?;
+    let revoked = revoked_certificates(store, &ca.name, &rules, at, since).await?;
+    let mut revoked_certs = Vec::with_capacity(revoked.len());
+    for (serial, (record, rule)) in &revoked {
+        let Some(serial_number) = serial_number(serial) else {
+            tracing::warn!(serial = %serial, "a ledger serial is not hex; left off the CRL");
+            continue;
+        };
+        revoked_certs.push(RevokedCertParams {
+            serial_number,
+            revocation_time: OffsetDateTime::from_unix_timestamp(
+                rule.revoked_at.max(record.issued_at),
+            )
+            .unwrap_or(now),
+            // RFC 5280 §5.3.1: the code unspecified SHOULD be absent.
+            reason_code: (rule.reason.code() != 0).then(|| rule.reason.to_rcgen()),
+            invalidity_date: None,
+        });
+    }
+    let number = store.next_crl_number(&ca.name).await?;
+    let params = CertificateRevocationListParams {
+        this_update: now,
+        next_update: now + config.crl.next_update,
+        crl_number: SerialNumber::from(number.to_be_bytes().to_vec()),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: KeyIdMethod::PreSpecified(subject_key_id(ca)?),
+    };
+    Ok(ca.sign_crl(&params).await?.der().to_vec())
+}
+
+/// The current CRL of `ca`: the cached one while it is current (see the
+/// module's comment), else a freshly signed one.
+pub async fn current(
+    store: &dyn Store,
+    cache: &crate::store::CrlCache,
+    ca: &SigningCa,
+    config: &Config,
+    now: OffsetDateTime,
+) -> Result<Arc<[u8]>, CrlError> {
+    let revision = store.revision().await?;
+    let mut cached = cache.lock().await;
+    let fresh_for = i64::try_from(config.crl.next_update.as_secs() / 2).unwrap_or(i64::MAX);
+    if let Some(crl) = cached.get(&ca.name) {
+        if crl.revision == revision
+            && crl.issuer_der == ca.cert_der.as_ref()
+            && (crl.this_update..crl.this_update.saturating_add(fresh_for))
+                .contains(&now.unix_timestamp())
+        {
+            return Ok(Arc::clone(&crl.der));
+        }
+    }
+    let der: Arc<[u8]> = sign(store, ca, config, now).await?.into();
+    cached.insert(
+        ca.name.clone(),
+        CachedCrl {
+            revision,
+            issuer_der: ca.cert_der.to_vec(),
+            this_update: now.unix_timestamp(),
+            der: Arc::clone(&der),
+        },
+    );
+    Ok(der)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_read_as_their_bytes() {
+        assert_eq!(
+            serial_number("0a7f").map(|s| s.to_bytes()),
+            Some(vec![0x0a, 0x7f])
+        );
+        assert!(serial_number("abc").is_none());
+        assert!(serial_number("zz").is_none());
+    }
+}
