@@ -126,7 +126,7 @@ fn subject_key_id(ca: &SigningCa) -> Result<Vec<u8>, CrlError> {
 }
 
 fn serial_number(hex: &str) -> Option<SerialNumber> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..hex.len())
