@@ -9,6 +9,7 @@ mod ledger;
 mod logging;
 mod publish_ssm;
 mod request;
+mod revoke;
 mod serve;
 mod signer_args;
 
@@ -23,6 +24,7 @@ use ledger::{ledger, LedgerArgs};
 use logging::init_logging;
 use publish_ssm::{publish_ssm, PublishArgs};
 use request::{request, RequestArgs};
+use revoke::{revoke, RevokeArgs};
 use serve::{serve, ServeArgs};
 
 /// RFC 3339 text of a time, as the commands print it.
@@ -69,6 +71,10 @@ enum Command {
     /// Print a signer's ledger records (for administrators) of a session,
     /// transaction, serial or requester, as JSON lines.
     Ledger(Box<LedgerArgs>),
+    /// Revoke a session, transaction, serial or requester on a signer (for
+    /// administrators): its certificates go on the CRL and its requests
+    /// are refused.
+    Revoke(Box<RevokeArgs>),
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -102,5 +108,6 @@ pub fn main() -> Result<()> {
         Command::PublishSsm(args) => runtime()?.block_on(publish_ssm(args)),
         Command::Request(args) => runtime()?.block_on(request(*args)),
         Command::Ledger(args) => runtime()?.block_on(ledger(*args)),
+        Command::Revoke(args) => runtime()?.block_on(revoke(*args)),
     }
 }

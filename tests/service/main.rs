@@ -26,6 +26,7 @@ mod properties;
 mod proxies;
 mod readme;
 mod request_cli;
+mod revocation;
 mod rust_client;
 mod secrets;
 mod ssm;

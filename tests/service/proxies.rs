@@ -17,11 +17,11 @@ use crate::common::examples::{Backend, CLAIMS};
 use crate::common::tools;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
-use tools::{free_port, session_ca_in, wait_for_port, Guard};
+use tools::{session_ca_in, Guard};
 
 const BIN: &str = env!("CARGO_BIN_EXE_session-ca");
 const HEADER: &str = "X-SSL-Client-Cert";
@@ -55,52 +55,20 @@ fn signer_and_certificate(dir: &Path) -> Guard {
 /// Starts nginx in `dir`, listening with TLS on a free port, requiring a
 /// client certificate from `ca.pem` and forwarding it escaped to `backend`.
 fn start_nginx(dir: &Path, backend: u16) -> (Guard, u16) {
-    let port = free_port();
-    let d = dir.display();
-    std::fs::create_dir_all(dir.join("nginx-tmp")).unwrap();
-    let conf = format!(
-        r#"daemon off;
-master_process off;
-pid {d}/nginx.pid;
-error_log {d}/nginx-error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/nginx-tmp/body;
-    proxy_temp_path {d}/nginx-tmp/proxy;
-    fastcgi_temp_path {d}/nginx-tmp/fastcgi;
-    uwsgi_temp_path {d}/nginx-tmp/uwsgi;
-    scgi_temp_path {d}/nginx-tmp/scgi;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate {d}/server.pem;
-        ssl_certificate_key {d}/server-key.pem;
-        ssl_client_certificate {d}/ca.pem;
+    tools::start_nginx(
+        dir,
+        &format!(
+            r#"ssl_client_certificate {d}/ca.pem;
         ssl_verify_client on;
         ssl_verify_depth 2;
         location / {{
             # Replaces whatever a client sent in this header.
             proxy_set_header {HEADER} $ssl_client_escaped_cert;
             proxy_pass http://127.0.0.1:{backend};
-        }}
-    }}
-}}
-"#
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let mut nginx = Command::new("nginx")
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .arg("-e")
-        .arg(dir.join("nginx-error.log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run nginx ({e}); scripts/test installs it"));
-    wait_for_port(port, &mut nginx);
-    (Guard(nginx), port)
+        }}"#,
+            d = dir.display()
+        ),
+    )
 }
 
 /// `curl` in `dir` with `args`; returns (HTTP status, body).

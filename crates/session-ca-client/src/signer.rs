@@ -145,10 +145,10 @@ impl SignerClient {
     async fn post(
         &self,
         url: &reqwest::Url,
-        request: &CertificateRequest,
+        request: &impl serde::Serialize,
         expected: reqwest::StatusCode,
     ) -> Result<Vec<u8>, ClientError> {
-        // Serialising this struct of strings and JSON texts cannot fail.
+        // Serialising these structs of strings and JSON texts cannot fail.
         let body = serde_json::to_vec(request).unwrap_or_default();
         let post = self
             .http
@@ -175,6 +175,38 @@ impl SignerClient {
         let body = exchange(get, "GET", &url, reqwest::StatusCode::OK).await?;
         String::from_utf8(body)
             .map_err(|_| ClientError::UnexpectedResponse(format!("GET {url}: not PEM text")))
+    }
+
+    /// Revokes by fact (`POST /v1/revocations`, for administrators):
+    /// `revocation` holds exactly one of `session_id`, `transaction_id`,
+    /// `serial`, `requester`, a `reason` (an RFC 5280 CRLReason name such as
+    /// `keyCompromise`) and optionally `expires` (RFC 3339). Returns the
+    /// signer's answer: the stored rule and the unexpired certificates it
+    /// matched. Signed with HMAC or SigV4 when configured.
+    pub async fn revoke(
+        &self,
+        revocation: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        let url = self.url("v1/revocations")?;
+        let body = self
+            .post(&url, revocation, reqwest::StatusCode::CREATED)
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            ClientError::UnexpectedResponse(format!("POST {url}: not a revocation answer: {e}"))
+        })
+    }
+
+    /// The current CRL (DER) of the CA `ca` (`GET /v1/crl`; the default
+    /// profile's CA when `None`). Signed with SigV4 when configured.
+    pub async fn crl(&self, ca: Option<&str>) -> Result<Vec<u8>, ClientError> {
+        let mut url = self.url("v1/crl")?;
+        if let Some(ca) = ca {
+            url.query_pairs_mut().append_pair("ca", ca);
+        }
+        let get = self
+            .authorize(self.http.get(url.clone()), "GET", &url, None, b"", false)
+            .await?;
+        exchange(get, "GET", &url, reqwest::StatusCode::OK).await
     }
 
     /// One page of the signer's ledger (`GET /v1/certificates`, for

@@ -366,3 +366,49 @@ pub fn pkilint_findings(dir: &Path, file: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Starts nginx (the Debian package) in `dir`, listening with TLS on a free
+/// loopback port with `server.pem`/`server-key.pem` of `dir`, and `server`
+/// (directives and locations) inside its `server` block; waits until it
+/// listens.
+pub fn start_nginx(dir: &Path, server: &str) -> (Guard, u16) {
+    let port = free_port();
+    let d = dir.display();
+    std::fs::create_dir_all(dir.join("nginx-tmp")).unwrap();
+    let conf = format!(
+        r#"daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {d}/nginx-error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/nginx-tmp/body;
+    proxy_temp_path {d}/nginx-tmp/proxy;
+    fastcgi_temp_path {d}/nginx-tmp/fastcgi;
+    uwsgi_temp_path {d}/nginx-tmp/uwsgi;
+    scgi_temp_path {d}/nginx-tmp/scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {d}/server.pem;
+        ssl_certificate_key {d}/server-key.pem;
+        {server}
+    }}
+}}
+"#
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let mut nginx = Command::new("nginx")
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-e")
+        .arg(dir.join("nginx-error.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run nginx ({e}); scripts/test installs it"));
+    wait_for_port(port, &mut nginx);
+    (Guard(nginx), port)
+}

@@ -1,0 +1,449 @@
+//! Revocation by fact and the CRL: a rule refuses issuance for what it
+//! names and puts every unexpired certificate it matches on the issuing
+//! CA's CRL; the CRL is an RFC 5280 v2 CRL that openssl and pkilint accept
+//! and nginx enforces; every error of the two routes.
+
+use crate::common::{get, issue_json, send, t0, tools, Reply, TestService, SESSION_ID};
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request};
+use serde_json::{json, Value};
+use session_ca::{AppState, FixedClock, Ledger, SqliteStore};
+use x509_parser::prelude::{CertificateRevocationList, FromDer};
+
+/// A loopback signer (the local user is the administrator) with an SQLite
+/// ledger in its directory.
+async fn with_ledger() -> (TestService, AppState) {
+    let service = TestService::new().await;
+    let mut state = service.state.clone();
+    let store = SqliteStore::open(
+        &service.dir.path().join("ledger.sqlite3"),
+        session_ca::DEFAULT_RETENTION,
+    )
+    .unwrap();
+    state.ledger = Ledger::new(Arc::new(store));
+    (service, state)
+}
+
+async fn revoke(state: &AppState, body: Value) -> Reply {
+    send(
+        state,
+        Request::post("/v1/revocations")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+    )
+    .await
+}
+
+async fn issue_for(state: &AppState, session: &str, transaction: &str) -> Reply {
+    issue_json(
+        state,
+        json!({"session_id": session, "transaction_id": transaction}),
+    )
+    .await
+}
+
+fn serial_of(reply: &Reply) -> String {
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.json()["serial"].as_str().unwrap().to_owned()
+}
+
+/// Serials as hex without DER's leading zero octet, to compare with a CRL's.
+fn bare(serial: &str) -> String {
+    serial.trim_start_matches("00").to_ascii_lowercase()
+}
+
+/// The CRL's entries (bare serial, reason code) and its CRL number.
+fn read_crl(der: &[u8]) -> (Vec<(String, Option<u8>)>, u64) {
+    let (rest, crl) = CertificateRevocationList::from_der(der).expect("a DER CRL");
+    assert!(rest.is_empty());
+    let entries = crl
+        .iter_revoked_certificates()
+        .map(|entry| {
+            (
+                bare(&crate::common::hex(entry.raw_serial())),
+                entry.reason_code().map(|(_, code)| code.0),
+            )
+        })
+        .collect();
+    let number = crl
+        .crl_number()
+        .and_then(|n| u64::try_from(n.clone()).ok())
+        .expect("a CRL number");
+    (entries, number)
+}
+
+#[tokio::test]
+async fn a_revocation_refuses_what_it_names_and_lists_what_it_matches() {
+    let (_service, state) = with_ledger().await;
+    let other_session = "0f2c9f0e-5b7a-4e8e-9d51-3d3b2b7f6a10";
+    let third_session = "7d1c5c8e-0b7e-4f61-8f7c-6f0e2f7e9a11";
+    let revoked_a = serial_of(&issue_for(&state, SESSION_ID, "tx-a").await);
+    let revoked_b = serial_of(&issue_for(&state, SESSION_ID, "tx-b").await);
+    let by_serial = serial_of(&issue_for(&state, other_session, "tx-c").await);
+    let untouched = serial_of(&issue_for(&state, third_session, "tx-d").await);
+
+    // A session: both of its certificates, and its requests from now on.
+    let reply = revoke(
+        &state,
+        json!({"session_id": SESSION_ID, "reason": "keyCompromise"}),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let answer = reply.json();
+    assert_eq!(answer["matched"], 2);
+    assert_eq!(answer["truncated"], false);
+    assert_eq!(answer["revocation"]["session_id"], SESSION_ID);
+    assert_eq!(answer["revocation"]["reason"], "keyCompromise");
+    assert_eq!(answer["revocation"]["revoked_at"], "2026-01-01T00:00:00Z");
+    assert_eq!(answer["revocation"]["expires"], Value::Null);
+    assert_eq!(answer["revocation"]["revoked_by"], "anonymous");
+    let mut listed: Vec<&str> = answer["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["serial"].as_str().unwrap())
+        .collect();
+    listed.sort();
+    let mut expected = vec![revoked_a.as_str(), revoked_b.as_str()];
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    let refused = issue_for(&state, SESSION_ID, "tx-e").await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.code().as_str()),
+        (403, "revoked")
+    );
+    assert!(
+        refused.message().contains("session_id") && refused.message().contains("keyCompromise"),
+        "{}",
+        refused.message()
+    );
+    assert!(refused.json().get("certificate").is_none());
+    // A dry run says so too.
+    let dry = send(
+        &state,
+        Request::post("/v1/certificates?dry_run=true")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json!({"session_id": SESSION_ID}).to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(dry.code(), "revoked");
+
+    // One certificate by serial (any case): listed, its session still served.
+    let reply = revoke(
+        &state,
+        json!({"serial": by_serial.to_ascii_uppercase(), "reason": "superseded"}),
+    )
+    .await;
+    assert_eq!(reply.status, 201);
+    assert_eq!(reply.json()["matched"], 1);
+    serial_of(&issue_for(&state, other_session, "tx-f").await);
+
+    // A transaction, for a while: refused until `expires`, served after.
+    let reply = revoke(
+        &state,
+        json!({"transaction_id": "tx-held", "reason": "certificateHold",
+               "expires": "2026-01-01T00:02:00Z"}),
+    )
+    .await;
+    assert_eq!(reply.status, 201);
+    assert_eq!(reply.json()["matched"], 0);
+    assert_eq!(
+        reply.json()["revocation"]["expires"],
+        "2026-01-01T00:02:00Z"
+    );
+    assert_eq!(
+        issue_for(&state, third_session, "tx-held").await.code(),
+        "revoked"
+    );
+    let mut later = state.clone();
+    later.clock = Arc::new(FixedClock::new(t0() + time::Duration::minutes(3)));
+    serial_of(&issue_for(&later, third_session, "tx-held").await);
+
+    // The CRL: the three revoked certificates with their reasons, not the rest.
+    let crl = get(&state, "/v1/crl").await;
+    assert_eq!(crl.status, 200);
+    assert_eq!(crl.headers[header::CONTENT_TYPE], "application/pkix-crl");
+    let (mut entries, number) = read_crl(&crl.body);
+    entries.sort();
+    let mut expected = vec![
+        (bare(&revoked_a), Some(1)),
+        (bare(&revoked_b), Some(1)),
+        (bare(&by_serial), Some(4)),
+    ];
+    expected.sort();
+    assert_eq!(entries, expected);
+    assert!(!entries.iter().any(|(s, _)| *s == bare(&untouched)));
+    // Cached while nothing changes; signed afresh, with a greater number,
+    // after a revocation.
+    assert_eq!(get(&state, "/v1/crl?ca=default").await.body, crl.body);
+    let reply = revoke(
+        &state,
+        json!({"serial": untouched, "reason": "unspecified"}),
+    )
+    .await;
+    assert_eq!(reply.status, 201);
+    let (entries, next_number) = read_crl(&get(&state, "/v1/crl").await.body);
+    assert!(next_number > number, "{next_number} after {number}");
+    // RFC 5280 §5.3.1: the reason unspecified is left out.
+    assert!(entries.contains(&(bare(&untouched), None)));
+    // Certificates that have expired leave the CRL.
+    let (entries, _) = read_crl(&get(&later_by(&state, 20), "/v1/crl").await.body);
+    assert!(entries.is_empty(), "{entries:?}");
+
+    let pem = get(&state, "/v1/crl?format=pem").await;
+    assert_eq!(pem.status, 200);
+    let text = String::from_utf8(pem.body).unwrap();
+    assert!(text.starts_with("-----BEGIN X509 CRL-----\n"), "{text}");
+}
+
+/// `state` with its clock `minutes` later.
+fn later_by(state: &AppState, minutes: i64) -> AppState {
+    let mut later = state.clone();
+    later.clock = Arc::new(FixedClock::new(t0() + time::Duration::minutes(minutes)));
+    later
+}
+
+#[tokio::test]
+async fn every_revocation_and_crl_error_has_its_code() {
+    let (service, state) = with_ledger().await;
+    for (body, code, why) in [
+        (
+            json!({"reason": "keyCompromise"}),
+            "invalid_request",
+            "exactly one of",
+        ),
+        (
+            json!({"session_id": "a", "serial": "01", "reason": "keyCompromise"}),
+            "invalid_request",
+            "exactly one of",
+        ),
+        (json!({"session_id": "a"}), "invalid_request", "reason"),
+        (
+            json!({"session_id": "a", "reason": "compromised"}),
+            "invalid_request",
+            "keyCompromise",
+        ),
+        (
+            json!({"session_id": "a", "reason": "removeFromCRL"}),
+            "invalid_request",
+            "delta",
+        ),
+        (
+            json!({"session_id": "a", "reason": "superseded", "expires": "2025-12-31T00:00:00Z"}),
+            "invalid_request",
+            "not in the future",
+        ),
+        (
+            json!({"session_id": "a", "reason": "superseded", "expires": "tomorrow"}),
+            "invalid_request",
+            "RFC 3339",
+        ),
+        (
+            json!({"serial": "not-hex", "reason": "superseded"}),
+            "invalid_request",
+            "hexadecimal",
+        ),
+        (
+            json!({"session_id": "", "reason": "superseded"}),
+            "invalid_request",
+            "session_id",
+        ),
+        (
+            json!({"session_id": "a", "reason": "superseded", "why": "x"}),
+            "invalid_request",
+            "why",
+        ),
+    ] {
+        let reply = revoke(&state, body.clone()).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.code().as_str()),
+            (400, code),
+            "{body}"
+        );
+        assert!(reply.message().contains(why), "{body}: {}", reply.message());
+    }
+    let not_json = send(
+        &state,
+        Request::post("/v1/revocations")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{\"session_id\":"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (not_json.status.as_u16(), not_json.code().as_str()),
+        (400, "invalid_json")
+    );
+    let not_json_type = send(
+        &state,
+        Request::post("/v1/revocations")
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(not_json_type.status, 415);
+    let wrong_method = get(&state, "/v1/revocations").await;
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.headers[header::ALLOW], "POST");
+
+    for (path, status, code) in [
+        ("/v1/crl?ca=nope", 404, "unknown_ca"),
+        ("/v1/crl?format=xml", 400, "invalid_query"),
+        ("/v1/crl?surprise=1", 400, "invalid_query"),
+    ] {
+        let reply = get(&state, path).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.code().as_str()),
+            (status, code),
+            "{path}"
+        );
+    }
+
+    // Without a ledger there is nothing to revoke or list.
+    let reply = revoke(
+        &service.state,
+        json!({"session_id": "a", "reason": "superseded"}),
+    )
+    .await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.code().as_str()),
+        (404, "not_found")
+    );
+    let reply = get(&service.state, "/v1/crl").await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.code().as_str()),
+        (404, "not_found")
+    );
+}
+
+/// Writes the test service's chain and one issued certificate to `dir`.
+fn write_pems(dir: &Path, issued: &Value) {
+    std::fs::write(dir.join("chain.pem"), crate::common::chain_of(issued)).unwrap();
+    std::fs::write(
+        dir.join(format!("{}.pem", issued["serial"].as_str().unwrap())),
+        issued["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+}
+
+#[ignore = "needs openssl and pkilint; run scripts/test"]
+#[tokio::test]
+async fn openssl_and_pkilint_accept_the_crl_and_openssl_refuses_what_it_lists() {
+    let (service, state) = with_ledger().await;
+    let dir = service.dir.path();
+    let revoked = issue_for(&state, SESSION_ID, "tx-1").await.json();
+    let other = issue_for(&state, "0f2c9f0e-5b7a-4e8e-9d51-3d3b2b7f6a10", "tx-2")
+        .await
+        .json();
+    write_pems(dir, &revoked);
+    write_pems(dir, &other);
+    let reply = revoke(
+        &state,
+        json!({"session_id": SESSION_ID, "reason": "keyCompromise"}),
+    )
+    .await;
+    assert_eq!(reply.status, 201);
+    std::fs::write(dir.join("crl.der"), get(&state, "/v1/crl").await.body).unwrap();
+    std::fs::write(
+        dir.join("crl.pem"),
+        get(&state, "/v1/crl?format=pem").await.body,
+    )
+    .unwrap();
+
+    // The CRL's signature, by the issuing CA.
+    let out = tools::run(
+        "openssl",
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "crl.der",
+            "-CAfile",
+            "chain.pem",
+            "-noout",
+            "-verify",
+        ],
+        dir,
+    );
+    assert!(
+        tools::output_text(&out).contains("verify OK"),
+        "{}",
+        tools::output_text(&out)
+    );
+    let out = tools::run(
+        "openssl",
+        &["crl", "-in", "crl.pem", "-noout", "-text"],
+        dir,
+    );
+    let text = tools::output_text(&out);
+    for expected in [
+        "Version 2",
+        "X509v3 Authority Key Identifier",
+        "X509v3 CRL Number",
+        "Key Compromise",
+        "Last Update: Jan  1 00:00:00 2026 GMT",
+        "Next Update: Jan  1 00:05:00 2026 GMT",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in {text}");
+    }
+
+    // A verifier we did not write: the revoked certificate is refused, the
+    // other accepted, at a time within the CRL's validity.
+    let verify = |serial: &str| {
+        let out = tools::run(
+            "openssl",
+            &[
+                "verify",
+                "-crl_check",
+                "-attime",
+                &(t0().unix_timestamp() + 60).to_string(),
+                "-purpose",
+                "sslclient",
+                "-CAfile",
+                "chain.pem",
+                "-CRLfile",
+                "crl.pem",
+                &format!("{serial}.pem"),
+            ],
+            dir,
+        );
+        tools::output_text(&out)
+    };
+    let refused = verify(revoked["serial"].as_str().unwrap());
+    assert!(refused.contains("certificate revoked"), "{refused}");
+    let accepted = verify(other["serial"].as_str().unwrap());
+    assert!(accepted.contains(": OK"), "{accepted}");
+
+    // pkilint's RFC 5280 CRL linter: nothing at WARNING or above.
+    let out = tools::run(
+        "lint_crl",
+        &[
+            "lint", "-t", "CRL", "-p", "PKIX", "-s", "WARNING", "crl.pem",
+        ],
+        dir,
+    );
+    let findings = tools::output_text(&out);
+    assert!(
+        out.status.success() && findings.trim().is_empty(),
+        "pkilint: {findings}"
+    );
+}
