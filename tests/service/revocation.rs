@@ -447,3 +447,147 @@ async fn openssl_and_pkilint_accept_the_crl_and_openssl_refuses_what_it_lists() 
         "pkilint: {findings}"
     );
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_session-ca");
+
+/// Issues a certificate from a running `serve` and writes `NAME.pem` and
+/// `NAME-key.pem`; returns the issuance answer.
+fn issue_to_files(dir: &Path, port: u16, name: &str) -> Value {
+    let (status, text) = tools::http(port, "POST", "/v1/certificates", r#"{"key_type":"ecdsa-p256"}"#);
+    assert_eq!(status, 201, "{text}");
+    let issued: Value = serde_json::from_str(&text).unwrap();
+    std::fs::write(dir.join(format!("{name}.pem")), issued["certificate"].as_str().unwrap()).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}-key.pem")),
+        issued["private_key"].as_str().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("chain.pem"), crate::common::chain_of(&issued)).unwrap();
+    issued
+}
+
+#[ignore = "needs nginx and curl; run scripts/test"]
+#[test]
+fn nginx_with_the_crl_refuses_a_revoked_certificate_and_accepts_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    // The embedded default: a development CA and the SQLite ledger.
+    let (_server, port) = tools::start_serve(BIN, dir);
+    let revoked = issue_to_files(dir, port, "revoked");
+    issue_to_files(dir, port, "kept");
+
+    // `session-ca revoke`, as an operator runs it.
+    let url = format!("http://127.0.0.1:{port}");
+    let serial = revoked["serial"].as_str().unwrap();
+    let out = tools::session_ca_in(
+        BIN,
+        dir,
+        &["revoke", "--url", &url, "--serial", serial, "--reason", "keyCompromise"],
+    );
+    assert!(out.status.success(), "{}", tools::output_text(&out));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["matched"], 1);
+    assert_eq!(answer["certificates"][0]["serial"], serial);
+    let out = tools::session_ca_in(BIN, dir, &["revoke", "--url", &url, "--reason", "keyCompromise"]);
+    assert_eq!(out.status.code(), Some(2), "a key is required: {}", tools::output_text(&out));
+    let out = tools::session_ca_in(
+        BIN,
+        dir,
+        &["revoke", "--url", &url, "--session-id", "s", "--reason", "bad"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        tools::output_text(&out).contains("keyCompromise"),
+        "the signer's error, shown: {}",
+        tools::output_text(&out)
+    );
+
+    let (status, crl) = tools::http(port, "GET", "/v1/crl?format=pem", "");
+    assert_eq!(status, 200, "{crl}");
+    std::fs::write(dir.join("crl.pem"), crl).unwrap();
+    tools::write_server_identity(dir);
+    let (_nginx, nginx_port) = tools::start_nginx(
+        dir,
+        &format!(
+            r#"ssl_client_certificate {d}/chain.pem;
+        ssl_verify_client on;
+        ssl_verify_depth 2;
+        ssl_crl {d}/crl.pem;
+        location / {{ return 200 "verified $ssl_client_serial\n"; }}"#,
+            d = dir.display()
+        ),
+    );
+    let (_, refused) = tools::curl_mtls(dir, nginx_port, "revoked.pem", "revoked-key.pem");
+    assert!(
+        refused.contains("400") && !refused.contains("verified"),
+        "nginx refuses the revoked certificate: {refused}"
+    );
+    let log = std::fs::read_to_string(dir.join("nginx-error.log")).unwrap();
+    assert!(log.contains("certificate revoked"), "{log}");
+    let (ok, accepted) = tools::curl_mtls(dir, nginx_port, "kept.pem", "kept-key.pem");
+    assert!(ok && accepted.starts_with("verified "), "{accepted}");
+}
+
+/// The bare serials on a CRL and its number.
+fn crl_of(port: u16) -> (Vec<String>, u64) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read as _, Write as _};
+    write!(stream, "GET /v1/crl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let start = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(response.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&response));
+    let (entries, number) = read_crl(&response[start..]);
+    (entries.into_iter().map(|(serial, _)| serial).collect(), number)
+}
+
+#[ignore = "needs moto_server; run scripts/test"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_signers_sharing_a_dynamodb_ledger_enforce_one_revocation() {
+    let moto = crate::common::moto::Moto::start();
+    session_ca::create_dynamodb_table(&moto.dynamodb_client().await, "shared-ledger")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("AWS_ENDPOINT_URL_DYNAMODB", moto.url()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_REGION", "eu-west-1".to_owned()),
+        ("SESSION_CA_STORE__URL", "dynamodb:shared-ledger".to_owned()),
+    ];
+    // The first makes the development CA; the second shares it.
+    let (_a, a, _) = tools::start_serve_logged_env(BIN, dir.path(), &[], &env);
+    let (_b, b, _) = tools::start_serve_logged_env(BIN, dir.path(), &[], &env);
+    let body = json!({"session_id": SESSION_ID}).to_string();
+    let mut serials = Vec::new();
+    for port in [a, b] {
+        let (status, text) = tools::http(port, "POST", "/v1/certificates", &body);
+        assert_eq!(status, 201, "{text}");
+        let issued: Value = serde_json::from_str(&text).unwrap();
+        serials.push(bare(issued["serial"].as_str().unwrap()));
+    }
+    serials.sort();
+
+    let (status, text) = tools::http(
+        a,
+        "POST",
+        "/v1/revocations",
+        &json!({"session_id": SESSION_ID, "reason": "keyCompromise"}).to_string(),
+    );
+    assert_eq!(status, 201, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["matched"], 2, "{answer}");
+    // The very next request to the other signer is refused.
+    let (status, text) = tools::http(b, "POST", "/v1/certificates", &body);
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("\"revoked\""), "{text}");
+
+    // Both CRLs list both certificates; the numbers grow across the two.
+    let (mut on_a, first) = crl_of(a);
+    let (mut on_b, second) = crl_of(b);
+    on_a.sort();
+    on_b.sort();
+    assert_eq!((on_a, on_b), (serials.clone(), serials));
+    assert!(second > first, "{second} after {first}");
+}

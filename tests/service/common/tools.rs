@@ -62,10 +62,21 @@ pub fn start_serve_logged(
     dir: &Path,
     args: &[&str],
 ) -> (Guard, u16, std::thread::JoinHandle<String>) {
+    start_serve_logged_env(bin, dir, args, &[])
+}
+
+/// [`start_serve_logged`] with `env` added to the server's environment.
+pub fn start_serve_logged_env(
+    bin: &str,
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> (Guard, u16, std::thread::JoinHandle<String>) {
     use std::io::BufRead as _;
     let mut child = Command::new(bin)
         .arg("serve")
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["--listen", "127.0.0.1:0"])
         .env("SESSION_CA_LOG_FORMAT", "json")
         .current_dir(dir)
