@@ -295,3 +295,48 @@ async fn the_templates_table_matches_the_stores() {
         session_ca::DYNAMODB_TTL_ATTRIBUTE
     )));
 }
+
+#[ignore = "needs moto_server; run scripts/test"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signer_fails_closed_while_dynamodb_is_away_or_throttles_and_recovers() {
+    use crate::common::faulty_proxy::{Fault, FaultyProxy};
+    use crate::common::{issue_json, Reply, TestService, SESSION_ID};
+    // Nothing listens on `port` yet: the table is unreachable from the start.
+    let port = free_port();
+    let proxy = FaultyProxy::start(&format!("http://127.0.0.1:{port}"), Fault::None).await;
+    let service = TestService::new().await;
+    let mut state = service.state.clone();
+    state.ledger = session_ca::Ledger::new(std::sync::Arc::new(DynamoDbStore::new(
+        dynamodb_client(&settings_for(proxy.port)).await,
+        "ledger-faults",
+        RETENTION,
+    )));
+    let request = serde_json::json!({"session_id": SESSION_ID});
+    let refused = |reply: Reply, why: &str| {
+        assert_eq!(
+            (reply.status.as_u16(), reply.code().as_str()),
+            (503, "ledger_unavailable"),
+            "{why}"
+        );
+        assert!(reply.json().get("certificate").is_none(), "{why}");
+    };
+    refused(issue_json(&state, request.clone()).await, "unreachable");
+
+    // DynamoDB comes up on that port: the same signer recovers, no restart.
+    let moto = Moto::start_on(Some(port));
+    create_dynamodb_table(&moto.dynamodb_client().await, "ledger-faults")
+        .await
+        .unwrap();
+    assert_eq!(issue_json(&state, request.clone()).await.status, 201);
+
+    // Throttled twice: the SDK's retries absorb it.
+    let before = proxy.seen();
+    proxy.set(Fault::Throttle { remaining: 2 });
+    assert_eq!(issue_json(&state, request.clone()).await.status, 201);
+    assert_eq!(proxy.seen().throttled - before.throttled, 2);
+    // Throttled beyond the retries: no certificate.
+    proxy.set(Fault::Throttle { remaining: 1000 });
+    refused(issue_json(&state, request.clone()).await, "throttled");
+    proxy.set(Fault::None);
+    assert_eq!(issue_json(&state, request).await.status, 201);
+}
