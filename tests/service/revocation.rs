@@ -453,10 +453,19 @@ const BIN: &str = env!("CARGO_BIN_EXE_session-ca");
 /// Issues a certificate from a running `serve` and writes `NAME.pem` and
 /// `NAME-key.pem`; returns the issuance answer.
 fn issue_to_files(dir: &Path, port: u16, name: &str) -> Value {
-    let (status, text) = tools::http(port, "POST", "/v1/certificates", r#"{"key_type":"ecdsa-p256"}"#);
+    let (status, text) = tools::http(
+        port,
+        "POST",
+        "/v1/certificates",
+        r#"{"key_type":"ecdsa-p256"}"#,
+    );
     assert_eq!(status, 201, "{text}");
     let issued: Value = serde_json::from_str(&text).unwrap();
-    std::fs::write(dir.join(format!("{name}.pem")), issued["certificate"].as_str().unwrap()).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.pem")),
+        issued["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
     std::fs::write(
         dir.join(format!("{name}-key.pem")),
         issued["private_key"].as_str().unwrap(),
@@ -482,18 +491,43 @@ fn nginx_with_the_crl_refuses_a_revoked_certificate_and_accepts_another() {
     let out = tools::session_ca_in(
         BIN,
         dir,
-        &["revoke", "--url", &url, "--serial", serial, "--reason", "keyCompromise"],
+        &[
+            "revoke",
+            "--url",
+            &url,
+            "--serial",
+            serial,
+            "--reason",
+            "keyCompromise",
+        ],
     );
     assert!(out.status.success(), "{}", tools::output_text(&out));
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["matched"], 1);
     assert_eq!(answer["certificates"][0]["serial"], serial);
-    let out = tools::session_ca_in(BIN, dir, &["revoke", "--url", &url, "--reason", "keyCompromise"]);
-    assert_eq!(out.status.code(), Some(2), "a key is required: {}", tools::output_text(&out));
     let out = tools::session_ca_in(
         BIN,
         dir,
-        &["revoke", "--url", &url, "--session-id", "s", "--reason", "bad"],
+        &["revoke", "--url", &url, "--reason", "keyCompromise"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a key is required: {}",
+        tools::output_text(&out)
+    );
+    let out = tools::session_ca_in(
+        BIN,
+        dir,
+        &[
+            "revoke",
+            "--url",
+            &url,
+            "--session-id",
+            "s",
+            "--reason",
+            "bad",
+        ],
     );
     assert!(!out.status.success());
     assert!(
@@ -526,19 +560,48 @@ fn nginx_with_the_crl_refuses_a_revoked_certificate_and_accepts_another() {
     assert!(log.contains("certificate revoked"), "{log}");
     let (ok, accepted) = tools::curl_mtls(dir, nginx_port, "kept.pem", "kept-key.pem");
     assert!(ok && accepted.starts_with("verified "), "{accepted}");
+
+    // The verifier crate with the same CRL: its own error for the revoked one.
+    let verifier = session_ca_verify::Verifier::builder()
+        .ca_pem(std::fs::read(dir.join("chain.pem")).unwrap())
+        .crl_pem(std::fs::read(dir.join("crl.pem")).unwrap())
+        .build()
+        .unwrap();
+    let leaf = |name: &str| {
+        use rustls_pki_types::pem::PemObject as _;
+        rustls_pki_types::CertificateDer::from_pem_file(dir.join(name)).unwrap()
+    };
+    match verifier.verify(&[leaf("revoked.pem")]) {
+        Err(session_ca_verify::VerifyError::Revoked { serial: s, .. }) => {
+            assert_eq!(bare(&s), bare(serial))
+        }
+        other => panic!("the revoked certificate: {other:?}"),
+    }
+    verifier.verify(&[leaf("kept.pem")]).unwrap();
 }
 
 /// The bare serials on a CRL and its number.
 fn crl_of(port: u16) -> (Vec<String>, u64) {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     use std::io::{Read as _, Write as _};
-    write!(stream, "GET /v1/crl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET /v1/crl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).unwrap();
     let start = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    assert!(response.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&response));
+    assert!(
+        response.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
     let (entries, number) = read_crl(&response[start..]);
-    (entries.into_iter().map(|(serial, _)| serial).collect(), number)
+    (
+        entries.into_iter().map(|(serial, _)| serial).collect(),
+        number,
+    )
 }
 
 #[ignore = "needs moto_server; run scripts/test"]

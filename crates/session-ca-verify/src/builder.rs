@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::claims::{ClaimType, ObjectId, StandardClaim, DEFAULT_OID_ARC};
 use crate::clock::{SharedClock, SystemClock};
+use crate::crl::{crls_of_pem, CrlIssuer, CrlSet};
 use crate::verifier::{CaInfo, ClaimSpec, Inner};
 use crate::{Verifier, VerifyError, DEFAULT_SKEW};
 
@@ -17,6 +18,8 @@ use crate::{Verifier, VerifyError, DEFAULT_SKEW};
 pub struct VerifierBuilder {
     ca_pem: Vec<Vec<u8>>,
     ca_der: Vec<CertificateDer<'static>>,
+    crl_pem: Vec<Vec<u8>>,
+    crl_der: Vec<CertificateRevocationListDer<'static>>,
     claims: Vec<(String, String, ClaimType)>,
     /// `claim_spec` texts that do not parse, reported by `build`.
     bad_specs: Vec<VerifyError>,
@@ -30,6 +33,8 @@ impl Default for VerifierBuilder {
         Self {
             ca_pem: Vec::new(),
             ca_der: Vec::new(),
+            crl_pem: Vec::new(),
+            crl_der: Vec::new(),
             claims: Vec::new(),
             bad_specs: Vec::new(),
             oid_arc: DEFAULT_OID_ARC.to_owned(),
@@ -70,6 +75,26 @@ impl VerifierBuilder {
     /// Adds one CA certificate, DER.
     pub fn ca_der(mut self, der: CertificateDer<'_>) -> Self {
         self.ca_der.push(der.into_owned());
+        self
+    }
+
+    /// Adds one CRL, DER (as a CRL distribution point serves it). Its
+    /// issuer must be one of the CAs given, its signature must verify with
+    /// that CA's key and the CA's keyUsage, if any, must include cRLSign;
+    /// [`build`](Self::build) refuses it otherwise. With a CRL, a leaf whose
+    /// issuer has no CRL, or whose issuer's CRL is past its nextUpdate, is
+    /// refused (see [`CrlSet`]).
+    pub fn crl_der(mut self, der: CertificateRevocationListDer<'_>) -> Self {
+        self.crl_der
+            .push(CertificateRevocationListDer::from(der.as_ref().to_vec()));
+        self
+    }
+
+    /// Adds the CRLs of a PEM document (one or more `X509 CRL` blocks), as
+    /// [`crl_der`](Self::crl_der) does; a document without one is refused
+    /// by [`build`](Self::build).
+    pub fn crl_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.crl_pem.push(pem.as_ref().to_vec());
         self
     }
 
@@ -139,6 +164,7 @@ impl VerifierBuilder {
         }
 
         let mut infos = Vec::with_capacity(cas.len());
+        let mut crl_issuers = Vec::with_capacity(cas.len());
         let mut anchors_der = Vec::new();
         let mut intermediates = Vec::new();
         for (index, der) in cas.into_iter().enumerate() {
@@ -152,6 +178,7 @@ impl VerifierBuilder {
                 return Err(unusable("trailing bytes after the certificate".into()));
             }
             infos.push(CaInfo::of(&parsed));
+            crl_issuers.push(CrlIssuer::of(&parsed));
             let self_signed = parsed.subject().as_raw() == parsed.issuer().as_raw();
             if self_signed {
                 anchors_der.push((index, der));
@@ -200,6 +227,13 @@ impl VerifierBuilder {
             claims.push(ClaimSpec { name, oid, kind });
         }
 
+        let mut crls = self.crl_der;
+        for pem in &self.crl_pem {
+            crls.extend(crls_of_pem(pem)?);
+        }
+        let crl_set = CrlSet::new(crl_issuers);
+        crl_set.replace(&crls)?;
+
         Ok(Verifier {
             inner: Arc::new(Inner {
                 anchor_cas: anchors_der.iter().map(|(index, _)| *index).collect(),
@@ -211,6 +245,7 @@ impl VerifierBuilder {
                 oid_arc,
                 standard,
                 claims,
+                crls: crl_set,
             }),
         })
     }

@@ -18,6 +18,11 @@ pub enum VerifyErrorKind {
     MalformedClaims,
     /// The verifier was configured wrongly by its caller.
     Misuse,
+    /// The certificate's revocation status cannot be established: the CRL
+    /// for its issuer is missing, stale or unusable, or could not be
+    /// fetched. Not the peer's fault; the backend's CRL supply needs
+    /// attention (a refresh), and the certificate is refused meanwhile.
+    RevocationUnavailable,
 }
 
 /// Why a verifier could not be built or a certificate was refused.
@@ -40,6 +45,16 @@ pub enum VerifyError {
     /// Misuse: a claim name or OID, or the OID arc, is invalid or repeated.
     #[error("claim configuration: {0}")]
     ClaimConfig(String),
+    /// Misuse: a CRL given to the builder or to a [`CrlSet`](crate::CrlSet)
+    /// is malformed, not issued by a configured CA, or its signature does
+    /// not verify with that CA's key; it was not loaded.
+    #[error("CRL {index}: {why}")]
+    UnusableCrl {
+        /// Position of the CRL among those given together, from 1.
+        index: usize,
+        /// What is wrong with it.
+        why: String,
+    },
 
     /// Not trusted: the peer presented no certificate.
     #[error("no client certificate was presented")]
@@ -99,6 +114,61 @@ pub enum VerifyError {
     /// (not URL-encoded PEM, encoded twice, truncated, no certificate).
     #[error("the forwarded client certificate cannot be read: {0}")]
     MalformedForwarded(String),
+    /// Not trusted: the certificate is listed in its issuer's CRL.
+    #[error(
+        "the certificate (serial {serial}) was revoked by {issuer:?}{}{}",
+        revoked_at.map(|t| format!(" at {}", rfc3339(t))).unwrap_or_default(),
+        reason.map(|r| format!(" ({r})")).unwrap_or_default()
+    )]
+    Revoked {
+        /// The certificate's serial number, lower-case hex of the DER INTEGER.
+        serial: String,
+        /// The certificate's issuer (the CRL's issuer), RFC 4514.
+        issuer: String,
+        /// The CRL entry's reasonCode in RFC 5280 §5.3.1 spelling
+        /// (`keyCompromise`, `superseded`, ...), when the entry has one.
+        reason: Option<&'static str>,
+        /// The CRL entry's revocationDate.
+        revoked_at: Option<OffsetDateTime>,
+    },
+    /// Revocation unavailable: the CRL for the certificate's issuer is past
+    /// its nextUpdate at the verifier's clock. Refused rather than accepted
+    /// on old news: a certificate revoked since then would pass.
+    #[error(
+        "the CRL of {issuer:?} is stale: its nextUpdate was {}, checked at {}; \
+         refresh the CRL",
+        rfc3339(*next_update), rfc3339(*checked_at)
+    )]
+    StaleCrl {
+        /// The certificate's issuer, RFC 4514.
+        issuer: String,
+        /// The CRL's nextUpdate.
+        next_update: OffsetDateTime,
+        /// The verifier clock's time.
+        checked_at: OffsetDateTime,
+    },
+    /// Revocation unavailable: CRLs are loaded, but none of them can say
+    /// whether the certificate is revoked (none is from its issuer, or the
+    /// one that is cannot be used for it).
+    #[error("the revocation status of the certificate from {issuer:?} is unknown: {why}")]
+    RevocationUnknown {
+        /// The certificate's issuer, RFC 4514.
+        issuer: String,
+        /// Why no loaded CRL answers.
+        why: String,
+    },
+    /// Revocation unavailable: a CRL could not be fetched (`crl-fetch`
+    /// feature); the CRLs in place were kept.
+    #[error("fetching the CRL from {url}: {why}")]
+    CrlFetch {
+        /// The URL, without any user information.
+        url: String,
+        /// What went wrong.
+        why: String,
+        /// The HTTP client's error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// Not trusted: rustls-webpki refused the path for another reason (its error named).
     #[error("the certificate is not trusted: {0}")]
     NotTrusted(String),
@@ -130,7 +200,8 @@ impl VerifyError {
             VerifyError::CaPem(_)
             | VerifyError::NoCaCertificates
             | VerifyError::UnusableCa { .. }
-            | VerifyError::ClaimConfig(_) => VerifyErrorKind::Misuse,
+            | VerifyError::ClaimConfig(_)
+            | VerifyError::UnusableCrl { .. } => VerifyErrorKind::Misuse,
             VerifyError::NoCertificate
             | VerifyError::MalformedCertificate(_)
             | VerifyError::UntrustedIssuer { .. }
@@ -139,7 +210,11 @@ impl VerifyError {
             | VerifyError::NotYetValid { .. }
             | VerifyError::NotClientAuth(_)
             | VerifyError::NotTrusted(_)
+            | VerifyError::Revoked { .. }
             | VerifyError::MalformedForwarded(_) => VerifyErrorKind::NotTrusted,
+            VerifyError::StaleCrl { .. }
+            | VerifyError::RevocationUnknown { .. }
+            | VerifyError::CrlFetch { .. } => VerifyErrorKind::RevocationUnavailable,
             VerifyError::DuplicateClaim { .. } | VerifyError::MalformedClaim { .. } => {
                 VerifyErrorKind::MalformedClaims
             }
@@ -174,6 +249,16 @@ impl From<VerifyError> for rustls::Error {
                 not_before: unix_time(*not_before),
             },
             VerifyError::NotClientAuth(_) => CertificateError::InvalidPurpose,
+            VerifyError::Revoked { .. } => CertificateError::Revoked,
+            VerifyError::StaleCrl {
+                next_update,
+                checked_at,
+                ..
+            } => CertificateError::ExpiredRevocationListContext {
+                time: unix_time(*checked_at),
+                next_update: unix_time(*next_update),
+            },
+            VerifyError::RevocationUnknown { .. } => CertificateError::UnknownRevocationStatus,
             _ => CertificateError::Other(rustls::OtherError(Arc::new(error))),
         };
         rustls::Error::InvalidCertificate(certificate)

@@ -37,6 +37,48 @@
 //! claim by design. Extensions outside the arc are left to rustls-webpki
 //! (which refuses unknown critical ones, RFC 5280 §4.2).
 //!
+//! # Revocation
+//!
+//! Give the verifier the CRLs of its CAs ([`VerifierBuilder::crl_pem`],
+//! [`VerifierBuilder::crl_der`]) and it refuses a revoked leaf with
+//! [`VerifyError::Revoked`], in [`Verifier::verify`], in the rustls adapter
+//! and in [`Verifier::verify_forwarded`] alike: rustls-webpki checks the
+//! leaf against its issuer's CRL while building the path. A CRL is loaded
+//! only if one of the configured CAs issued it and its signature verifies
+//! with that CA's key ([`VerifyError::UnusableCrl`] otherwise). Once any CRL
+//! is loaded, a leaf whose issuer has no CRL
+//! ([`VerifyError::RevocationUnknown`]) or whose issuer's CRL is past its
+//! nextUpdate ([`VerifyError::StaleCrl`]) is refused: failing open would
+//! accept a certificate revoked since. Both are of kind
+//! [`VerifyErrorKind::RevocationUnavailable`]: the backend's CRL supply, not
+//! the peer, is at fault.
+//!
+//! [`Verifier::crls`] is the verifier's [`CrlSet`], shared with its clones:
+//! [`CrlSet::replace_pem`] or [`CrlSet::update`] swap CRLs in at run time.
+//! With the `crl-fetch` feature, `CrlSet::refresh_from` fetches one over
+//! http and `CrlRefresher` does so every so often on a thread, keeping the
+//! last good CRL when a fetch fails.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use session_ca_verify::Verifier;
+//! let verifier = Verifier::builder()
+//!     .ca_pem(std::fs::read("ca.pem")?)
+//!     .crl_pem(std::fs::read("issuing.crl.pem")?)
+//!     .build()?;
+//! // Later, when the CA publishes a new CRL (DER or PEM):
+//! verifier.crls().update(std::fs::read("issuing.crl")?)?;
+//! # #[cfg(feature = "crl-fetch")]
+//! // Or fetch it every 10 minutes (the `crl-fetch` feature):
+//! let refresher = session_ca_verify::CrlRefresher::spawn(
+//!     verifier.crls().clone(),
+//!     "http://pki.example.com/issuing.crl",
+//!     std::time::Duration::from_secs(600),
+//!     |outcome| if let Err(e) = outcome { eprintln!("CRL refresh: {e}") },
+//! )?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Crypto library
 //!
 //! Exactly one per build, as in the service: ring (the default feature
@@ -52,6 +94,9 @@
 mod builder;
 mod claims;
 mod clock;
+mod crl;
+#[cfg(feature = "crl-fetch")]
+mod crl_fetch;
 mod crypto;
 mod error;
 #[cfg(test)]
@@ -68,6 +113,9 @@ pub use claims::{
     DEFAULT_OID_ARC,
 };
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
+pub use crl::{CrlSet, CrlSummary};
+#[cfg(feature = "crl-fetch")]
+pub use crl_fetch::CrlRefresher;
 pub use error::{VerifyError, VerifyErrorKind};
 pub use forwarded::Forwarded;
 pub use session::SessionClaims;

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::claims::{ClaimType, ObjectId, StandardClaim};
+use crate::crl::{reason_name, CrlSet, LoadedCrl};
 use crate::error::VerifyError;
 use crate::fmt::unix_time;
 use crate::SharedClock;
@@ -41,6 +42,7 @@ pub(crate) struct Inner {
     pub(crate) oid_arc: ObjectId,
     pub(crate) standard: [(StandardClaim, ObjectId); 4],
     pub(crate) claims: Vec<ClaimSpec>,
+    pub(crate) crls: CrlSet,
 }
 
 /// What the verifier keeps of a configured CA certificate.
@@ -83,11 +85,19 @@ impl fmt::Debug for Verifier {
             .field("skew", &inner.skew)
             .field("oid_arc", &inner.oid_arc)
             .field("claims", &inner.claims)
+            .field("crls", &inner.crls)
             .finish()
     }
 }
 
 impl Verifier {
+    /// The CRLs this verifier (and its clones, and the rustls adapters made
+    /// from it) checks leaves against; replace them through this handle at
+    /// run time (see [`CrlSet`]).
+    pub fn crls(&self) -> &CrlSet {
+        &self.inner.crls
+    }
+
     /// The DER subjects of the configured CAs, as a server offers them in
     /// its certificate request so a client picks a matching certificate.
     pub fn ca_subjects(&self) -> Vec<DistinguishedName> {
@@ -102,8 +112,9 @@ impl Verifier {
     /// builds a path from `leaf` to a configured CA, through `presented`
     /// (intermediates the peer sent, which may be none) and the configured
     /// intermediates, at the clock's time (within the skew); the CA the
-    /// path ends in must be within its validity too; and the leaf must name
-    /// clientAuth in its ExtendedKeyUsage.
+    /// path ends in must be within its validity too; the leaf must not be
+    /// revoked by the CRLs in place, if any (see [`CrlSet`]); and the leaf
+    /// must name clientAuth in its ExtendedKeyUsage.
     pub fn verify_trust(
         &self,
         leaf: &CertificateDer<'_>,
@@ -132,6 +143,20 @@ impl Verifier {
             .chain(&self.inner.intermediates)
             .map(|c| CertificateDer::from(c.as_ref()))
             .collect();
+        // One snapshot of the CRLs for the whole decision, so a concurrent
+        // replacement cannot mix two sets.
+        let crls = self.inner.crls.snapshot();
+        let crl_refs: Vec<&webpki::CertRevocationList<'_>> =
+            crls.iter().map(|crl| &crl.crl).collect();
+        let revocation = webpki::RevocationOptionsBuilder::new(&crl_refs)
+            .ok()
+            .map(|options| {
+                options
+                    .with_depth(webpki::RevocationCheckDepth::EndEntity)
+                    .with_status_policy(webpki::UnknownStatusPolicy::Deny)
+                    .with_expiration_policy(webpki::ExpirationPolicy::Enforce)
+                    .build()
+            });
         let path_at = |at: OffsetDateTime| {
             end_entity
                 .verify_for_usage(
@@ -140,7 +165,7 @@ impl Verifier {
                     &intermediates,
                     unix_time(at),
                     webpki::KeyUsage::client_auth(),
-                    None,
+                    revocation,
                     None,
                 )
                 .map(|path| {
@@ -181,7 +206,7 @@ impl Verifier {
             )) => first,
             Some(retried) => retried,
         };
-        let anchor = result.map_err(|e| self.trust_error(e, &cert, presented, now))?;
+        let anchor = result.map_err(|e| self.trust_error(e, &cert, presented, &crls, now))?;
 
         // webpki takes a trust anchor as a bare name and key, without its
         // validity; like OpenSSL, refuse a path that ends in an anchor past
@@ -232,9 +257,11 @@ impl Verifier {
         error: webpki::Error,
         leaf: &X509Certificate<'_>,
         presented: &[CertificateDer<'_>],
+        crls: &[Arc<LoadedCrl>],
         now: OffsetDateTime,
     ) -> VerifyError {
         let skew = self.inner.skew;
+        let issuer = || leaf.issuer().to_string();
         #[allow(deprecated)] // webpki still returns the context-free variants in places
         match error {
             webpki::Error::CertExpired { not_after, .. } => VerifyError::Expired {
@@ -275,6 +302,46 @@ impl Verifier {
                         "the ExtendedKeyUsage of a CA certificate in the path excludes clientAuth"
                             .into(),
                     ),
+                }
+            }
+            webpki::Error::CertRevoked => {
+                // Only the leaf is checked, so the entry is the leaf's.
+                let entry = crls
+                    .iter()
+                    .filter(|crl| crl.issuer_der == leaf.issuer().as_raw())
+                    .find_map(|crl| crl.crl.find_serial(leaf.raw_serial()).ok().flatten());
+                VerifyError::Revoked {
+                    serial: crate::fmt::hex(leaf.raw_serial()),
+                    issuer: issuer(),
+                    reason: entry.as_ref().and_then(|e| e.reason_code).map(reason_name),
+                    revoked_at: entry.map(|e| datetime(seconds(e.revocation_date))),
+                }
+            }
+            webpki::Error::CrlExpired { next_update, .. } => VerifyError::StaleCrl {
+                issuer: issuer(),
+                next_update: datetime(seconds(next_update)),
+                checked_at: now,
+            },
+            webpki::Error::UnknownRevocationStatus => VerifyError::RevocationUnknown {
+                issuer: issuer(),
+                why: format!(
+                    "none of the {} CRLs in place is from this issuer (or covers this \
+                     certificate's CRL distribution points)",
+                    crls.len()
+                ),
+            },
+            webpki::Error::InvalidCrlSignatureForPublicKey
+            | webpki::Error::UnsupportedCrlSignatureAlgorithm
+            | webpki::Error::UnsupportedCrlSignatureAlgorithmContext(_)
+            | webpki::Error::UnsupportedCrlSignatureAlgorithmForPublicKey
+            | webpki::Error::UnsupportedCrlSignatureAlgorithmForPublicKeyContext(_)
+            | webpki::Error::IssuerNotCrlSigner
+            | webpki::Error::UnsupportedIndirectCrl
+            | webpki::Error::UnsupportedRevocationReasonsPartitioning
+            | webpki::Error::UnsupportedCrlIssuingDistributionPoint => {
+                VerifyError::RevocationUnknown {
+                    issuer: issuer(),
+                    why: format!("its CRL cannot be used for this certificate: {error:?}"),
                 }
             }
             webpki::Error::BadDer
