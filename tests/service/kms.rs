@@ -64,7 +64,7 @@ async fn kms_key(moto: &Moto, spec: KeySpec) -> String {
 }
 
 /// A KMS key of `spec` and its CA certificate (KMS self-signs the root) in `dir`.
-async fn kms_ca(moto: &Moto, spec: KeySpec, dir: &Path) -> String {
+pub(crate) async fn kms_ca(moto: &Moto, spec: KeySpec, dir: &Path) -> String {
     let key_id = kms_key(moto, spec.clone()).await;
     create_kms_ca(
         session_ca::kms_client(&moto.settings()).await,
@@ -83,7 +83,7 @@ async fn kms_ca(moto: &Moto, spec: KeySpec, dir: &Path) -> String {
     key_id
 }
 
-fn kms_config(key_id: &str, chain_dir: &Path, delegate: Option<&str>) -> Config {
+pub(crate) fn kms_config(key_id: &str, chain_dir: &Path, delegate: Option<&str>) -> Config {
     let delegate = delegate.map_or(String::new(), |d| format!("delegate = \"{d}\"\n"));
     let text = format!(
         "[cas.default]\nsource = \"kms:{key_id}\"\nchain = \"file:{}\"\n{delegate}\
@@ -100,7 +100,11 @@ fn kms_config(key_id: &str, chain_dir: &Path, delegate: Option<&str>) -> Config 
     .unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
-async fn kms_state(config: Config, settings: &SsmSettings, clock: SharedClock) -> AppState {
+pub(crate) async fn kms_state(
+    config: Config,
+    settings: &SsmSettings,
+    clock: SharedClock,
+) -> AppState {
     let cas = CaStore::load(
         &config.cas,
         &clock,

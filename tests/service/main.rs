@@ -16,6 +16,7 @@ mod hostile;
 mod interop;
 mod java;
 mod kms;
+mod kms_crl;
 mod lambda;
 mod lambda_runtime;
 mod ledger;
