@@ -24,7 +24,7 @@ use crate::store::{LedgerKey, Reason, Revocation};
 
 /// Media type of `GET /v1/crl` (RFC 5280 §4.2.1.13, RFC 2585 §4.2).
 pub const CRL_MEDIA_TYPE: &str = "application/pkix-crl";
-/// The longest key value a revocation may name.
+/// The longest key value a revocation may name, in characters.
 const MAX_VALUE_LEN: usize = 1024;
 /// The most matched certificates a revocation's answer lists.
 const MAX_LISTED: usize = 1000;
@@ -69,16 +69,27 @@ pub(crate) async fn refuse_if_revoked(
     }
 }
 
-/// The body of `POST /v1/revocations`.
+/// The body of `POST /v1/revocations`. An optional field is absent or a
+/// string, never `null`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RevocationBody {
+    #[serde(default, deserialize_with = "string")]
     session_id: Option<String>,
+    #[serde(default, deserialize_with = "string")]
     transaction_id: Option<String>,
+    #[serde(default, deserialize_with = "string")]
     serial: Option<String>,
+    #[serde(default, deserialize_with = "string")]
     requester: Option<String>,
     reason: String,
+    #[serde(default, deserialize_with = "string")]
     expires: Option<String>,
+}
+
+/// A present optional field: a string (`null` is refused).
+fn string<'de, D: serde::Deserializer<'de>>(field: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(field).map(Some)
 }
 
 fn invalid(message: impl Into<String>) -> AppError {
@@ -116,9 +127,9 @@ impl RevocationBody {
             }
         };
         let value = key.value();
-        if value.is_empty() || value.len() > MAX_VALUE_LEN || value.chars().any(char::is_control) {
+        if value.is_empty() || value.chars().count() > MAX_VALUE_LEN {
             return Err(invalid(format!(
-                "{}: must be 1 to {MAX_VALUE_LEN} bytes without control characters",
+                "{}: must be 1 to {MAX_VALUE_LEN} characters",
                 key.kind()
             )));
         }

@@ -909,6 +909,27 @@ async fn error_table() -> BTreeSet<String> {
         StatusCode::CREATED
     );
 
+    // 403 for a revoked session; 404 for a CRL of no such CA.
+    let revocation = send(
+        &with_ledger,
+        Request::post("/v1/revocations")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"session_id": sid, "reason": "privilegeWithdrawn"}).to_string(),
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(revocation.status, StatusCode::CREATED);
+    let reply = issue_json(&with_ledger, json!({"session_id": sid})).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    check_error(&reply, "revoked", "revoked session");
+    seen.insert("revoked".into());
+    let reply = get(&with_ledger, "/v1/crl?ca=elsewhere").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    check_error(&reply, "unknown_ca", "CRL of an unknown CA");
+    seen.insert("unknown_ca".into());
+
     // 503 from a Lambda whose configuration was refused at start-up.
     let reason = "the embedded default configuration: profiles.default.subject: not set";
     let reply = send_to(
@@ -980,6 +1001,8 @@ async fn every_error_code_in_the_spec_is_produced_and_no_other() {
     // A 500 cannot be caused from outside; its shape is tested in
     // src/http/error.rs (server_faults_say_nothing_of_their_cause).
     seen.insert("internal_error".into());
+    // A KMS-delegated CA (moto): tests/service/kms_crl.rs.
+    seen.insert("crl_unavailable".into());
     let spec = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/api-spec/openapi.yaml"

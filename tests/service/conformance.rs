@@ -43,6 +43,10 @@ checks.positive_data_acceptance.enabled = false
 [[operations]]
 include-name = "GET /v1/certificates"
 checks.positive_data_acceptance.enabled = false
+
+[[operations]]
+include-name = "POST /v1/revocations"
+checks.positive_data_acceptance.enabled = false
 "#;
 
 /// Checks added to schemathesis's, as a hooks module.
@@ -93,6 +97,10 @@ def issue_accepts_schema_valid_requests(ctx, response, case):
     dry_run = str((case.query or {}).get("dry_run", "")).lower() == "true"
     if status == (200 if dry_run else 201) or status == 422:
         return None
+    # State no schema holds: a session or transaction an earlier
+    # POST /v1/revocations of this run revoked.
+    if (status, code) == (403, "revoked"):
+        return None
     if (status, code) in {(404, "unknown_profile"), (400, "invalid_csr")}:
         return None
     # Two refusals the spec states in prose: ttl_seconds written with a
@@ -105,6 +113,30 @@ def issue_accepts_schema_valid_requests(ctx, response, case):
         return None
     raise AssertionError(
         f"A schema-valid request was refused with {status} {code}: {response.text[:500]}"
+    )
+
+
+REVOKE = "POST /v1/revocations"
+
+
+@schemathesis.check
+def revocation_accepts_schema_valid_requests(ctx, response, case):
+    """positive_data_acceptance for POST /v1/revocations (turned off there).
+    A schema-valid revocation is stored (201), unless its `expires` is not
+    in the future, which the spec says in prose (400 invalid_request).
+    """
+    if case.operation.label != REVOKE or case.meta is None:
+        return None
+    if not case.meta.generation.mode.is_positive or is_unexpected_http_status_case(case):
+        return None
+    status, code = response.status_code, error_code(response)
+    if status == 201:
+        return None
+    body = case.body if isinstance(case.body, dict) else {}
+    if (status, code) == (400, "invalid_request") and "expires" in body:
+        return None
+    raise AssertionError(
+        f"A schema-valid revocation was refused with {status} {code}: {response.text[:500]}"
     )
 
 

@@ -266,6 +266,11 @@ async fn every_revocation_and_crl_error_has_its_code() {
             "session_id",
         ),
         (
+            json!({"session_id": "a", "serial": null, "reason": "superseded"}),
+            "invalid_request",
+            "null",
+        ),
+        (
             json!({"session_id": "a", "reason": "superseded", "why": "x"}),
             "invalid_request",
             "why",
