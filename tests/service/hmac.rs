@@ -382,4 +382,58 @@ async fn hmac_signed_ledger_queries_need_an_administrator_key() {
     );
     let reply = send(&state, Request::get(path).body(Body::empty()).unwrap()).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+
+    // Revocation too is for administrators; a revoked caller gets nothing more.
+    let revoke = |key_id: &str, secret: &str, nonce: &str| {
+        let secret = Secret::new(secret.as_bytes()).unwrap();
+        let body = r#"{"requester":"payments-fn","reason":"privilegeWithdrawn"}"#;
+        Request::post("/v1/revocations")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(
+                header::AUTHORIZATION,
+                authorization_with_nonce(
+                    key_id,
+                    &secret,
+                    "POST",
+                    "/v1/revocations",
+                    t0().unix_timestamp(),
+                    nonce,
+                    body.as_bytes(),
+                ),
+            )
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let reply = send(&state, revoke("payments-fn", SECRET, "revoke-nonce-000001")).await;
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (StatusCode::FORBIDDEN, "caller_not_allowed")
+    );
+    let reply = send(
+        &state,
+        revoke("ledger-fn", OTHER_SECRET, "revoke-nonce-000002"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.json()["revocation"]["revoked_by"], "ledger-fn");
+    assert_eq!(reply.json()["matched"], 1);
+    let refused = send(
+        &state,
+        signed(
+            r#"{"transaction_id":"tx-after"}"#,
+            "payments-fn",
+            SECRET,
+            t0().unix_timestamp(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (StatusCode::FORBIDDEN, "revoked")
+    );
+    assert!(
+        refused.message().contains("requester"),
+        "{}",
+        refused.message()
+    );
 }

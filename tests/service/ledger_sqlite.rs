@@ -271,3 +271,95 @@ async fn the_ledger_answers_queries_by_every_key_in_pages() {
         );
     }
 }
+
+/// Unmounts a test's filesystem when dropped.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[ignore = "needs root to mount a small tmpfs; run scripts/test (as root, as CI does)"]
+#[test]
+fn a_full_disk_fails_issuance_closed_and_recovers_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "mount a 1 MiB tmpfs (this test needs root)"
+    );
+    let _mounted = Mounted(small.clone());
+    let (server, port, log) = tools::start_serve_logged_env(
+        BIN,
+        dir.path(),
+        &[],
+        &[(
+            "SESSION_CA_STORE__URL",
+            "sqlite:small/ledger.sqlite3".to_owned(),
+        )],
+    );
+    let (status, first) = post(port, r#"{"transaction_id":"tx-space"}"#);
+    assert_eq!(status, 201, "{first}");
+
+    // Fill what is left of the filesystem.
+    let filler = small.join("filler");
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 16 * 1024];
+        while file
+            .write_all(&chunk)
+            .and_then(|()| file.sync_all())
+            .is_ok()
+        {}
+    }
+    // Every answer is a refusal without a certificate, or a certificate
+    // that is in the ledger; a full disk gives refusals.
+    let mut issued = vec![first["serial"].as_str().unwrap().to_owned()];
+    let mut refused = 0;
+    for i in 0..20 {
+        let (status, body) = post(port, &format!(r#"{{"transaction_id":"tx-full-{i}"}}"#));
+        match status {
+            201 => issued.push(body["serial"].as_str().unwrap().to_owned()),
+            503 => {
+                assert_eq!(body["error"]["code"], "ledger_unavailable", "{body}");
+                assert!(body.get("certificate").is_none());
+                refused += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(refused > 0, "the full disk refused nothing");
+
+    // Space again: the same process recovers.
+    std::fs::remove_file(&filler).unwrap();
+    let (status, after) = post(port, r#"{"transaction_id":"tx-space-again"}"#);
+    assert_eq!(status, 201, "{after}");
+    issued.push(after["serial"].as_str().unwrap().to_owned());
+    drop(server);
+    let store =
+        session_ca::SqliteStore::open(&small.join("ledger.sqlite3"), session_ca::DEFAULT_RETENTION)
+            .unwrap();
+    for serial in &issued {
+        assert!(
+            store.contains(serial).unwrap(),
+            "{serial} was returned, so recorded"
+        );
+    }
+    let log = log.join().unwrap();
+    assert!(
+        log.contains("database or disk is full"),
+        "the cause in the log: {log}"
+    );
+}
