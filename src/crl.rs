@@ -31,7 +31,8 @@ pub enum CrlError {
     /// The store could not be read or the CRL number not advanced.
     #[error("{0}")]
     Store(#[from] StoreError),
-    /// The CA cannot sign a CRL for its certificates (a delegated KMS CA).
+    /// The CA cannot sign a CRL for its certificates: a delegated KMS CA,
+    /// or a CA certificate without cRLSign or a key identifier.
     #[error("{0}")]
     Unsupported(String),
     /// The CA's key did not sign (KMS unreachable, ...).
@@ -43,7 +44,15 @@ impl From<SignError> for CrlError {
     fn from(e: SignError) -> CrlError {
         match e {
             SignError::NoCrl(reason) => CrlError::Unsupported(reason),
-            other => CrlError::Sign(other.to_string()),
+            // KMS did not sign this time (throttled, unreachable, disabled).
+            SignError::Kms(e) => CrlError::Sign(e.to_string()),
+            // What the CA is, not a passing fault: retrying will not help.
+            SignError::Rcgen(rcgen::Error::IssuerNotCrlSigner) => CrlError::Unsupported(
+                "the CA certificate's keyUsage lacks cRLSign, so it cannot sign CRLs (RFC 5280 \
+                 §4.2.1.3); re-issue it (session-ca init makes CAs with cRLSign)"
+                    .into(),
+            ),
+            other => CrlError::Unsupported(format!("the CA cannot sign a CRL: {other}")),
         }
     }
 }
@@ -115,14 +124,20 @@ pub async fn matching(
 /// the AKI of the certificates it covers, which is this.
 fn subject_key_id(ca: &SigningCa) -> Result<Vec<u8>, CrlError> {
     let (_, cert) = X509Certificate::from_der(ca.cert_der.as_ref())
-        .map_err(|_| CrlError::Sign("the CA certificate does not parse".into()))?;
+        .map_err(|_| CrlError::Unsupported("the CA certificate does not parse".into()))?;
     cert.extensions()
         .iter()
         .find_map(|ext| match ext.parsed_extension() {
             ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
             _ => None,
         })
-        .ok_or_else(|| CrlError::Sign("the CA certificate has no subject key identifier".into()))
+        .ok_or_else(|| {
+            CrlError::Unsupported(
+                "the CA certificate has no subject key identifier, which a CRL's authority key \
+                 identifier must name (RFC 5280 §5.2.1)"
+                    .into(),
+            )
+        })
 }
 
 fn serial_number(hex: &str) -> Option<SerialNumber> {

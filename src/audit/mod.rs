@@ -125,7 +125,8 @@ pub fn certificate_shortened(
 }
 
 /// Records a revocation an administrator made: what it names, why, until
-/// when, and how many unexpired certificates it matched.
+/// when, and how many unexpired certificates it matched (when the ledger
+/// could be read right after the rule was stored).
 pub fn revocation_made(
     kind: &str,
     value: &str,
@@ -133,7 +134,7 @@ pub fn revocation_made(
     expires: Option<OffsetDateTime>,
     revoked_by: &str,
     request_id: &str,
-    matched: usize,
+    matched: Option<usize>,
 ) {
     tracing::warn!(
         target: TARGET,
@@ -144,7 +145,10 @@ pub fn revocation_made(
         expires = expires.map(rfc3339).as_deref().unwrap_or("never"),
         revoked_by,
         request_id,
-        matched,
+        matched = matched.map_or_else(
+            || "unknown (the ledger could not be read)".to_owned(),
+            |n| n.to_string()
+        ),
         "revocation made"
     );
 }

@@ -80,6 +80,12 @@ pub(crate) async fn issue_certificate(
             .record(&ledger_record(profile, &plan, &issued, &request_id, now))
             .await
             .map_err(|e| AppError::LedgerUnavailable(e.to_string()))?;
+        // A rule stored while this certificate was being signed: it missed
+        // the check above and may have missed the revocation's own scan of
+        // the ledger, so it is asked again now that the certificate is on
+        // record (and so on every CRL the rule puts it on): refused, it is
+        // never returned.
+        super::revocations::refuse_if_revoked(&state, &plan, now.unix_timestamp()).await?;
     }
     let record = audit::Issued {
         serial: issued.serial_hex.clone(),

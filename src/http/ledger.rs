@@ -50,8 +50,12 @@ impl LedgerParams {
         let keys = [
             self.session_id.map(LedgerKey::SessionId),
             self.transaction_id.map(LedgerKey::TransactionId),
-            self.serial
-                .map(|s| LedgerKey::Serial(s.to_ascii_lowercase())),
+            self.serial.map(|s| {
+                // Any spelling of the number finds it; what is not hex, nothing.
+                LedgerKey::Serial(
+                    super::revocations::canonical_serial(&s).unwrap_or(s.to_ascii_lowercase()),
+                )
+            }),
             self.requester.map(LedgerKey::Requester),
         ];
         let mut keys = keys.into_iter().flatten();

@@ -24,8 +24,9 @@ use crate::store::{LedgerKey, Reason, Revocation};
 
 /// Media type of `GET /v1/crl` (RFC 5280 §4.2.1.13, RFC 2585 §4.2).
 pub const CRL_MEDIA_TYPE: &str = "application/pkix-crl";
-/// The longest key value a revocation may name, in characters.
-const MAX_VALUE_LEN: usize = 1024;
+/// The longest key value a revocation may name, in characters (so that,
+/// four bytes each at most, it fits a DynamoDB partition key).
+const MAX_VALUE_LEN: usize = 500;
 /// The most matched certificates a revocation's answer lists.
 const MAX_LISTED: usize = 1000;
 
@@ -92,6 +93,27 @@ fn string<'de, D: serde::Deserializer<'de>>(field: D) -> Result<Option<String>, 
     String::deserialize(field).map(Some)
 }
 
+/// A serial as the ledger keeps it: the lower-case hex of its DER INTEGER
+/// content (a leading `00` octet exactly when the top bit is set), from
+/// hex as any tool prints it (either case, with or without that octet, an
+/// odd number of digits).
+pub(crate) fn canonical_serial(hex: &str) -> Option<String> {
+    if hex.is_empty() || hex.len() > 2 * 21 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let padded = if hex.len() % 2 == 1 {
+        format!("0{hex}")
+    } else {
+        hex.to_owned()
+    };
+    let bytes: Vec<u8> = (0..padded.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&padded[i..i + 2], 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    Some(crate::fmt::hex(&crate::x509::der_integer_content(&bytes)))
+}
+
 fn invalid(message: impl Into<String>) -> AppError {
     AppError::Request(RequestError::InvalidRequest(message.into()))
 }
@@ -113,8 +135,7 @@ impl RevocationBody {
         let keys = [
             self.session_id.map(LedgerKey::SessionId),
             self.transaction_id.map(LedgerKey::TransactionId),
-            self.serial
-                .map(|s| LedgerKey::Serial(s.to_ascii_lowercase())),
+            self.serial.map(LedgerKey::Serial),
             self.requester.map(LedgerKey::Requester),
         ];
         let mut keys = keys.into_iter().flatten();
@@ -133,11 +154,14 @@ impl RevocationBody {
                 key.kind()
             )));
         }
-        if matches!(key, LedgerKey::Serial(_)) && !value.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(invalid(
-                "serial: must be hexadecimal, as the ledger shows it",
-            ));
-        }
+        let key = match key {
+            LedgerKey::Serial(hex) => {
+                LedgerKey::Serial(canonical_serial(&hex).ok_or_else(|| {
+                    invalid("serial: must be hexadecimal (with or without a leading 00 octet)")
+                })?)
+            }
+            other => other,
+        };
         let reason: Reason = self
             .reason
             .parse()
@@ -191,15 +215,19 @@ pub(crate) async fn create_revocation(
         .revoke(&rule)
         .await
         .map_err(|e| AppError::LedgerUnavailable(e.to_string()))?;
-    // Stored first: a certificate issued meanwhile is refused, or recorded
-    // and so found here and by every CRL from now on.
+    // Stored first. A certificate being issued meanwhile is either recorded
+    // already (and so found here) or asked about again once recorded, and
+    // refused (`issue_certificate`); every CRL from now on lists it.
     let since = now.saturating_sub(crl::horizon(&state.config));
-    let mut matched: Vec<_> = crl::matching(store.as_ref(), &rule.key, now, since)
+    let matched = crl::matching(store.as_ref(), &rule.key, now, since)
         .await
-        .map_err(|e| AppError::LedgerUnavailable(e.to_string()))?
-        .into_iter()
-        .filter(|r| r.not_after > now)
-        .collect();
+        .map(|records| {
+            records
+                .into_iter()
+                .filter(|r| r.not_after > now)
+                .collect::<Vec<_>>()
+        });
+    // Audited once stored, whether or not the matches could be read.
     audit::revocation_made(
         rule.key.kind(),
         rule.key.value(),
@@ -208,8 +236,9 @@ pub(crate) async fn create_revocation(
             .and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok()),
         &rule.revoked_by,
         &request_id,
-        matched.len(),
+        matched.as_ref().ok().map(Vec::len),
     );
+    let mut matched = matched.map_err(|e| AppError::LedgerUnavailable(e.to_string()))?;
     let total = matched.len();
     matched.truncate(MAX_LISTED);
     let certificates: Vec<Value> = matched

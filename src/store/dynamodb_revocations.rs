@@ -30,14 +30,21 @@ fn key_pk(key: &LedgerKey) -> String {
     format!("REVOKED#{}#{}", key.kind(), key.value())
 }
 
+/// The sort key of a rule: its time, then a fresh id (a client may reuse
+/// its request id; two rules must never collide).
 fn rule_sk(rule: &Revocation) -> String {
-    format!("{}#{}", time_key(rule.revoked_at), rule.request_id)
+    format!("{}#{}", time_key(rule.revoked_at), uuid::Uuid::new_v4())
 }
 
-fn rule_item(rule: &Revocation, pk: String, retention: i64) -> HashMap<String, AttributeValue> {
+fn rule_item(
+    rule: &Revocation,
+    pk: String,
+    sk: &str,
+    retention: i64,
+) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::from([
         ("pk".to_owned(), s(pk)),
-        ("sk".to_owned(), s(rule_sk(rule))),
+        ("sk".to_owned(), s(sk)),
         ("kind".to_owned(), s(rule.key.kind())),
         ("value".to_owned(), s(rule.key.value())),
         ("reason".to_owned(), s(rule.reason.name())),
@@ -94,10 +101,11 @@ impl DynamoDbStore {
 
     pub(super) async fn put_revocation(&self, rule: &Revocation) -> Result<(), StoreError> {
         let retention = self.retention_secs();
+        let sk = rule_sk(rule);
         let put = |pk: String| {
             Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(rule_item(rule, pk, retention)))
+                .set_item(Some(rule_item(rule, pk, &sk, retention)))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
                 .map(|put| TransactWriteItem::builder().put(put).build())
@@ -139,9 +147,7 @@ impl DynamoDbStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk")
-                .filter_expression(
-                    "revoked_at <= :now AND (attribute_not_exists(expires) OR expires > :now)",
-                )
+                .filter_expression("attribute_not_exists(expires) OR expires > :now")
                 .expression_attribute_values(":pk", s(key_pk(key)))
                 .expression_attribute_values(":now", n(now))
                 .consistent_read(true)
@@ -247,7 +253,7 @@ mod tests {
                 revoked_by: "admin".into(),
                 request_id: "req-1".into(),
             };
-            let item = rule_item(&rule, key_pk(&rule.key), 86_400);
+            let item = rule_item(&rule, key_pk(&rule.key), &rule_sk(&rule), 86_400);
             assert_eq!(rule_of(&item).unwrap(), rule);
             assert_eq!(
                 item.get(TTL_ATTRIBUTE),

@@ -159,9 +159,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Stores a revocation rule, durably, and advances the
     /// [`revision`](Self::revision), both or neither.
     fn revoke<'a>(&'a self, rule: &'a Revocation) -> BoxFuture<'a, Result<(), StoreError>>;
-    /// A rule in force at `now` for one of `keys`, when there is one: a
-    /// consistent read, so a rule stored through any client of the store
-    /// is seen by the next request.
+    /// A rule in force at `now` (stored, and not past its `expires`) for
+    /// one of `keys`, when there is one: a consistent read, so a rule stored
+    /// through any client of the store is seen by the next request.
     fn revoked<'a>(
         &'a self,
         keys: &'a [LedgerKey],

@@ -159,9 +159,11 @@ pub struct Revocation {
 }
 
 impl Revocation {
-    /// Whether it refuses issuance at `now`.
+    /// Whether it refuses issuance at `now`: from the moment it is stored
+    /// (whatever the clock of the instance asking says of `revoked_at`)
+    /// until `expires`.
     pub fn in_force(&self, now: i64) -> bool {
-        self.revoked_at <= now && self.expires.is_none_or(|at| now < at)
+        self.expires.is_none_or(|at| now < at)
     }
 
     /// Whether a certificate issued at `issued_at` falls under it.
@@ -235,7 +237,8 @@ mod tests {
             revoked_by: "admin".into(),
             request_id: "r".into(),
         };
-        assert!(!rule.in_force(99));
+        // An instance whose clock is behind the one that revoked refuses too.
+        assert!(rule.in_force(99));
         assert!(rule.in_force(100) && rule.in_force(199));
         assert!(!rule.in_force(200));
         assert!(rule.covers_issued_at(50) && rule.covers_issued_at(199));

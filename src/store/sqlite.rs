@@ -8,7 +8,8 @@
 //! answers each; under concurrency many certificates share one fsync.
 //! Queries run on a second connection (WAL readers do not block the
 //! writer) on tokio's blocking pool; the revocation check of every
-//! issuance is one indexed statement on it. Records past their retention
+//! issuance is one indexed statement on a third connection, which a long
+//! query never holds up. Records past their retention
 //! are deleted by the writer once an hour, and never returned. The
 //! transaction and requester indexes hold only records that have one, and
 //! the WAL is checkpointed every 10,000 pages (`benches/ledger_store.rs`
@@ -95,6 +96,9 @@ pub struct SqliteStore {
     path: PathBuf,
     writes: mpsc::Sender<Job>,
     reader: Arc<Mutex<Connection>>,
+    /// The revocation check of every issuance, on a connection of its own,
+    /// so that a long query never holds it up.
+    checker: Mutex<Connection>,
     retention: Duration,
 }
 
@@ -142,6 +146,7 @@ impl SqliteStore {
             .execute_batch(SCHEMA)
             .map_err(|e| unavailable(path, e))?;
         let reader = open(path)?;
+        let checker = open(path)?;
         let (writes, queue) = mpsc::channel(4 * MAX_GROUP);
         let owned = path.to_path_buf();
         std::thread::Builder::new()
@@ -152,6 +157,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             writes,
             reader: Arc::new(Mutex::new(reader)),
+            checker: Mutex::new(checker),
             retention,
         })
     }
@@ -448,13 +454,13 @@ impl SqliteStore {
         outcome.await.map_err(|_| stopped())?
     }
 
-    /// Runs `read` on the reader connection, here: for short reads by key.
+    /// Runs `read` on the checking connection, here: for short reads by key.
     fn read<T>(
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
         let connection = self
-            .reader
+            .checker
             .lock()
             .map_err(|_| unavailable(&self.path, "poisoned"))?;
         read(&connection).map_err(|e| unavailable(&self.path, e))
@@ -529,7 +535,7 @@ impl SqliteStore {
             .map(|i| format!("(kind = ?{} AND value = ?{})", 2 * i + 2, 2 * i + 3))
             .collect();
         let sql = format!(
-            "SELECT * FROM revocations WHERE ({}) AND revoked_at <= ?1 \
+            "SELECT * FROM revocations WHERE ({}) \
              AND (expires IS NULL OR expires > ?1) ORDER BY revoked_at LIMIT 1",
             pairs.join(" OR ")
         );
@@ -579,118 +585,5 @@ impl SqliteStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn the_sqlite_store_behaves_as_every_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(
-            &dir.path().join("ledger.sqlite3"),
-            Duration::from_secs(super::super::conformance::RETENTION_DAYS as u64 * 86_400),
-        )
-        .unwrap();
-        super::super::conformance::check(&store).await;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("ledger.sqlite3"))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-    }
-
-    #[tokio::test]
-    async fn revocations_hold_across_two_clients_of_one_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.sqlite3");
-        let a = SqliteStore::open(&path, Duration::from_secs(86_400)).unwrap();
-        let b = SqliteStore::open(&path, Duration::from_secs(86_400)).unwrap();
-        super::super::conformance::check_revocations(&a, &b).await;
-    }
-
-    #[tokio::test]
-    async fn concurrent_writes_share_commits_and_all_land() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(
-            SqliteStore::open(&dir.path().join("l.sqlite3"), Duration::from_secs(86_400)).unwrap(),
-        );
-        let tasks: Vec<_> = (0..200)
-            .map(|i| {
-                let store = Arc::clone(&store);
-                tokio::spawn(async move {
-                    let r = super::super::conformance::record(
-                        &format!("{i:04x}"),
-                        "s",
-                        None,
-                        None,
-                        1_800_000_000 + i,
-                    );
-                    store.record(&r).await
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap().unwrap();
-        }
-        let page = store
-            .query(&LedgerQuery {
-                key: LedgerKey::SessionId("s".into()),
-                since: None,
-                until: None,
-                limit: 1000,
-                cursor: None,
-                now: 1_800_000_000,
-            })
-            .await
-            .unwrap();
-        assert_eq!(page.records.len(), 200);
-        assert!(store.contains("00c7").unwrap());
-    }
-
-    #[test]
-    fn every_query_and_the_revocation_check_use_an_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("l.sqlite3"), Duration::ZERO).unwrap();
-        let plan = |sql: &str| -> String {
-            store
-                .read(|c| {
-                    let mut statement = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                    let rows = statement.query_map([], |row| row.get::<_, String>(3))?;
-                    rows.collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .unwrap()
-                .join("; ")
-        };
-        for column in ["session_id", "transaction_id", "serial", "requester"] {
-            let found = plan(&format!(
-                "SELECT * FROM certificates WHERE {column} = 'x' AND expires_at >= 0 \
-                 AND issued_at >= 0 AND issued_at < 9 AND (issued_at, serial) > (0, '') \
-                 ORDER BY issued_at, serial LIMIT 10"
-            ));
-            assert!(found.contains("USING INDEX"), "{column}: {found}");
-        }
-        let found = plan(
-            "SELECT * FROM revocations WHERE ((kind = 'a' AND value = 'b') OR \
-             (kind = 'c' AND value = 'd')) AND revoked_at <= 1 LIMIT 1",
-        );
-        assert!(
-            found.contains("USING INDEX revocations_by_key") && !found.contains("SCAN"),
-            "{found}"
-        );
-    }
-
-    #[test]
-    fn an_unwritable_place_is_a_clear_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("a-file");
-        std::fs::write(&file, "x").unwrap();
-        let err = SqliteStore::open(&file.join("ledger.sqlite3"), Duration::ZERO).unwrap_err();
-        assert!(
-            matches!(&err, StoreError::Unavailable(m) if m.contains("ledger.sqlite3")),
-            "{err}"
-        );
-    }
-}
+#[path = "sqlite_tests.rs"]
+mod tests;

@@ -145,10 +145,11 @@ async fn a_revocation_refuses_what_it_names_and_lists_what_it_matches() {
     .await;
     assert_eq!(dry.code(), "revoked");
 
-    // One certificate by serial (any case): listed, its session still served.
+    // One certificate by serial (any case, DER's leading 00 or not):
+    // listed, its session still served.
     let reply = revoke(
         &state,
-        json!({"serial": by_serial.to_ascii_uppercase(), "reason": "superseded"}),
+        json!({"serial": bare(&by_serial).to_ascii_uppercase(), "reason": "superseded"}),
     )
     .await;
     assert_eq!(reply.status, 201);
@@ -658,4 +659,95 @@ async fn two_signers_sharing_a_dynamodb_ledger_enforce_one_revocation() {
     on_b.sort();
     assert_eq!((on_a, on_b), (serials.clone(), serials));
     assert!(second > first, "{second} after {first}");
+}
+
+/// A store whose every record is followed at once by a rule revoking its
+/// session, as a revocation landing while a certificate is being signed.
+#[derive(Debug)]
+struct RevokedWhileSigning(SqliteStore);
+
+impl session_ca::Store for RevokedWhileSigning {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn record<'a>(
+        &'a self,
+        record: &'a session_ca::LedgerRecord,
+    ) -> session_ca::BoxFuture<'a, Result<(), session_ca::StoreError>> {
+        Box::pin(async move {
+            self.0.record(record).await?;
+            let rule = session_ca::store_conformance::rule(
+                session_ca::LedgerKey::SessionId(record.session_id.clone()),
+                record.issued_at,
+                None,
+            );
+            self.0.revoke(&rule).await
+        })
+    }
+    fn query<'a>(
+        &'a self,
+        query: &'a session_ca::LedgerQuery,
+    ) -> session_ca::BoxFuture<'a, Result<session_ca::LedgerPage, session_ca::StoreError>> {
+        self.0.query(query)
+    }
+    fn revoke<'a>(
+        &'a self,
+        rule: &'a session_ca::Revocation,
+    ) -> session_ca::BoxFuture<'a, Result<(), session_ca::StoreError>> {
+        self.0.revoke(rule)
+    }
+    fn revoked<'a>(
+        &'a self,
+        keys: &'a [session_ca::LedgerKey],
+        now: i64,
+    ) -> session_ca::BoxFuture<'a, Result<Option<session_ca::Revocation>, session_ca::StoreError>>
+    {
+        self.0.revoked(keys, now)
+    }
+    fn revocations_since(
+        &self,
+        since: i64,
+    ) -> session_ca::BoxFuture<'_, Result<Vec<session_ca::Revocation>, session_ca::StoreError>>
+    {
+        self.0.revocations_since(since)
+    }
+    fn revision(&self) -> session_ca::BoxFuture<'_, Result<u64, session_ca::StoreError>> {
+        self.0.revision()
+    }
+    fn next_crl_number<'a>(
+        &'a self,
+        ca: &'a str,
+    ) -> session_ca::BoxFuture<'a, Result<u64, session_ca::StoreError>> {
+        self.0.next_crl_number(ca)
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_revoked_while_it_was_signed_is_never_returned_and_is_on_the_crl() {
+    let service = TestService::new().await;
+    let mut state = service.state.clone();
+    let store = SqliteStore::open(
+        &service.dir.path().join("ledger.sqlite3"),
+        session_ca::DEFAULT_RETENTION,
+    )
+    .unwrap();
+    state.ledger = Ledger::new(Arc::new(RevokedWhileSigning(store)));
+    let reply = issue_for(&state, SESSION_ID, "tx-race").await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.code().as_str()),
+        (403, "revoked"),
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert!(reply.json().get("certificate").is_none());
+    // It was signed and recorded, so the rule puts it on the CRL.
+    let page = get(&state, &format!("/v1/certificates?session_id={SESSION_ID}"))
+        .await
+        .json();
+    let serial = page["certificates"][0]["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (entries, _) = read_crl(&get(&state, "/v1/crl").await.body);
+    assert_eq!(entries, [(bare(&serial), Some(1))]);
 }

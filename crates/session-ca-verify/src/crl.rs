@@ -82,6 +82,45 @@ pub(crate) struct LoadedCrl {
     this_update: OffsetDateTime,
     next_update: OffsetDateTime,
     revoked: usize,
+    /// The CRL number's magnitude, big-endian without leading zeros.
+    number: Option<Vec<u8>>,
+    der: Vec<u8>,
+}
+
+impl LoadedCrl {
+    /// Whether `self` is older than `other` of the same issuer: by CRL
+    /// number when both have one (RFC 5280 §5.2.3: it only grows), else by
+    /// thisUpdate.
+    fn older_than(&self, other: &LoadedCrl) -> bool {
+        match (&self.number, &other.number) {
+            (Some(a), Some(b)) => (a.len(), a) < (b.len(), b),
+            _ => self.this_update < other.this_update,
+        }
+    }
+
+    /// Whether `self` says something else than `other` under the same
+    /// number (a CRL number names one CRL of its issuer).
+    fn conflicts_with(&self, other: &LoadedCrl) -> bool {
+        self.number.is_some() && self.number == other.number && self.der != other.der
+    }
+}
+
+/// The newest CRL of each issuer among `crls`: rustls-webpki checks a
+/// certificate against the first CRL of its issuer it finds, so an older
+/// one must not stay beside a newer one.
+fn newest_per_issuer(crls: Vec<Arc<LoadedCrl>>) -> Vec<Arc<LoadedCrl>> {
+    let mut newest: Vec<Arc<LoadedCrl>> = Vec::with_capacity(crls.len());
+    for crl in crls {
+        match newest
+            .iter_mut()
+            .find(|kept| kept.issuer_der == crl.issuer_der)
+        {
+            Some(kept) if kept.older_than(&crl) => *kept = crl,
+            Some(_) => {}
+            None => newest.push(crl),
+        }
+    }
+    newest
 }
 
 /// What a loaded CRL says about itself, for monitoring its freshness.
@@ -136,9 +175,11 @@ impl CrlSet {
     /// Replaces all the CRLs with `crls` (DER), all or nothing: if one is
     /// refused ([`VerifyError::UnusableCrl`]) the CRLs in place are kept.
     /// An empty slice removes them all, which turns revocation checking off.
+    /// Of several CRLs of one issuer, only the newest (by CRL number, else
+    /// thisUpdate) is kept.
     pub fn replace(&self, crls: &[CertificateRevocationListDer<'_>]) -> Result<(), VerifyError> {
         let loaded = self.load_all(crls)?;
-        self.swap(loaded);
+        self.swap(newest_per_issuer(loaded));
         Ok(())
     }
 
@@ -155,8 +196,10 @@ impl CrlSet {
     /// keeping the CRLs of other issuers; returns how many it loaded.
     ///
     /// All or nothing, as [`replace`](Self::replace); besides, a CRL older
-    /// (by thisUpdate) than the one in place for its issuer is refused, so
-    /// a replayed old CRL cannot bring back a revoked certificate.
+    /// than the one in place for its issuer (a lower CRL number; without
+    /// numbers, an earlier thisUpdate), or another CRL under the same
+    /// number, is refused, so a replayed old CRL cannot bring back a
+    /// revoked certificate.
     pub fn update(&self, document: impl AsRef<[u8]>) -> Result<usize, VerifyError> {
         let document = document.as_ref();
         let crls = if document.trim_ascii_start().starts_with(b"-----BEGIN") {
@@ -164,7 +207,7 @@ impl CrlSet {
         } else {
             vec![CertificateRevocationListDer::from(document)]
         };
-        let fresh = self.load_all(&crls)?;
+        let fresh = newest_per_issuer(self.load_all(&crls)?);
         // The write lock is held from the comparison to the swap, so two
         // concurrent updates cannot both pass the rollback check.
         let mut current = self
@@ -173,15 +216,14 @@ impl CrlSet {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         for (index, crl) in fresh.iter().enumerate() {
-            if let Some(old) = current
-                .iter()
-                .find(|old| old.issuer_der == crl.issuer_der && old.this_update > crl.this_update)
-            {
+            if let Some(old) = current.iter().find(|old| {
+                old.issuer_der == crl.issuer_der && (crl.older_than(old) || crl.conflicts_with(old))
+            }) {
                 return Err(VerifyError::UnusableCrl {
                     index: index + 1,
                     why: format!(
-                        "its thisUpdate {} is older than that of the CRL of {:?} in place ({}); \
-                         kept the newer one",
+                        "it is older than the CRL of {1:?} in place, or another CRL under its \
+                         number (thisUpdate {0}, in place {2}); kept the one in place",
                         crate::fmt::rfc3339(crl.this_update),
                         old.issuer,
                         crate::fmt::rfc3339(old.this_update)
@@ -286,7 +328,17 @@ impl CrlSet {
             .next_update()
             .ok_or("it has no nextUpdate")
             .map(time)?;
+        let number = parsed
+            .crl_number()
+            .map(|n| n.to_bytes_be())
+            .map(|mut bytes| {
+                let zeros = bytes.iter().take_while(|&&b| b == 0).count();
+                bytes.drain(..zeros);
+                bytes
+            });
         Ok(LoadedCrl {
+            number,
+            der: der.to_vec(),
             revoked: parsed.iter_revoked_certificates().count(),
             crl: crl.into(),
             issuer_der,

@@ -83,6 +83,8 @@ impl CrlRefresher {
     ) -> Result<CrlRefresher, VerifyError> {
         let url = url.into();
         check_url(&url)?;
+        // At most one fetch a second, whatever `every` says.
+        let every = every.max(Duration::from_secs(1));
         let (stop, stopped) = mpsc::channel::<()>();
         let shown_url = shown(&url).to_owned();
         let thread = std::thread::Builder::new()

@@ -323,10 +323,7 @@ fn replacing_the_crls_takes_effect_on_every_clone_at_once() {
     // `update` refuses an older CRL of the same issuer (a replay), and
     // takes a newer one, DER or PEM, in place of the old.
     let err = verifier.crls().update(crl_der(&empty)).unwrap_err();
-    assert!(
-        err.to_string().contains("is older than that of the CRL"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("is older than the CRL"), "{err}");
     assert_revoked(&clone.verify(&pki.chain(&pki.revoked)).unwrap_err());
     let newer = pki.crl(&pki.issuing, &[&pki.good], now(), now() + HOUR);
     assert_eq!(verifier.crls().update(crl_der(&newer)).unwrap(), 1);
@@ -337,6 +334,28 @@ fn replacing_the_crls_takes_effect_on_every_clone_at_once() {
         matches!(err, VerifyError::Revoked { ref serial, .. } if serial == "10"),
         "{err:?}"
     );
+    // Two CRLs with one thisUpdate (signed in the same second): the CRL
+    // number says which is newer, so the older cannot be replayed, and of
+    // the two given together only the newer is kept.
+    let at = now() + Duration::from_secs(60);
+    let older = pki.crl(&pki.issuing, &[], at, at + HOUR);
+    let newest = pki.crl(&pki.issuing, &[&pki.revoked], at, at + HOUR);
+    assert_eq!(verifier.crls().update(crl_der(&newest)).unwrap(), 1);
+    let err = verifier.crls().update(crl_der(&older)).unwrap_err();
+    assert!(err.to_string().contains("is older than the CRL"), "{err}");
+    assert_revoked(&clone.verify(&pki.chain(&pki.revoked)).unwrap_err());
+    verifier
+        .crls()
+        .replace_pem(format!("{newest}{older}"))
+        .unwrap();
+    assert_eq!(verifier.crls().len(), 1);
+    assert_revoked(&clone.verify(&pki.chain(&pki.revoked)).unwrap_err());
+    verifier
+        .crls()
+        .replace_pem(format!("{older}{newest}"))
+        .unwrap();
+    assert_revoked(&clone.verify(&pki.chain(&pki.revoked)).unwrap_err());
+
     // A root CRL joins the issuing CA's instead of replacing it.
     let root_crl = pki.crl(&pki.root, &[], now(), now() + HOUR);
     assert_eq!(verifier.crls().update(root_crl).unwrap(), 1);

@@ -31,6 +31,8 @@ pub struct Pki {
     /// Client certificates from `issuing`, serials 0x10 and 0x11.
     pub good: PathBuf,
     pub revoked: PathBuf,
+    /// The CRL number of the next CRL made: each is one greater, as a CA's are.
+    next_number: std::sync::atomic::AtomicU32,
 }
 
 /// Runs openssl with `args` in `dir`, panicking with its stderr on failure.
@@ -61,6 +63,7 @@ impl Pki {
         let good = client(dir.path(), &issuing, "good", "0x10");
         let revoked = client(dir.path(), &issuing, "revoked", "0x11");
         Pki {
+            next_number: std::sync::atomic::AtomicU32::new(1),
             dir,
             root,
             issuing,
@@ -90,7 +93,10 @@ impl Pki {
         let db = tempfile::tempdir_in(self.path()).unwrap();
         let d = db.path();
         std::fs::write(d.join("index.txt"), "").unwrap();
-        std::fs::write(d.join("crlnumber"), "01\n").unwrap();
+        let number = self
+            .next_number
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::fs::write(d.join("crlnumber"), format!("{number:04X}\n")).unwrap();
         std::fs::write(
             d.join("ca.cnf"),
             format!(

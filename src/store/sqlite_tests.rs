@@ -1,0 +1,114 @@
+//! The SQLite store's own tests (the shared behaviour is `conformance`).
+use super::*;
+
+#[tokio::test]
+async fn the_sqlite_store_behaves_as_every_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(
+        &dir.path().join("ledger.sqlite3"),
+        Duration::from_secs(super::super::conformance::RETENTION_DAYS as u64 * 86_400),
+    )
+    .unwrap();
+    super::super::conformance::check(&store).await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("ledger.sqlite3"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[tokio::test]
+async fn revocations_hold_across_two_clients_of_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite3");
+    let a = SqliteStore::open(&path, Duration::from_secs(86_400)).unwrap();
+    let b = SqliteStore::open(&path, Duration::from_secs(86_400)).unwrap();
+    super::super::conformance::check_revocations(&a, &b).await;
+}
+
+#[tokio::test]
+async fn concurrent_writes_share_commits_and_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("l.sqlite3"), Duration::from_secs(86_400)).unwrap(),
+    );
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let r = super::super::conformance::record(
+                    &format!("{i:04x}"),
+                    "s",
+                    None,
+                    None,
+                    1_800_000_000 + i,
+                );
+                store.record(&r).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let page = store
+        .query(&LedgerQuery {
+            key: LedgerKey::SessionId("s".into()),
+            since: None,
+            until: None,
+            limit: 1000,
+            cursor: None,
+            now: 1_800_000_000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.records.len(), 200);
+    assert!(store.contains("00c7").unwrap());
+}
+
+#[test]
+fn every_query_and_the_revocation_check_use_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("l.sqlite3"), Duration::ZERO).unwrap();
+    let plan = |sql: &str| -> String {
+        store
+            .read(|c| {
+                let mut statement = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let rows = statement.query_map([], |row| row.get::<_, String>(3))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap()
+            .join("; ")
+    };
+    for column in ["session_id", "transaction_id", "serial", "requester"] {
+        let found = plan(&format!(
+            "SELECT * FROM certificates WHERE {column} = 'x' AND expires_at >= 0 \
+             AND issued_at >= 0 AND issued_at < 9 AND (issued_at, serial) > (0, '') \
+             ORDER BY issued_at, serial LIMIT 10"
+        ));
+        assert!(found.contains("USING INDEX"), "{column}: {found}");
+    }
+    let found = plan(
+        "SELECT * FROM revocations WHERE ((kind = 'a' AND value = 'b') OR \
+         (kind = 'c' AND value = 'd')) AND revoked_at <= 1 LIMIT 1",
+    );
+    assert!(
+        found.contains("USING INDEX revocations_by_key") && !found.contains("SCAN"),
+        "{found}"
+    );
+}
+
+#[test]
+fn an_unwritable_place_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let err = SqliteStore::open(&file.join("ledger.sqlite3"), Duration::ZERO).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Unavailable(m) if m.contains("ledger.sqlite3")),
+        "{err}"
+    );
+}
