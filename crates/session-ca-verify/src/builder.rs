@@ -20,6 +20,7 @@ pub struct VerifierBuilder {
     ca_der: Vec<CertificateDer<'static>>,
     crl_pem: Vec<Vec<u8>>,
     crl_der: Vec<CertificateRevocationListDer<'static>>,
+    require_crls: bool,
     claims: Vec<(String, String, ClaimType)>,
     /// `claim_spec` texts that do not parse, reported by `build`.
     bad_specs: Vec<VerifyError>,
@@ -35,6 +36,7 @@ impl Default for VerifierBuilder {
             ca_der: Vec::new(),
             crl_pem: Vec::new(),
             crl_der: Vec::new(),
+            require_crls: false,
             claims: Vec::new(),
             bad_specs: Vec::new(),
             oid_arc: DEFAULT_OID_ARC.to_owned(),
@@ -87,6 +89,16 @@ impl VerifierBuilder {
     pub fn crl_der(mut self, der: CertificateRevocationListDer<'_>) -> Self {
         self.crl_der
             .push(CertificateRevocationListDer::from(der.as_ref().to_vec()));
+        self
+    }
+
+    /// Refuses every certificate while no CRL is loaded
+    /// ([`VerifyError::RevocationUnknown`]), instead of checking no
+    /// revocation at all: for a backend that gets its CRLs at run time (a
+    /// `CrlRefresher`, or [`CrlSet::replace`](crate::CrlSet::replace)) and
+    /// must not accept anything before the first arrives.
+    pub fn require_crls(mut self) -> Self {
+        self.require_crls = true;
         self
     }
 
@@ -246,6 +258,7 @@ impl VerifierBuilder {
                 standard,
                 claims,
                 crls: crl_set,
+                require_crls: self.require_crls,
             }),
         })
     }

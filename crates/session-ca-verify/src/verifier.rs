@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     pub(crate) standard: [(StandardClaim, ObjectId); 4],
     pub(crate) claims: Vec<ClaimSpec>,
     pub(crate) crls: CrlSet,
+    /// Refuse every certificate while no CRL is loaded.
+    pub(crate) require_crls: bool,
 }
 
 /// What the verifier keeps of a configured CA certificate.
@@ -148,6 +150,12 @@ impl Verifier {
         let crls = self.inner.crls.snapshot();
         let crl_refs: Vec<&webpki::CertRevocationList<'_>> =
             crls.iter().map(|crl| &crl.crl).collect();
+        if crl_refs.is_empty() && self.inner.require_crls {
+            return Err(VerifyError::RevocationUnknown {
+                issuer: cert.issuer().to_string(),
+                why: "no CRL is loaded yet, and this verifier requires one (require_crls)".into(),
+            });
+        }
         let revocation = webpki::RevocationOptionsBuilder::new(&crl_refs)
             .ok()
             .map(|options| {

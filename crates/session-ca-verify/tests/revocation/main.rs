@@ -362,3 +362,29 @@ fn replacing_the_crls_takes_effect_on_every_clone_at_once() {
     assert_eq!(verifier.crls().len(), 2);
     assert!(format!("{verifier:?}").contains("CN=Root"));
 }
+
+#[test]
+#[ignore = "needs openssl; run scripts/test"]
+fn a_verifier_that_requires_crls_refuses_everything_until_one_is_loaded() {
+    let pki = Pki::new();
+    let strict = Verifier::builder()
+        .ca_pem(pki.root.pem())
+        .ca_pem(pki.issuing.pem())
+        .clock(Arc::new(FixedClock::new(now())))
+        .require_crls()
+        .build()
+        .unwrap();
+    let err = strict.verify(&pki.chain(&pki.good)).unwrap_err();
+    assert!(
+        matches!(err, VerifyError::RevocationUnknown { ref why, .. } if why.contains("require_crls")),
+        "{err:?}"
+    );
+    strict.crls().replace_pem(revoking(&pki)).unwrap();
+    strict.verify(&pki.chain(&pki.good)).unwrap();
+    assert_revoked(&strict.verify(&pki.chain(&pki.revoked)).unwrap_err());
+    // Without it, no CRL means no revocation check.
+    verifier(&pki, now(), &[])
+        .unwrap()
+        .verify(&pki.chain(&pki.revoked))
+        .unwrap();
+}
