@@ -12,7 +12,9 @@
 //! (`issue-*`: the request parsed, the profile applied, key made, signed,
 //! PEM), one `POST /v1/certificates` through the router (`router-p256`), and
 //! one API Gateway HTTP API event (AWS's published IAM example, made a
-//! `POST /v1/certificates`) through the Lambda handler (`lambda-p256`).
+//! `POST /v1/certificates`) read from its JSON and through the Lambda
+//! handler (`lambda-p256`; the runtime API's HTTP exchange and the
+//! response's JSON are not in it).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -104,8 +106,8 @@ fn body(key_type: &str) -> String {
 }
 
 /// AWS's HTTP API (v2) example event with an IAM authorizer, made a POST of
-/// `body` to /v1/certificates.
-fn lambda_event(body: &str) -> lambda_http::Request {
+/// `body` to /v1/certificates: the JSON the runtime receives.
+fn lambda_event(body: &str) -> String {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/lambda/aws/example-apigw-v2-request-iam.json"
@@ -119,21 +121,26 @@ fn lambda_event(body: &str) -> lambda_http::Request {
     event["requestContext"]["http"]["method"] = "POST".into();
     event["requestContext"]["http"]["path"] = "/v1/certificates".into();
     event["body"] = body.into();
-    lambda_http::request::from_str(&event.to_string()).unwrap()
+    event.to_string()
 }
 
 /// One operation of `case`, prepared: what `measured` runs.
 enum Operation {
     Issue(AppState, String),
     Router(AppState, tokio::runtime::Runtime),
-    Lambda(AppState, tokio::runtime::Runtime),
+    /// The state, the runtime and the event's JSON.
+    Lambda(AppState, tokio::runtime::Runtime, String),
 }
 
 impl Operation {
     fn prepare(case: &str, dir: &std::path::Path) -> Operation {
         match case {
             "router-p256" => Operation::Router(state(dir, false), runtime()),
-            "lambda-p256" => Operation::Lambda(state(dir, true), runtime()),
+            "lambda-p256" => Operation::Lambda(
+                state(dir, true),
+                runtime(),
+                lambda_event(&body("ecdsa-p256")),
+            ),
             issue => {
                 let key_type = issue.strip_prefix("issue-").unwrap_or_else(|| {
                     panic!("unknown case {case:?}; the cases are {}", CASES.join(", "))
@@ -171,11 +178,11 @@ impl Operation {
                     .unwrap()
                     .len()
             }),
-            Operation::Lambda(state, runtime) => runtime.block_on(async {
-                let response = lambda_app(state.clone())
-                    .oneshot(lambda_event(&body("ecdsa-p256")))
-                    .await
-                    .unwrap();
+            Operation::Lambda(state, runtime, event) => runtime.block_on(async {
+                // The event's JSON read into a request, as the runtime does
+                // for every invocation, then the handler.
+                let request = lambda_http::request::from_str(event).unwrap();
+                let response = lambda_app(state.clone()).oneshot(request).await.unwrap();
                 assert_eq!(response.status(), 201);
                 axum::body::to_bytes(response.into_body(), 1 << 20)
                     .await
