@@ -18,10 +18,11 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 
 use super::dynamodb::{n, s, time_key, DynamoDbStore, TTL_ATTRIBUTE};
-use super::{LedgerKey, Revocation, StoreError};
+use super::{LedgerKey, Revocation, Store, StoreError};
 
 /// The partition every rule is listed in.
 const LIST_PK: &str = "REVOCATIONS";
@@ -131,25 +132,23 @@ impl DynamoDbStore {
                     &format!("TransactWriteItems of a revocation of {}", rule.key.kind()),
                     DisplayErrorContext(&e),
                 );
-                tracing::error!(store = %format!("dynamodb:{}", self.table), error = %error, "revocation write failed");
+                tracing::error!(store = %self.describe(), error = %error, "revocation write failed");
                 error
             })?;
         Ok(())
     }
 
-    /// The rules of `key` in force at `now` (a consistent query).
-    async fn rules_of(&self, key: &LedgerKey, now: i64) -> Result<Vec<Revocation>, StoreError> {
+    /// Every rule `query` (a consistent `Query` of rule items) selects,
+    /// following DynamoDB's pages.
+    async fn rules_of_query(
+        &self,
+        query: QueryFluentBuilder,
+    ) -> Result<Vec<Revocation>, StoreError> {
         let mut rules = Vec::new();
         let mut start = None;
         loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .filter_expression("attribute_not_exists(expires) OR expires > :now")
-                .expression_attribute_values(":pk", s(key_pk(key)))
-                .expression_attribute_values(":now", n(now))
+            let out = query
+                .clone()
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -163,6 +162,20 @@ impl DynamoDbStore {
                 None => return Ok(rules),
             }
         }
+    }
+
+    /// The rules of `key` in force at `now`.
+    async fn rules_of(&self, key: &LedgerKey, now: i64) -> Result<Vec<Revocation>, StoreError> {
+        self.rules_of_query(
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .filter_expression("attribute_not_exists(expires) OR expires > :now")
+                .expression_attribute_values(":pk", s(key_pk(key)))
+                .expression_attribute_values(":now", n(now)),
+        )
+        .await
     }
 
     pub(super) async fn rule_in_force(
@@ -178,29 +191,15 @@ impl DynamoDbStore {
     }
 
     pub(super) async fn rules_since(&self, since: i64) -> Result<Vec<Revocation>, StoreError> {
-        let mut rules = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
+        self.rules_of_query(
+            self.client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND sk >= :from")
                 .expression_attribute_values(":pk", s(LIST_PK))
-                .expression_attribute_values(":from", s(time_key(since)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.unavailable("Query of revocations", DisplayErrorContext(&e)))?;
-            for item in out.items() {
-                rules.push(rule_of(item).map_err(|e| self.unavailable("a revocation item", e))?);
-            }
-            match out.last_evaluated_key() {
-                Some(key) => start = Some(key.clone()),
-                None => return Ok(rules),
-            }
-        }
+                .expression_attribute_values(":from", s(time_key(since))),
+        )
+        .await
     }
 
     pub(super) async fn read_revision(&self) -> Result<u64, StoreError> {
