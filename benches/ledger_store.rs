@@ -2,10 +2,11 @@
 //! record for the SQLite store under `CONCURRENCY` concurrent writers (as
 //! `serve` has at that many requests in flight), and CPU per revocation
 //! check (three keys, none revoked: what every issuance asks). Records are
-//! shaped as a busy production signer's: random serials, a new UUID
-//! session and a random transaction id each (the worst case for their
-//! indexes), four IAM callers, 20,000 a second, a PEM certificate of a
-//! P-256 leaf's size. The file is under `target/` (a disk, not a tmpfs, so
+//! shaped as a busy production signer's: a new UUID session and a random
+//! transaction id each (the worst case for their indexes), four IAM
+//! callers, 20,000 a second, a PEM certificate of a P-256 leaf's size;
+//! serials first random (as leaves had them), then time-ordered (as the
+//! issuer makes them now), each into a fresh ledger. The file is under `target/` (a disk, not a tmpfs, so
 //! the flushes are real).
 //!
 //!   cargo bench --bench ledger_store          # RECORDS=40000 CONCURRENCY=64
@@ -45,11 +46,32 @@ fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How the records' serials are made.
+#[derive(Clone, Copy, Debug)]
+enum Serials {
+    /// 16 random octets (what leaves had before their serials began with
+    /// the time).
+    Random,
+    /// 6 octets of the time in milliseconds, then 10 random ones (what
+    /// the issuer makes).
+    TimeOrdered,
+}
+
+fn serial(serials: Serials, start: i64, i: u64) -> String {
+    match serials {
+        Serials::Random => random_hex(16),
+        Serials::TimeOrdered => {
+            let millis = start as u64 * 1000 + i / 20;
+            format!("{:012x}{}", millis, random_hex(10))
+        }
+    }
+}
+
 /// The `i`th record: issued at 20,000 a second from `start`, by one of
 /// four callers.
-fn record(start: i64, i: u64) -> LedgerRecord {
+fn record(serials: Serials, start: i64, i: u64) -> LedgerRecord {
     let mut r = session_ca::store_conformance::record(
-        &random_hex(16),
+        &serial(serials, start, i),
         &uuid::Uuid::new_v4().to_string(),
         Some(&format!("tx-{}", random_hex(8))),
         Some(&format!(
@@ -72,49 +94,59 @@ fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
     let records = env("RECORDS", if measuring { 40_000 } else { 640 });
     let concurrency = env("CONCURRENCY", 64);
-    let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target")).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let store = Arc::new(
-            SqliteStore::open(&dir.path().join("ledger.sqlite3"), session_ca::DEFAULT_RETENTION)
-                .unwrap(),
-        );
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let per_task = records / concurrency;
-        // Records made beforehand: the measurement is the store's.
-        let batches: Vec<Vec<LedgerRecord>> = (0..concurrency)
-            .map(|task| {
-                (0..per_task)
-                    .map(|i| record(now, i * concurrency + task))
-                    .collect()
-            })
-            .collect();
-        let (wall, cpu) = (Instant::now(), cpu_time());
-        let tasks: Vec<_> = batches
-            .into_iter()
-            .map(|batch| {
-                let store = Arc::clone(&store);
-                tokio::spawn(async move {
-                    for r in &batch {
-                        store.record(r).await.unwrap();
-                    }
+        let mut last = None;
+        // Each shape into a fresh ledger, one after the other in this run.
+        for serials in [Serials::Random, Serials::TimeOrdered] {
+            let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target")).unwrap();
+            let store = Arc::new(
+                SqliteStore::open(
+                    &dir.path().join("ledger.sqlite3"),
+                    session_ca::DEFAULT_RETENTION,
+                )
+                .unwrap(),
+            );
+            let per_task = records / concurrency;
+            // Records made beforehand: the measurement is the store's.
+            let batches: Vec<Vec<LedgerRecord>> = (0..concurrency)
+                .map(|task| {
+                    (0..per_task)
+                        .map(|i| record(serials, now, i * concurrency + task))
+                        .collect()
                 })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
+                .collect();
+            let (wall, cpu) = (Instant::now(), cpu_time());
+            let tasks: Vec<_> = batches
+                .into_iter()
+                .map(|batch| {
+                    let store = Arc::clone(&store);
+                    tokio::spawn(async move {
+                        for r in &batch {
+                            store.record(r).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            let (wall, cpu) = (wall.elapsed(), cpu_time() - cpu);
+            let n = (per_task * concurrency) as f64;
+            println!(
+                "record, concurrency {concurrency}, {serials:?} serials: {:.0} records/s, \
+                 {:.1} µs CPU per record ({n} records)",
+                n / wall.as_secs_f64(),
+                cpu.as_secs_f64() * 1e6 / n
+            );
+            last = Some((store, dir));
         }
-        let (wall, cpu) = (wall.elapsed(), cpu_time() - cpu);
-        let n = (per_task * concurrency) as f64;
-        println!(
-            "record, concurrency {concurrency}: {:.0} records/s, {:.1} µs CPU per record ({n} records)",
-            n / wall.as_secs_f64(),
-            cpu.as_secs_f64() * 1e6 / n
-        );
+        let (store, _dir) = last.unwrap();
 
         let keys = [
             LedgerKey::SessionId(uuid::Uuid::new_v4().to_string()),

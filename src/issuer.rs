@@ -17,7 +17,7 @@ use crate::keys::{FreshKey, KeyError, SecretPem};
 use crate::pkcs12::{self, KeyStoreFile, Pkcs12Error};
 use crate::profile::{CertificatePlan, KeySource, SubjectAttribute};
 use crate::request::CsrKey;
-use crate::x509::{der_integer_content, dn_value, key_identifier, random_serial, RandomFailed};
+use crate::x509::{der_integer_content, dn_value, key_identifier, ordered_serial, RandomFailed};
 
 /// Fraction of the lifetime after which clients should renew (as linkerd does).
 pub const RENEW_AT_FRACTION: f64 = 0.7;
@@ -166,7 +166,7 @@ impl<'p> Draft<'p> {
         };
 
         let mut params = CertificateParams::default();
-        let serial = random_serial().map_err(IssueError::Random)?;
+        let serial = ordered_serial().map_err(IssueError::Random)?;
         let serial_hex = hex(&der_integer_content(&serial.to_bytes()));
         params.serial_number = Some(serial);
         params.not_before = validity.not_before;

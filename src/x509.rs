@@ -25,6 +25,28 @@ pub fn random_serial() -> Result<SerialNumber, RandomFailed> {
     Ok(SerialNumber::from_slice(&bytes[significant..]))
 }
 
+/// A leaf certificate's serial number: the issuance time in milliseconds
+/// since 1970 (48 bits) followed by 80 random bits from the OS CSPRNG, 16
+/// octets, positive (RFC 5280 §4.1.2.2: unique, positive, at most 20
+/// octets; CA/B BR §7.1: at least 64 random bits). Serials made later sort
+/// later, so the ledger's indexes grow at their end instead of taking every
+/// write at a random page (`benches/ledger.sh`); the time they show is the
+/// moment of signing, which the certificate's `notBefore` tells anyway.
+pub fn ordered_serial() -> Result<SerialNumber, RandomFailed> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes[6..])
+        .map_err(|_| RandomFailed)?;
+    // The wall clock's milliseconds (the service clock keeps whole seconds).
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    // 48 bits of milliseconds, the top one clear: positive until the year 6429.
+    bytes[..6].copy_from_slice(&(millis & 0x7fff_ffff_ffff).to_be_bytes()[2..]);
+    let significant = bytes.iter().position(|&b| b != 0).unwrap_or(15);
+    Ok(SerialNumber::from_slice(&bytes[significant..]))
+}
+
 /// The content octets of a positive DER INTEGER with these big-endian
 /// bytes (X.690 §8.3): leading zeros dropped, one zero put back when the
 /// top bit would otherwise make it negative. This is what the certificate
@@ -83,5 +105,52 @@ mod tests {
             let der = yasna::construct_der(|w| w.write_bigint_bytes(&serial, true));
             assert_eq!(&der[2..], &content[..], "{serial:02x?}");
         }
+    }
+
+    #[test]
+    fn leaf_serials_are_positive_ordered_by_time_and_mostly_random() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let serials: Vec<Vec<u8>> = (0..2000)
+            .map(|_| ordered_serial().unwrap().to_bytes())
+            .collect();
+        let after = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let mut distinct_tails = std::collections::HashSet::new();
+        for (i, serial) in serials.iter().enumerate() {
+            // 16 octets (the time's top octet is non-zero from 2004 to the
+            // year 6429), positive, and the DER integer the certificate holds.
+            assert_eq!(serial.len(), 16, "{serial:02x?}");
+            assert_eq!(serial[0] & 0x80, 0, "positive: {serial:02x?}");
+            assert_eq!(der_integer_content(serial), *serial);
+            let mut millis = [0u8; 8];
+            millis[2..].copy_from_slice(&serial[..6]);
+            let millis = u128::from(u64::from_be_bytes(millis));
+            assert!(
+                (before..=after).contains(&millis),
+                "{millis} not in {before}..={after}"
+            );
+            if i > 0 {
+                assert!(serials[i - 1][..6] <= serial[..6], "time prefix went back");
+            }
+            distinct_tails.insert(serial[6..].to_vec());
+        }
+        assert_eq!(distinct_tails.len(), serials.len(), "80 random bits repeat");
+        // Hex of equal-length serials sorts as they were made.
+        let hex: Vec<String> = serials.iter().map(|s| hex_of(s)).collect();
+        let mut sorted = hex.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted.iter().map(|h| &h[..12]).collect::<Vec<_>>(),
+            hex.iter().map(|h| &h[..12]).collect::<Vec<_>>()
+        );
+    }
+
+    fn hex_of(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
