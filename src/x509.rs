@@ -29,9 +29,10 @@ pub fn random_serial() -> Result<SerialNumber, RandomFailed> {
 /// since 1970 (48 bits) followed by 80 random bits from the OS CSPRNG, 16
 /// octets, positive (RFC 5280 §4.1.2.2: unique, positive, at most 20
 /// octets; CA/B BR §7.1: at least 64 random bits). Serials made later sort
-/// later, so the ledger's indexes grow at their end instead of taking every
-/// write at a random page (`benches/ledger.sh`); the time they show is the
-/// moment of signing, which the certificate's `notBefore` tells anyway.
+/// later, so the ledger's indexes grow at their end instead of taking
+/// every write at a random page (`benches/ledger_store.rs` measures both);
+/// the time they show is the moment of signing, which the certificate's
+/// `notBefore` tells anyway.
 pub fn ordered_serial() -> Result<SerialNumber, RandomFailed> {
     let mut bytes = [0u8; 16];
     SystemRandom::new()
