@@ -6,8 +6,8 @@
 //! transaction id each (the worst case for their indexes), four IAM
 //! callers, 20,000 a second, a PEM certificate of a P-256 leaf's size;
 //! serials first random (as leaves had them), then time-ordered (as the
-//! issuer makes them now), each into a fresh ledger. The file is under `target/` (a disk, not a tmpfs, so
-//! the flushes are real).
+//! issuer makes them now), each into a fresh ledger. The file is under
+//! `target/` (a disk, not a tmpfs, so the flushes are real).
 //!
 //!   cargo bench --bench ledger_store          # RECORDS=40000 CONCURRENCY=64
 //!

@@ -21,8 +21,14 @@ pub fn random_serial() -> Result<SerialNumber, RandomFailed> {
         .fill(&mut bytes)
         .map_err(|_| RandomFailed)?;
     bytes[0] &= 0x7f;
+    Ok(serial_of(&bytes))
+}
+
+/// The serial of these big-endian octets (top bit clear), without the
+/// leading zero octets DER would drop (one octet at least).
+fn serial_of(bytes: &[u8; 16]) -> SerialNumber {
     let significant = bytes.iter().position(|&b| b != 0).unwrap_or(15);
-    Ok(SerialNumber::from_slice(&bytes[significant..]))
+    SerialNumber::from_slice(&bytes[significant..])
 }
 
 /// A leaf certificate's serial number: the issuance time in milliseconds
@@ -44,8 +50,7 @@ pub fn ordered_serial() -> Result<SerialNumber, RandomFailed> {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     // 48 bits of milliseconds, the top one clear: positive until the year 6429.
     bytes[..6].copy_from_slice(&(millis & 0x7fff_ffff_ffff).to_be_bytes()[2..]);
-    let significant = bytes.iter().position(|&b| b != 0).unwrap_or(15);
-    Ok(SerialNumber::from_slice(&bytes[significant..]))
+    Ok(serial_of(&bytes))
 }
 
 /// The content octets of a positive DER INTEGER with these big-endian
