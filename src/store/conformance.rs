@@ -3,7 +3,10 @@
 //! two backends cannot drift. Public for those tests; not an API.
 #![doc(hidden)]
 
-use super::{LedgerKey, LedgerQuery, LedgerRecord, Reason, Revocation, Store, StoreError};
+use super::{
+    Begun, Hit, Idempotent, Lease, LedgerKey, LedgerQuery, LedgerRecord, Reason, Revocation, Store,
+    StoreError,
+};
 
 /// The retention the store under test must have been built with: 30 days.
 pub const RETENTION_DAYS: i64 = 30;
@@ -309,4 +312,163 @@ pub async fn check_revocations(a: &dyn Store, b: &dyn Store) {
     }
     let other = a.next_crl_number("other").await.unwrap();
     assert!(other >= 1, "{name}: each CA has its own counter");
+}
+
+fn lease(id: &str, token: &str, fingerprint: &str, now: i64, lease_until: i64) -> Lease {
+    Lease {
+        id: id.to_owned(),
+        fingerprint: fingerprint.to_owned(),
+        token: token.to_owned(),
+        now,
+        lease_until,
+        expires: now + 600,
+    }
+}
+
+/// Checks the shared state of [`super::fleet`] through two clients `a` and
+/// `b` of one store: counters count once per hit across both (also under
+/// concurrency), a claim is single-use until it expires, and of two
+/// idempotent requests one takes the lease while the other finds it,
+/// pending then done, and a lease is finished or abandoned only by its
+/// holder. Panics with what differs.
+pub async fn check_fleet(a: &dyn Store, b: &dyn Store) {
+    let t0: i64 = 1_800_000_000;
+    let name = a.describe();
+
+    // Counters: each hit one more, whichever client counts it.
+    let hits = [
+        Hit {
+            counter: "rate#p#caller#c1#60#1800000000".into(),
+            expires: t0 + 120,
+        },
+        Hit {
+            counter: "rate#p#session#s1#60#1800000000".into(),
+            expires: t0 + 120,
+        },
+    ];
+    assert_eq!(a.count(&hits).await.unwrap(), [1, 1], "{name}: first hits");
+    assert_eq!(b.count(&hits).await.unwrap(), [2, 2], "{name}: through b");
+    assert_eq!(
+        a.count(&hits[1..]).await.unwrap(),
+        [3],
+        "{name}: one counter"
+    );
+    let counter = [Hit {
+        counter: "rate#p#caller#c2#60#1800000000".into(),
+        expires: t0 + 120,
+    }];
+    let concurrent = (0..32).map(|i| if i % 2 == 0 { a } else { b }.count(&counter));
+    let mut seen: Vec<u64> = futures_util::future::join_all(concurrent)
+        .await
+        .into_iter()
+        .map(|counts| counts.unwrap()[0])
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=32).collect::<Vec<u64>>(),
+        "{name}: 32 concurrent hits, each its own count"
+    );
+
+    // Claims: single-use until they expire.
+    assert!(a.claim("hmac#0011", t0, t0 + 300).await.unwrap());
+    assert!(!b.claim("hmac#0011", t0 + 1, t0 + 301).await.unwrap());
+    assert!(!a.claim("hmac#0011", t0 + 300, t0 + 600).await.unwrap());
+    assert!(
+        b.claim("hmac#0011", t0 + 301, t0 + 601).await.unwrap(),
+        "{name}: an expired claim is free again"
+    );
+    assert!(b.claim("hmac#0022", t0, t0 + 300).await.unwrap());
+
+    // Idempotency: one lease, seen pending, then done, by the other client.
+    let first = lease("e1", "token-a", "fp-1", t0, t0 + 30);
+    let second = lease("e1", "token-b", "fp-1", t0 + 1, t0 + 31);
+    assert_eq!(
+        b.idempotent("e1", t0).await.unwrap(),
+        None,
+        "{name}: none yet"
+    );
+    assert_eq!(a.begin(&first).await.unwrap(), Begun::Started);
+    assert_eq!(
+        b.begin(&second).await.unwrap(),
+        Begun::Exists(Idempotent::Pending {
+            fingerprint: "fp-1".into(),
+            lease_until: t0 + 30
+        }),
+        "{name}: a retry finds the first request pending"
+    );
+    assert!(
+        matches!(
+            b.finish(&second, b"not mine").await,
+            Err(StoreError::Duplicate(_))
+        ),
+        "{name}: only the holder finishes a lease"
+    );
+    b.abandon(&second).await.unwrap();
+    let sealed = b"nonce+ciphertext+tag".to_vec();
+    a.finish(&first, &sealed).await.unwrap();
+    let done = Idempotent::Done {
+        fingerprint: "fp-1".into(),
+        sealed: sealed.clone(),
+    };
+    assert_eq!(
+        b.begin(&second).await.unwrap(),
+        Begun::Exists(done.clone()),
+        "{name}: a retry finds the sealed response"
+    );
+    assert_eq!(b.idempotent("e1", t0 + 2).await.unwrap(), Some(done));
+    a.abandon(&first).await.unwrap();
+    assert!(
+        matches!(
+            b.idempotent("e1", t0 + 3).await.unwrap(),
+            Some(Idempotent::Done { .. })
+        ),
+        "{name}: a finished entry is not abandoned"
+    );
+    assert_eq!(
+        a.idempotent("e1", t0 + 601).await.unwrap(),
+        None,
+        "{name}: past its expiry an entry is gone"
+    );
+    assert_eq!(
+        a.begin(&lease("e1", "token-c", "fp-2", t0 + 601, t0 + 631))
+            .await
+            .unwrap(),
+        Begun::Started,
+        "{name}: and its id free again"
+    );
+
+    // An abandoned lease is free at once; a dead holder's after lease_until.
+    let held = lease("e2", "token-a", "fp-1", t0, t0 + 30);
+    assert_eq!(a.begin(&held).await.unwrap(), Begun::Started);
+    a.abandon(&held).await.unwrap();
+    assert_eq!(b.idempotent("e2", t0).await.unwrap(), None);
+    assert_eq!(b.begin(&held).await.unwrap(), Begun::Started);
+    let takeover = lease("e2", "token-b", "fp-1", t0 + 31, t0 + 61);
+    assert_eq!(
+        a.begin(&takeover).await.unwrap(),
+        Begun::Started,
+        "{name}: a lease past lease_until is taken over"
+    );
+    assert!(matches!(
+        b.finish(&held, b"late").await,
+        Err(StoreError::Duplicate(_))
+    ));
+
+    // Of concurrent beginners exactly one takes the lease.
+    let contenders: Vec<Lease> = (0..16)
+        .map(|i| lease("e3", &format!("token-{i}"), "fp-1", t0, t0 + 30))
+        .collect();
+    let begun = futures_util::future::join_all(
+        contenders
+            .iter()
+            .enumerate()
+            .map(|(i, l)| if i % 2 == 0 { a } else { b }.begin(l)),
+    )
+    .await;
+    let started = begun
+        .iter()
+        .filter(|b| matches!(b, Ok(Begun::Started)))
+        .count();
+    assert_eq!(started, 1, "{name}: one of 16 concurrent begins: {begun:?}");
 }

@@ -36,8 +36,8 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use super::{
-    cursor_of, expiry_of, parse_cursor, LedgerKey, LedgerPage, LedgerQuery, LedgerRecord,
-    Revocation, Store, StoreError,
+    cursor_of, expiry_of, parse_cursor, Begun, Hit, Idempotent, Lease, LedgerKey, LedgerPage,
+    LedgerQuery, LedgerRecord, Revocation, Store, StoreError,
 };
 use crate::ca::BoxFuture;
 
@@ -429,6 +429,43 @@ impl Store for DynamoDbStore {
 
     fn next_crl_number<'a>(&'a self, ca: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(self.increment_crl_number(ca))
+    }
+
+    fn count<'a>(&'a self, hits: &'a [Hit]) -> BoxFuture<'a, Result<Vec<u64>, StoreError>> {
+        Box::pin(self.count_hits(hits))
+    }
+
+    fn claim<'a>(
+        &'a self,
+        name: &'a str,
+        now: i64,
+        expires: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.claim_name(name, now, expires))
+    }
+
+    fn begin<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<Begun, StoreError>> {
+        Box::pin(self.begin_lease(lease))
+    }
+
+    fn idempotent<'a>(
+        &'a self,
+        id: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Idempotent>, StoreError>> {
+        Box::pin(self.read_idempotent(id, now))
+    }
+
+    fn finish<'a>(
+        &'a self,
+        lease: &'a Lease,
+        sealed: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.finish_lease(lease, sealed))
+    }
+
+    fn abandon<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.abandon_lease(lease))
     }
 }
 

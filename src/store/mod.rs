@@ -11,9 +11,13 @@
 
 pub mod conformance;
 pub mod dynamodb;
+mod dynamodb_fleet;
 mod dynamodb_revocations;
+pub mod fleet;
 pub mod revocation;
 pub mod sqlite;
+mod sqlite_fleet;
+mod sqlite_revocations;
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ca::BoxFuture;
+pub use fleet::{Begun, Hit, Idempotent, Lease};
 pub use revocation::{Reason, Revocation};
 
 /// How long records are kept by default (`store.retention`): 400 days.
@@ -175,6 +180,43 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The next CRL number of the CA `ca`: greater than every number this
     /// store returned for it before, to any client (an atomic counter).
     fn next_crl_number<'a>(&'a self, ca: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
+    /// Adds one to each counter of `hits` and returns their new values,
+    /// in order: each an atomic increment, so concurrent requests through
+    /// any client of the store each see a distinct count.
+    fn count<'a>(&'a self, hits: &'a [Hit]) -> BoxFuture<'a, Result<Vec<u64>, StoreError>>;
+    /// Claims the single-use `name` (an HMAC nonce) until `expires`: true
+    /// when it was free at `now` (never claimed, or its claim expired),
+    /// false when another request holds it. Atomic across clients.
+    fn claim<'a>(
+        &'a self,
+        name: &'a str,
+        now: i64,
+        expires: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// Takes the idempotency entry `lease.id` when it is free (absent,
+    /// past its `expires`, or pending past its `lease_until`); otherwise
+    /// answers what is there. Atomic across clients: of concurrent
+    /// callers, exactly one is [`Begun::Started`].
+    fn begin<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<Begun, StoreError>>;
+    /// The idempotency entry `id`, unless absent or past its `expires` at
+    /// `now` (a consistent read).
+    fn idempotent<'a>(
+        &'a self,
+        id: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Idempotent>, StoreError>>;
+    /// Stores the sealed response of the entry `lease` began, keeping it
+    /// until `lease.expires`. Fails with [`StoreError::Duplicate`] when the
+    /// lease is no longer `lease.token`'s (taken over after its
+    /// `lease_until`).
+    fn finish<'a>(
+        &'a self,
+        lease: &'a Lease,
+        sealed: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Deletes the pending entry `lease` began (its request failed), so a
+    /// retry starts afresh; does nothing when the lease is no longer ours.
+    fn abandon<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
 /// Where the ledger is kept (`store.url`).

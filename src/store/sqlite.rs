@@ -20,11 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
+
+use super::sqlite_revocations::{increment, read_revocation};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    cursor_of, expiry_of, parse_cursor, LedgerKey, LedgerPage, LedgerQuery, LedgerRecord,
-    Revocation, Store, StoreError,
+    cursor_of, expiry_of, parse_cursor, Begun, Hit, Idempotent, Lease, LedgerKey, LedgerPage,
+    LedgerQuery, LedgerRecord, Revocation, Store, StoreError,
 };
 use crate::ca::BoxFuture;
 
@@ -77,17 +79,41 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rate_counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS claims (
+    name TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+    id TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    token TEXT NOT NULL,
+    lease_until INTEGER NOT NULL,
+    sealed BLOB,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 type Reply = oneshot::Sender<Result<(), StoreError>>;
 
-/// Work for the writer thread: a record (committed in a group with others)
-/// or another write, run in a transaction of its own. (Records are the
-/// common job; boxing them would add an allocation to every issuance.)
+/// A write run inside a group's transaction (in a savepoint of its own):
+/// it returns what to answer once the group's commit is known (`None`
+/// when it committed, or the commit's error).
+type Write = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> Answer + Send>;
+/// The answer of a [`Write`], sent once its group's commit is known.
+type Answer = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+/// Work for the writer thread: a record or another write, committed in a
+/// group with the others that are waiting. (Records are the common job;
+/// boxing them would add an allocation to every issuance.)
 #[allow(clippy::large_enum_variant)]
 enum Job {
     Record(LedgerRecord, Reply),
-    Run(Box<dyn FnOnce(&mut Connection) + Send>),
+    Write(Write),
 }
 
 /// The SQLite ledger.
@@ -171,113 +197,122 @@ fn write_loop(
     retention: Duration,
 ) {
     let mut last_prune = Instant::now() - PRUNE_EVERY;
-    let mut waiting: Option<Job> = None;
-    while let Some(job) = waiting.take().or_else(|| queue.blocking_recv()) {
-        let first = match job {
-            Job::Record(record, reply) => (record, reply),
-            Job::Run(run) => {
-                run(&mut connection);
-                continue;
-            }
-        };
+    while let Some(first) = queue.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match queue.try_recv() {
-                Ok(Job::Record(record, reply)) => group.push((record, reply)),
-                Ok(other) => {
-                    // Runs after this group.
-                    waiting = Some(other);
-                    break;
-                }
+                Ok(job) => group.push(job),
                 Err(_) => break,
             }
         }
-        let outcomes = commit(&mut connection, &group, retention);
-        match outcomes {
-            Ok(outcomes) => {
-                for ((_, reply), outcome) in group.into_iter().zip(outcomes) {
-                    let _ = reply.send(outcome);
-                }
-            }
-            Err(e) => {
-                let error = unavailable(path, e);
-                tracing::error!(store = %path.display(), error = %error, "ledger write failed");
-                for (_, reply) in group {
-                    let _ = reply.send(Err(error.clone()));
-                }
-            }
-        }
+        commit(&mut connection, group, retention, path);
         if last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = Instant::now();
-            let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            let pruned = connection
-                .execute("DELETE FROM certificates WHERE expires_at < ?1", [now])
-                .and_then(|n| {
-                    connection
-                        .execute("DELETE FROM revocations WHERE expires_at < ?1", [now])
-                        .map(|m| n + m)
-                });
-            match pruned {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::info!(store = %path.display(), deleted = n, "ledger records past retention deleted")
-                }
-                Err(e) => {
-                    tracing::warn!(store = %path.display(), error = %e, "ledger pruning failed")
-                }
-            }
+            prune(&connection, path);
         }
     }
 }
 
-/// Writes `group` in one transaction. A duplicate serial fails that record
-/// alone (the others commit); any other error fails the whole group.
-fn commit(
-    connection: &mut Connection,
-    group: &[(LedgerRecord, Reply)],
-    retention: Duration,
-) -> rusqlite::Result<Vec<Result<(), StoreError>>> {
-    let transaction = connection.transaction()?;
-    let mut outcomes = Vec::with_capacity(group.len());
-    {
-        let mut insert = transaction.prepare_cached(
-            "INSERT INTO certificates (serial, fingerprint_sha256, ca, profile, requester, \
-             request_id, session_id, transaction_id, claims, key_type, not_before, not_after, \
-             issued_at, certificate, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )?;
-        for (r, _) in group {
-            let claims = serde_json::to_string(&r.claims).unwrap_or_default();
-            let inserted = insert.execute(params![
-                r.serial,
-                r.fingerprint_sha256,
-                r.ca,
-                r.profile,
-                r.requester,
-                r.request_id,
-                r.session_id,
-                r.transaction_id,
-                claims,
-                r.key_type,
-                r.not_before,
-                r.not_after,
-                r.issued_at,
-                r.certificate,
-                expiry_of(r, retention),
-            ]);
-            outcomes.push(match inserted {
-                Ok(_) => Ok(()),
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
-                {
-                    Err(StoreError::Duplicate(r.serial.clone()))
-                }
-                Err(e) => return Err(e),
-            });
+/// Deletes what is past its retention or expiry: records, revocation
+/// rules, rate counters, nonces and idempotent responses.
+fn prune(connection: &Connection, path: &Path) {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut deleted = 0;
+    for table in [
+        "certificates",
+        "revocations",
+        "rate_counters",
+        "claims",
+        "idempotency",
+    ] {
+        let sql = format!("DELETE FROM {table} WHERE expires_at < ?1");
+        match connection.execute(&sql, [now]) {
+            Ok(n) => deleted += n,
+            Err(e) => {
+                tracing::warn!(store = %path.display(), table, error = %e, "ledger pruning failed")
+            }
         }
     }
-    transaction.commit()?;
-    Ok(outcomes)
+    if deleted > 0 {
+        tracing::info!(store = %path.display(), deleted, "ledger entries past retention deleted");
+    }
+}
+
+/// Writes `group` in one transaction and answers each job once the
+/// commit is known. A duplicate serial fails that record alone, and a
+/// failing write only its own savepoint (the others commit); any other
+/// error fails the whole group.
+fn commit(connection: &mut Connection, group: Vec<Job>, retention: Duration, path: &Path) {
+    let mut replies: Vec<(Reply, Result<(), StoreError>)> = Vec::with_capacity(group.len());
+    let mut answers: Vec<Answer> = Vec::new();
+    let done = (|| -> rusqlite::Result<()> {
+        let transaction = connection.transaction()?;
+        for job in group {
+            match job {
+                Job::Record(record, reply) => {
+                    let outcome = insert(&transaction, &record, retention)?;
+                    replies.push((reply, outcome));
+                }
+                Job::Write(write) => answers.push(write(&transaction)),
+            }
+        }
+        transaction.commit()
+    })();
+    let failed = done.err().map(|e| {
+        let error = unavailable(path, e);
+        tracing::error!(store = %path.display(), error = %error, "ledger write failed");
+        error
+    });
+    for (reply, outcome) in replies {
+        let _ = reply.send(match &failed {
+            Some(error) => Err(error.clone()),
+            None => outcome,
+        });
+    }
+    for answer in answers {
+        answer(failed.as_ref());
+    }
+}
+
+/// Inserts one record: `Ok(Err(Duplicate))` when its serial is recorded.
+fn insert(
+    transaction: &rusqlite::Transaction<'_>,
+    r: &LedgerRecord,
+    retention: Duration,
+) -> rusqlite::Result<Result<(), StoreError>> {
+    let mut insert = transaction.prepare_cached(
+        "INSERT INTO certificates (serial, fingerprint_sha256, ca, profile, requester, \
+         request_id, session_id, transaction_id, claims, key_type, not_before, not_after, \
+         issued_at, certificate, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?;
+    let claims = serde_json::to_string(&r.claims).unwrap_or_default();
+    let inserted = insert.execute(params![
+        r.serial,
+        r.fingerprint_sha256,
+        r.ca,
+        r.profile,
+        r.requester,
+        r.request_id,
+        r.session_id,
+        r.transaction_id,
+        claims,
+        r.key_type,
+        r.not_before,
+        r.not_after,
+        r.issued_at,
+        r.certificate,
+        expiry_of(r, retention),
+    ]);
+    match inserted {
+        Ok(_) => Ok(Ok(())),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            Ok(Err(StoreError::Duplicate(r.serial.clone())))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRecord> {
@@ -425,29 +460,65 @@ impl Store for SqliteStore {
 
     fn next_crl_number<'a>(&'a self, ca: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
         let name = format!("crl:{ca}");
-        Box::pin(self.write(move |transaction| increment(transaction, &name)))
+        Box::pin(self.write(move |transaction| Ok(increment(transaction, &name)?)))
+    }
+
+    fn count<'a>(&'a self, hits: &'a [Hit]) -> BoxFuture<'a, Result<Vec<u64>, StoreError>> {
+        Box::pin(self.count_hits(hits))
+    }
+
+    fn claim<'a>(
+        &'a self,
+        name: &'a str,
+        now: i64,
+        expires: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.claim_name(name, now, expires))
+    }
+
+    fn begin<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<Begun, StoreError>> {
+        Box::pin(self.begin_lease(lease))
+    }
+
+    fn idempotent<'a>(
+        &'a self,
+        id: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Idempotent>, StoreError>> {
+        Box::pin(async move { self.read_idempotent(id, now) })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        lease: &'a Lease,
+        sealed: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.finish_lease(lease, sealed))
+    }
+
+    fn abandon<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.abandon_lease(lease))
     }
 }
 
 impl SqliteStore {
-    /// Runs `write` on the writer thread, in a transaction of its own.
-    async fn write<T: Send + 'static>(
+    /// Runs `write` on the writer thread, in the transaction of the next
+    /// group (in a savepoint of its own: if it fails, only its own changes
+    /// are undone), and answers once that transaction is committed.
+    pub(super) async fn write<T: Send + 'static>(
         &self,
-        write: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+        write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, WriteError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, outcome) = oneshot::channel();
         let path = self.path.clone();
-        let job = Job::Run(Box::new(move |connection: &mut Connection| {
-            let done = connection.transaction().and_then(|transaction| {
-                let value = write(&transaction)?;
-                transaction.commit()?;
-                Ok(value)
-            });
-            let _ = reply.send(done.map_err(|e| {
-                let error = unavailable(&path, e);
-                tracing::error!(store = %path.display(), error = %error, "ledger write failed");
-                error
-            }));
+        let job = Job::Write(Box::new(move |transaction: &rusqlite::Transaction<'_>| {
+            let value = in_savepoint(transaction, write, &path);
+            Box::new(move |failed: Option<&StoreError>| {
+                let _ = reply.send(match failed {
+                    Some(error) => Err(error.clone()),
+                    None => value,
+                });
+            }) as Answer
         }));
         let stopped = || unavailable(&self.path, "the ledger writer has stopped");
         self.writes.send(job).await.map_err(|_| stopped())?;
@@ -455,7 +526,7 @@ impl SqliteStore {
     }
 
     /// Runs `read` on the checking connection, here: for short reads by key.
-    fn read<T>(
+    pub(super) fn read<T>(
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
@@ -467,97 +538,46 @@ impl SqliteStore {
     }
 }
 
-fn read_revocation(row: &rusqlite::Row<'_>) -> rusqlite::Result<Revocation> {
-    let malformed = |what: String| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, what.into())
+/// Why a write on the writer thread failed: SQLite's error (logged, and
+/// answered as [`StoreError::Unavailable`]) or the store's own answer.
+pub(super) enum WriteError {
+    Sql(rusqlite::Error),
+    Store(StoreError),
+}
+
+impl From<rusqlite::Error> for WriteError {
+    fn from(e: rusqlite::Error) -> WriteError {
+        WriteError::Sql(e)
+    }
+}
+
+/// Runs `write` in a savepoint of `transaction`: its changes are kept when
+/// it succeeds and undone when it fails (an SQL error is logged and
+/// becomes [`StoreError::Unavailable`]).
+fn in_savepoint<T>(
+    transaction: &rusqlite::Transaction<'_>,
+    write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, WriteError>,
+    path: &Path,
+) -> Result<T, StoreError> {
+    let sql_error = |e: rusqlite::Error| {
+        let error = unavailable(path, e);
+        tracing::error!(store = %path.display(), error = %error, "ledger write failed");
+        error
     };
-    let kind: String = row.get("kind")?;
-    let key = LedgerKey::from_parts(&kind, row.get("value")?)
-        .ok_or_else(|| malformed(format!("revocation kind {kind:?}")))?;
-    let reason: String = row.get("reason")?;
-    Ok(Revocation {
-        key,
-        reason: reason.parse().map_err(malformed)?,
-        revoked_at: row.get("revoked_at")?,
-        expires: row.get("expires")?,
-        revoked_by: row.get("revoked_by")?,
-        request_id: row.get("request_id")?,
-    })
-}
-
-/// Adds one to the counter `name` and returns its new value.
-fn increment(transaction: &rusqlite::Transaction<'_>, name: &str) -> rusqlite::Result<u64> {
-    transaction.query_row(
-        "INSERT INTO counters (name, value) VALUES (?1, 1) \
-         ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
-        [name],
-        |row| row.get(0),
-    )
-}
-
-impl SqliteStore {
-    fn store_revocation<'a>(
-        &'a self,
-        rule: &'a Revocation,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let rule = rule.clone();
-        let retention = i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX);
-        Box::pin(self.write(move |transaction| {
-            transaction.execute(
-                "INSERT INTO revocations (kind, value, reason, revoked_at, expires, revoked_by, \
-                 request_id, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    rule.key.kind(),
-                    rule.key.value(),
-                    rule.reason.name(),
-                    rule.revoked_at,
-                    rule.expires,
-                    rule.revoked_by,
-                    rule.request_id,
-                    rule.expires.map(|at| at.saturating_add(retention)),
-                ],
-            )?;
-            increment(transaction, "revision").map(|_| ())
-        }))
-    }
-
-    fn rule_in_force(
-        &self,
-        keys: &[LedgerKey],
-        now: i64,
-    ) -> Result<Option<Revocation>, StoreError> {
-        if keys.is_empty() {
-            return Ok(None);
-        }
-        // One statement for every key (each `(kind, value)` pair an index
-        // lookup): an issuance asks this with three keys.
-        let pairs: Vec<String> = (0..keys.len())
-            .map(|i| format!("(kind = ?{} AND value = ?{})", 2 * i + 2, 2 * i + 3))
-            .collect();
-        let sql = format!(
-            "SELECT * FROM revocations WHERE ({}) \
-             AND (expires IS NULL OR expires > ?1) ORDER BY revoked_at LIMIT 1",
-            pairs.join(" OR ")
-        );
-        self.read(|connection| {
-            let mut statement = connection.prepare_cached(&sql)?;
-            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(1 + 2 * keys.len());
-            values.push(&now);
-            let kinds: Vec<&str> = keys.iter().map(LedgerKey::kind).collect();
-            for (key, kind) in keys.iter().zip(&kinds) {
-                values.push(kind);
-                values.push(match key {
-                    LedgerKey::SessionId(v)
-                    | LedgerKey::TransactionId(v)
-                    | LedgerKey::Serial(v)
-                    | LedgerKey::Requester(v) => v,
-                });
-            }
-            statement
-                .query_row(values.as_slice(), read_revocation)
-                .optional()
-        })
-    }
+    transaction
+        .execute_batch("SAVEPOINT job")
+        .map_err(sql_error)?;
+    let value = write(transaction).map_err(|e| match e {
+        WriteError::Sql(e) => sql_error(e),
+        WriteError::Store(e) => e,
+    });
+    let end = if value.is_ok() {
+        "RELEASE job"
+    } else {
+        "ROLLBACK TO job; RELEASE job"
+    };
+    transaction.execute_batch(end).map_err(sql_error)?;
+    value
 }
 
 impl SqliteStore {

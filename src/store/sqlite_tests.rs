@@ -112,3 +112,12 @@ fn an_unwritable_place_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn shared_state_holds_across_two_clients_of_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite3");
+    let a = SqliteStore::open(&path, Duration::from_secs(86_400)).unwrap();
+    let b = SqliteStore::open(&path, Duration::from_secs(86_400)).unwrap();
+    super::super::conformance::check_fleet(&a, &b).await;
+}

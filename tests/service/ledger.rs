@@ -72,6 +72,18 @@ async fn revocations_and_crl_numbers_hold_across_two_clients_of_one_table() {
 
 #[ignore = "needs moto_server; run scripts/test"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_state_holds_across_two_clients_of_one_table() {
+    let (moto, a, _setup) = ledger("session-ca-fleet").await;
+    let b = DynamoDbStore::new(
+        dynamodb_client(&moto.settings()).await,
+        "session-ca-fleet",
+        RETENTION,
+    );
+    store_conformance::check_fleet(&a, &b).await;
+}
+
+#[ignore = "needs moto_server; run scripts/test"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_skip_records_past_retention_without_ending_early() {
     let (_moto, store, _setup) = ledger("ledger-retention").await;
     let t0: i64 = 1_800_000_000;

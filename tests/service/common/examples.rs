@@ -30,9 +30,15 @@ pub fn example_bin(name: &str) -> PathBuf {
         return path.clone();
     }
     let mut cargo = Command::new(env!("CARGO"));
+    // `--workspace`: scripts/test builds the tests with `cargo test
+    // --workspace`, and cargo unifies features over the packages it is
+    // asked to build. Without it the example's dependencies (the AWS SDK,
+    // lambda_http, tokio, ...) resolve to other features, and this build
+    // compiles them all again (four minutes of a CI run).
     cargo
         .args([
             "build",
+            "--workspace",
             "--example",
             name,
             "--message-format=json-render-diagnostics",
@@ -40,7 +46,9 @@ pub fn example_bin(name: &str) -> PathBuf {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stderr(Stdio::inherit());
     // The example on the crypto library these tests were built with.
-    if cfg!(feature = "aws-lc") {
+    if cfg!(feature = "fips") {
+        cargo.args(["--no-default-features", "--features", "fips"]);
+    } else if cfg!(feature = "aws-lc") {
         cargo.args(["--no-default-features", "--features", "aws-lc"]);
     }
     // Cargo gives a test the variables it gives a crate it compiles

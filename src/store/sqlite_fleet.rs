@@ -1,0 +1,163 @@
+//! The SQLite store's shared state ([`super::fleet`]): rate counters,
+//! claims and idempotency entries, each written by the ledger's writer
+//! thread in the group commit of the records (so a request's counters and
+//! its certificate share fsyncs with every other request's), and each
+//! read-and-write in one transaction, so processes sharing the file see
+//! one count.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::sqlite::{SqliteStore, WriteError};
+use super::{Begun, Hit, Idempotent, Lease, StoreError};
+
+impl SqliteStore {
+    pub(super) async fn count_hits(&self, hits: &[Hit]) -> Result<Vec<u64>, StoreError> {
+        let hits = hits.to_vec();
+        self.write(move |transaction| {
+            let mut increment = transaction.prepare_cached(
+                "INSERT INTO rate_counters (name, value, expires_at) VALUES (?1, 1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET value = value + 1, \
+                 expires_at = max(expires_at, excluded.expires_at) RETURNING value",
+            )?;
+            let mut counts = Vec::with_capacity(hits.len());
+            for hit in &hits {
+                counts.push(
+                    increment.query_row(params![hit.counter, hit.expires], |row| {
+                        row.get::<_, u64>(0)
+                    })?,
+                );
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
+    pub(super) async fn claim_name(
+        &self,
+        name: &str,
+        now: i64,
+        expires: i64,
+    ) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.write(move |transaction| {
+            // Inserted, or taken over from an expired claim: one row changed.
+            let changed = transaction.execute(
+                "INSERT INTO claims (name, expires_at) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at \
+                 WHERE claims.expires_at < ?3",
+                params![name, expires, now],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    pub(super) async fn begin_lease(&self, lease: &Lease) -> Result<Begun, StoreError> {
+        let lease = lease.clone();
+        self.write(move |transaction| {
+            let taken = transaction.execute(
+                "INSERT INTO idempotency (id, fingerprint, token, lease_until, sealed, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, NULL, ?5) \
+                 ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint, \
+                 token = excluded.token, lease_until = excluded.lease_until, sealed = NULL, \
+                 expires_at = excluded.expires_at \
+                 WHERE idempotency.expires_at < ?6 \
+                 OR (idempotency.sealed IS NULL AND idempotency.lease_until < ?6)",
+                params![
+                    lease.id,
+                    lease.fingerprint,
+                    lease.token,
+                    lease.lease_until,
+                    lease.expires,
+                    lease.now
+                ],
+            )?;
+            if taken == 1 {
+                return Ok(Begun::Started);
+            }
+            let entry = entry(transaction, &lease.id, lease.now)?;
+            // Not taken, so an entry in force is there.
+            entry.map(Begun::Exists).ok_or_else(|| {
+                WriteError::Store(StoreError::Unavailable(
+                    "an idempotency entry vanished inside its transaction".into(),
+                ))
+            })
+        })
+        .await
+    }
+
+    pub(super) fn read_idempotent(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<Idempotent>, StoreError> {
+        self.read(|connection| entry(connection, id, now))
+    }
+
+    pub(super) async fn finish_lease(
+        &self,
+        lease: &Lease,
+        sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        let (id, token, expires, sealed) = (
+            lease.id.clone(),
+            lease.token.clone(),
+            lease.expires,
+            sealed.to_vec(),
+        );
+        self.write(move |transaction| {
+            let changed = transaction.execute(
+                "UPDATE idempotency SET sealed = ?3, expires_at = ?4 \
+                 WHERE id = ?1 AND token = ?2 AND sealed IS NULL",
+                params![id, token, sealed, expires],
+            )?;
+            if changed == 1 {
+                Ok(())
+            } else {
+                Err(WriteError::Store(StoreError::Duplicate(format!(
+                    "idempotency entry {id}"
+                ))))
+            }
+        })
+        .await
+    }
+
+    pub(super) async fn abandon_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        let (id, token) = (lease.id.clone(), lease.token.clone());
+        self.write(move |transaction| {
+            transaction.execute(
+                "DELETE FROM idempotency WHERE id = ?1 AND token = ?2 AND sealed IS NULL",
+                params![id, token],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// The entry `id` in force at `now`, if any.
+fn entry(
+    connection: &rusqlite::Connection,
+    id: &str,
+    now: i64,
+) -> rusqlite::Result<Option<Idempotent>> {
+    connection
+        .prepare_cached(
+            "SELECT fingerprint, lease_until, sealed FROM idempotency \
+             WHERE id = ?1 AND expires_at >= ?2",
+        )?
+        .query_row(params![id, now], |row| {
+            let fingerprint: String = row.get(0)?;
+            Ok(match row.get::<_, Option<Vec<u8>>>(2)? {
+                Some(sealed) => Idempotent::Done {
+                    fingerprint,
+                    sealed,
+                },
+                None => Idempotent::Pending {
+                    fingerprint,
+                    lease_until: row.get(1)?,
+                },
+            })
+        })
+        .optional()
+}
