@@ -22,9 +22,9 @@ compile_error!("no crypto library: enable the `ring` (default) or the `aws-lc` f
 use std::sync::Arc;
 
 #[cfg(feature = "aws-lc")]
-pub use aws_lc_rs::{digest, hmac, rand, signature};
+pub use aws_lc_rs::{aead, digest, hkdf, hmac, rand, signature};
 #[cfg(all(feature = "ring", not(feature = "aws-lc")))]
-pub use ring::{digest, hmac, rand, signature};
+pub use ring::{aead, digest, hkdf, hmac, rand, signature};
 
 /// The crypto library of this build, as `--version` and the start-up log name it.
 #[cfg(feature = "fips")]

@@ -48,6 +48,11 @@ impl KeyType {
     #[cfg(feature = "aws-lc")]
     pub const ALL: [KeyType; 5] = KeyType::EVERY;
 
+    /// Whether this is an RSA key type (costly to generate).
+    pub fn is_rsa(self) -> bool {
+        matches!(self, KeyType::Rsa2048 | KeyType::Rsa3072)
+    }
+
     /// Whether this build can generate keys of this type.
     pub fn generated_by_this_build(self) -> bool {
         KeyType::ALL.contains(&self)

@@ -103,6 +103,6 @@ pub use store::dynamodb::{
 pub use store::open as open_ledger;
 pub use store::sqlite::SqliteStore;
 pub use store::{
-    CachedCrl, CrlCache, Ledger, LedgerKey, LedgerPage, LedgerQuery, LedgerRecord, Reason,
-    Revocation, Store, StoreError, StoreSpec, DEFAULT_RETENTION, MAX_PAGE,
+    Begun, CachedCrl, CrlCache, Hit, Idempotent, Lease, Ledger, LedgerKey, LedgerPage, LedgerQuery,
+    LedgerRecord, Reason, Revocation, Store, StoreError, StoreSpec, DEFAULT_RETENTION, MAX_PAGE,
 };

@@ -99,6 +99,27 @@ pub fn issuance_checked(checked: &Checked, requester: &str, request_id: &str) {
     );
 }
 
+/// What the audit log records of an idempotent retry answered with the
+/// first response (nothing was issued).
+#[derive(Debug, Clone)]
+pub struct Replayed {
+    /// The serial of the certificate first issued.
+    pub serial: String,
+}
+
+/// Records an idempotent retry answered with its first response.
+pub fn issuance_replayed(replayed: &Replayed, profile: &str, requester: &str, request_id: &str) {
+    tracing::info!(
+        target: TARGET,
+        event = "issuance_replayed",
+        profile,
+        requester,
+        request_id,
+        serial = %replayed.serial,
+        "idempotent retry answered with its first response (nothing issued)"
+    );
+}
+
 /// Unix time of the last "certificate shortened" warning (one a minute is enough).
 static LAST_SHORTENED_WARNING: AtomicI64 = AtomicI64::new(i64::MIN);
 

@@ -103,6 +103,21 @@ impl HmacAuth {
     }
 }
 
+impl HmacAuth {
+    /// The single-use name a request verified by [`verify`](Self::verify)
+    /// claims in a store shared by every instance, and until when (Unix
+    /// seconds: past its timestamp's window, where `verify` refuses it
+    /// anyway). Named by its signature, which only its key could make.
+    pub fn replay_claim(&self, authorization: &str) -> Option<(String, i64)> {
+        let fields = parse_header(authorization).ok()?;
+        let skew = i64::try_from(self.max_skew.as_secs()).unwrap_or(i64::MAX);
+        Some((
+            format!("hmac#{}", crate::fmt::hex(&fields.signature[..16])),
+            fields.timestamp.saturating_add(skew).saturating_add(1),
+        ))
+    }
+}
+
 struct HeaderFields<'a> {
     key_id: &'a str,
     timestamp: i64,

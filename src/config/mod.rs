@@ -356,9 +356,10 @@ impl Config {
 
     /// Lambda mode's configuration: the file named by `SESSION_CA_CONFIG`,
     /// else [`lambda_default_config`], with the environment's overrides;
-    /// then what Lambda mode requires besides: auth `iam` (a function runs
-    /// in many execution environments, so HMAC's per-process replay window
-    /// would not hold, and `none` is for loopback development), and an
+    /// then what Lambda mode requires besides: auth `iam`, or `hmac` with a
+    /// store (a function runs in many execution environments, so HMAC's
+    /// replay refusal must be shared through the store; `none` is for
+    /// loopback development), and an
     /// explicit certificate subject for every profile of the embedded
     /// default.
     pub fn load_lambda(env: &dyn EnvSource) -> Result<Config, ConfigError> {
@@ -376,10 +377,16 @@ impl Config {
                     "\"none\" is for local development only; Lambda mode needs \"iam\"".into(),
                 ))
             }
+            // Every execution environment refuses a replay only when they
+            // share a store of HMAC nonces.
+            AuthMode::Hmac if config.store.spec != crate::store::StoreSpec::None => {}
             AuthMode::Hmac => {
                 return Err(invalid(
                     "server.auth".into(),
-                    "\"hmac\" is for standalone servers; Lambda mode needs \"iam\"".into(),
+                    "\"hmac\" in Lambda mode needs a store shared by every execution \
+                     environment, so that a replayed request is refused by all of them: set \
+                     store.url = \"dynamodb:TABLE\" (or use \"iam\", the recommended default)"
+                        .into(),
                 ))
             }
         }

@@ -404,6 +404,17 @@ impl RawConfig {
             ));
         }
 
+        if store.spec == StoreSpec::None {
+            if let Some((name, _)) = profiles.iter().find(|(_, p)| p.rate_limit.any()) {
+                return Err(invalid(
+                    format!("profiles.{name}.rate_limit"),
+                    "rate limits are counted in the store, and store.url is \"none\"; set \
+                     store.url (\"sqlite:PATH\" or \"dynamodb:TABLE\") or remove the limits"
+                        .into(),
+                ));
+            }
+        }
+
         let crl = CrlConfig {
             next_update: self
                 .crl

@@ -438,14 +438,18 @@ fn lambda_mode_needs_the_operators_subject() {
 }
 
 #[test]
-fn lambda_mode_needs_iam() {
+fn lambda_mode_needs_iam_or_hmac_with_a_store() {
     let hmac_key = [
         ("SESSION_CA_HMAC_KEYS__K1__SECRET_ENV", "K1_SECRET"),
         ("K1_SECRET", "0123456789abcdef0123456789abcdef"),
     ];
     for (auth, keys, why) in [
         ("none", &[][..], "local development only"),
-        ("hmac", &hmac_key[..], "standalone servers"),
+        (
+            "hmac",
+            &hmac_key[..],
+            "needs a store shared by every execution environment",
+        ),
     ] {
         let mut env = lambda_env(&[
             ("SESSION_CA_SERVER__AUTH", auth),
@@ -457,5 +461,82 @@ fn lambda_mode_needs_iam() {
             err.contains("server.auth") && err.contains(why),
             "{auth}: {err}"
         );
+    }
+    // With a store, HMAC's replay refusal holds across environments.
+    let mut env = lambda_env(&[
+        ("SESSION_CA_SERVER__AUTH", "hmac"),
+        ("SESSION_CA_STORE__URL", "dynamodb:session-ca-ledger"),
+        ("SESSION_CA_PROFILES__DEFAULT__SUBJECT", "O=Example Bank"),
+    ]);
+    env.extend(
+        hmac_key
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let config = Config::load_lambda(&env).unwrap();
+    assert_eq!(config.auth.mode(), AuthMode::Hmac);
+}
+
+#[test]
+fn rate_limits_are_checked_and_need_a_store() {
+    let with = |store: &str, limit: &str| {
+        let limit: toml::Table = format!("x = {{ {limit} }}").parse().unwrap();
+        let overrides = [
+            ("store.url".to_owned(), toml::Value::String(store.into())),
+            ("profiles.default.rate_limit".to_owned(), limit["x"].clone()),
+        ];
+        Config::from_toml(
+            ConfigOrigin::Embedded,
+            DEFAULT_CONFIG,
+            &no_env(),
+            &overrides,
+        )
+    };
+    let c = with(
+        "sqlite:/tmp/x.sqlite3",
+        "per_caller = \"600/min\", rsa_per_caller = \"5/min\", on_store_error = \"open\"",
+    )
+    .unwrap();
+    let limits = &c.profiles["default"].rate_limit;
+    assert_eq!(limits.per_caller.unwrap().count, 600);
+    assert_eq!(limits.rsa_per_caller.unwrap().count, 5);
+    assert_eq!(
+        limits.on_store_error,
+        crate::profile::rate_limit::FailMode::Open
+    );
+    for (store, limit, field, why) in [
+        (
+            "none",
+            "per_caller = \"1/s\"",
+            "profiles.default.rate_limit",
+            "counted in the store",
+        ),
+        (
+            "sqlite:/tmp/x",
+            "per_session = \"1/week\"",
+            "rate_limit.per_session",
+            "COUNT/UNIT",
+        ),
+        (
+            "sqlite:/tmp/x",
+            "per_transaction = \"0/min\"",
+            "rate_limit.per_transaction",
+            "admits nothing",
+        ),
+        (
+            "sqlite:/tmp/x",
+            "per_sesion = \"1/s\"",
+            "rate_limit",
+            "per_sesion",
+        ),
+        (
+            "sqlite:/tmp/x",
+            "on_store_error = \"maybe\"",
+            "on_store_error",
+            "maybe",
+        ),
+    ] {
+        let err = with(store, limit).unwrap_err().to_string();
+        assert!(err.contains(field) && err.contains(why), "{limit}: {err}");
     }
 }

@@ -100,6 +100,45 @@ pub enum AppError {
     /// configuration at start-up); the message names the setting to fix.
     #[error("the signer is not configured: {0}")]
     NotConfigured(String),
+    /// The `Idempotency-Key` header is malformed.
+    #[error(
+        "the Idempotency-Key header must be 16 to 128 characters of A-Z, a-z, 0-9, '-' and '_'"
+    )]
+    InvalidIdempotencyKey,
+    /// The `Idempotency-Key` was used by this caller for another request.
+    #[error(
+        "this Idempotency-Key was used for a different request body; use a fresh key for a new \
+         request and the same body for a retry"
+    )]
+    IdempotencyKeyReused,
+    /// A request with this `Idempotency-Key` is still being served.
+    #[error(
+        "a request with this Idempotency-Key is still being served; retry after {retry_after} s \
+         with the same key"
+    )]
+    IdempotencyInProgress {
+        /// Seconds to wait (`Retry-After`).
+        retry_after: u64,
+    },
+    /// A rate limit of the profile is exhausted for this window.
+    #[error(
+        "rate limit {limit} = \"{rate}\" of profile {profile:?} is exhausted; retry after \
+         {retry_after} s"
+    )]
+    RateLimited {
+        /// The profile.
+        profile: String,
+        /// The limit's setting name (`per_caller`, ...).
+        limit: &'static str,
+        /// The limit, as configured (`600/min`).
+        rate: String,
+        /// Seconds until its window ends (`Retry-After`).
+        retry_after: u64,
+    },
+    /// The store (rate counters, nonces, idempotent responses) could not
+    /// be reached; the cause, for the log.
+    #[error("the store is unavailable: {0}")]
+    StoreUnavailable(String),
     /// A fault that is not the caller's; the detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -168,9 +207,17 @@ impl AppError {
             AppError::CaUnavailable(_) | AppError::KeyHolderUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "ca_unavailable")
             }
-            AppError::LedgerUnavailable(_) => {
+            AppError::LedgerUnavailable(_) | AppError::StoreUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable")
             }
+            AppError::InvalidIdempotencyKey => (StatusCode::BAD_REQUEST, "invalid_request"),
+            AppError::IdempotencyKeyReused => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+            }
+            AppError::IdempotencyInProgress { .. } => {
+                (StatusCode::CONFLICT, "idempotency_in_progress")
+            }
+            AppError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             AppError::NotAdmin(_) => (StatusCode::FORBIDDEN, "caller_not_allowed"),
             AppError::Revoked(_) => (StatusCode::FORBIDDEN, "revoked"),
             AppError::UnknownCa(_) => (StatusCode::NOT_FOUND, "unknown_ca"),
@@ -190,6 +237,10 @@ impl AppError {
                 .into(),
             AppError::LedgerUnavailable(_) => "the ledger is unavailable: nothing is issued or \
                 revoked unless it is recorded; retry later, the cause is in the signer's logs"
+                .into(),
+            AppError::StoreUnavailable(_) => "the signer's store (rate limits, replay \
+                protection, idempotent responses) is unavailable, so nothing is issued; retry \
+                later, the cause is in the signer's logs"
                 .into(),
             AppError::KeyHolderUnavailable(_) => "the CA key held in AWS KMS cannot sign right \
                 now (throttled, disabled or unreachable); retry later, the cause is in the \
@@ -254,6 +305,15 @@ impl IntoResponse for AppError {
                     response.headers_mut().insert(header::ALLOW, v);
                 }
             }
+        }
+        if let AppError::RateLimited { retry_after, .. }
+        | AppError::IdempotencyInProgress { retry_after } = &self
+        {
+            // RFC 9110 §10.2.3: when to try again, in seconds.
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after),
+            );
         }
         if let AppError::Auth(AuthError::Hmac(_)) = &self {
             // RFC 9110 §11.6.1: a 401 names the scheme to authenticate with.

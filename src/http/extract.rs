@@ -63,7 +63,29 @@ impl FromRequest<AppState> for Authenticated {
             body: signed_body,
             now: state.clock.now().unix_timestamp(),
         };
-        let outcome = auth.authenticate(credentials);
+        let now = credentials.now;
+        let mut outcome = auth.authenticate(credentials).map_err(AppError::from);
+        if let (Ok(_), crate::auth::Auth::Hmac(hmac), Some(store)) =
+            (&outcome, auth, state.ledger.store())
+        {
+            // Replays are refused by every instance sharing the store, not
+            // only by this one's memory.
+            let claim = authorization
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|header| hmac.replay_claim(header));
+            if let Some((name, expires)) = claim {
+                match store.claim(&name, now, expires).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        outcome = Err(AppError::Auth(crate::auth::AuthError::Hmac(
+                            crate::auth::HmacError::Replayed,
+                        )))
+                    }
+                    Err(e) => outcome = Err(AppError::StoreUnavailable(e.to_string())),
+                }
+            }
+        }
         if let Some(trail) = &trail {
             trail.set_requester(match &outcome {
                 Ok(caller) => caller.audit_label(),

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use session_ca_client::{CaHealth, Health, IssuePlan, IssueResponse, Pkcs12Body, PlannedClaim};
 
 use super::extract::Authenticated;
+use super::idempotency::{self, Start};
 use super::layers::{AuditTrail, RequestId};
 use super::{AppError, AppState, DEFAULT_PROFILE, PEM_CHAIN_MEDIA_TYPE, PKCS12_MEDIA_TYPE};
 use crate::audit;
@@ -69,6 +70,24 @@ pub(crate) async fn issue_certificate(
     if query.dry_run {
         return dry_run(profile, &plan, &ca, now, &request_id);
     }
+    // A retry with its Idempotency-Key gets the first response; the first
+    // holds a lease until its response is sealed in the store.
+    let held = match idempotency::start(
+        &state,
+        &headers,
+        caller.audit_label(),
+        &body,
+        profile.max_ttl,
+        now.unix_timestamp(),
+    )
+    .await?
+    {
+        Start::Replay(response) => return Ok(response),
+        Start::Held(held) => Some(held),
+        Start::Plain => None,
+    };
+    let session_sent = request.session_id.is_some();
+    super::rate_limit::enforce(&state, profile, &plan, session_sent, now.unix_timestamp()).await?;
     let issued = issuer::issue_async(&ca, &plan, now).await?;
     if issued.not_after < now + plan.ttl {
         audit::certificate_shortened(&plan.ca, ca.not_after, now);
@@ -130,6 +149,9 @@ pub(crate) async fn issue_certificate(
         + body.pkcs12.as_ref().map_or(0, |p12| p12.base64.len());
     let mut json = Vec::with_capacity(pem_bytes + pem_bytes / 32 + 1024);
     serde_json::to_writer(&mut json, &body).map_err(|e| AppError::Internal(e.to_string()))?;
+    if let Some(held) = held {
+        held.finish(&json).await?;
+    }
     let mut response = (
         StatusCode::CREATED,
         [

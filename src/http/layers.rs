@@ -113,6 +113,11 @@ fn audit_issuance(
         metrics.checked(&checked.profile);
         return;
     }
+    if let Some(replayed) = response.extensions().get::<audit::Replayed>() {
+        audit::issuance_replayed(replayed, &trail.profile, requester, id);
+        metrics.flush();
+        return;
+    }
     match response.extensions().get::<audit::Issued>() {
         Some(issued) => {
             let latency = trail.handling_since.unwrap_or(started).elapsed();

@@ -12,9 +12,11 @@
 pub mod error;
 mod extract;
 mod handlers;
+mod idempotency;
 pub mod lambda;
 mod layers;
 mod ledger;
+mod rate_limit;
 mod revocations;
 pub mod server;
 

@@ -3,6 +3,7 @@
 //! here too ([`settings`]), so a rule and its checks live side by side.
 
 mod error;
+pub mod rate_limit;
 pub mod settings;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -120,6 +121,8 @@ pub struct Profile {
     pub oid_arc: ObjectId,
     /// Deepest nesting allowed in a `json` claim.
     pub max_json_depth: usize,
+    /// Rate limits, counted in the store (`rate_limit`).
+    pub rate_limit: rate_limit::RateLimits,
 }
 
 /// Everything needed to sign one certificate, after policy has been applied.

@@ -70,6 +70,9 @@ pub struct ProfileSettings {
     /// Profile-defined claims by name.
     #[serde(default)]
     pub claims: BTreeMap<String, ClaimSettings>,
+    /// Rate limits, counted in the store (`{ per_caller = "600/min", ... }`).
+    #[serde(default)]
+    pub rate_limit: super::rate_limit::RateLimitSettings,
 }
 
 /// A profile's subject as written: `{ O = "Example Bank", C = "NL" }`, or
@@ -208,6 +211,8 @@ impl Profile {
             return Err(err(".csr_key_types", "lists a key type twice".into()));
         }
 
+        let rate_limit = super::rate_limit::RateLimits::from_settings(raw.rate_limit)
+            .map_err(|(field, message)| err(&field, message))?;
         let default_ttl = raw.default_ttl.map_or(Duration::from_secs(300), |d| d.0);
         let max_ttl = raw.max_ttl.map_or(Duration::from_secs(900), |d| d.0);
         let backdate = raw.backdate.map_or(Duration::from_secs(30), |d| d.0);
@@ -441,6 +446,7 @@ impl Profile {
             claims,
             oid_arc: oid_arc.clone(),
             max_json_depth,
+            rate_limit,
         })
     }
 }

@@ -43,6 +43,7 @@ pub(crate) fn profile() -> Profile {
         claims,
         oid_arc: arc,
         max_json_depth: 3,
+        rate_limit: Default::default(),
     }
 }
 

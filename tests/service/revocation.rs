@@ -720,6 +720,47 @@ impl session_ca::Store for RevokedWhileSigning {
     ) -> session_ca::BoxFuture<'a, Result<u64, session_ca::StoreError>> {
         self.0.next_crl_number(ca)
     }
+    fn count<'a>(
+        &'a self,
+        hits: &'a [session_ca::Hit],
+    ) -> session_ca::BoxFuture<'a, Result<Vec<u64>, session_ca::StoreError>> {
+        self.0.count(hits)
+    }
+    fn claim<'a>(
+        &'a self,
+        name: &'a str,
+        now: i64,
+        expires: i64,
+    ) -> session_ca::BoxFuture<'a, Result<bool, session_ca::StoreError>> {
+        self.0.claim(name, now, expires)
+    }
+    fn begin<'a>(
+        &'a self,
+        lease: &'a session_ca::Lease,
+    ) -> session_ca::BoxFuture<'a, Result<session_ca::Begun, session_ca::StoreError>> {
+        self.0.begin(lease)
+    }
+    fn idempotent<'a>(
+        &'a self,
+        id: &'a str,
+        now: i64,
+    ) -> session_ca::BoxFuture<'a, Result<Option<session_ca::Idempotent>, session_ca::StoreError>>
+    {
+        self.0.idempotent(id, now)
+    }
+    fn finish<'a>(
+        &'a self,
+        lease: &'a session_ca::Lease,
+        sealed: &'a [u8],
+    ) -> session_ca::BoxFuture<'a, Result<(), session_ca::StoreError>> {
+        self.0.finish(lease, sealed)
+    }
+    fn abandon<'a>(
+        &'a self,
+        lease: &'a session_ca::Lease,
+    ) -> session_ca::BoxFuture<'a, Result<(), session_ca::StoreError>> {
+        self.0.abandon(lease)
+    }
 }
 
 #[tokio::test]
