@@ -10,6 +10,7 @@ mod api;
 mod cli;
 mod conformance;
 mod end_to_end;
+mod fleet;
 mod front_doors;
 mod hmac;
 mod hostile;
