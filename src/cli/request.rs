@@ -3,7 +3,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use session_ca_client::{write_pem_files, write_pkcs12_file, CertificateRequest};
+use session_ca_client::{
+    idempotency, write_pem_files, write_pkcs12_file, CertificateRequest, ClientError, RetryPolicy,
+};
 
 use super::signer_args::SignerArgs;
 
@@ -43,6 +45,28 @@ pub(super) struct RequestArgs {
     /// Write a PKCS#12 key store to FILE (0600) and its password to FILE.password (0600).
     #[arg(long, value_name = "FILE")]
     pkcs12: Option<PathBuf>,
+    /// Idempotency key (16-128 characters of A-Z a-z 0-9 - _): the same key with the same request within the signer's window gets the certificate already issued, not a second one (default: a fresh key per run, reused on its retries).
+    #[arg(long, value_name = "KEY", value_parser = parse_idempotency_key)]
+    idempotency_key: Option<String>,
+    /// Retries after a transport error, HTTP 502/503/504, 409 idempotency_in_progress or 429, with the same idempotency key (0: one attempt).
+    #[arg(long, value_name = "N", default_value_t = RetryPolicy::DEFAULT.max_attempts - 1)]
+    retries: u32,
+}
+
+fn parse_idempotency_key(key: &str) -> Result<String, idempotency::KeyError> {
+    idempotency::check_key(key).map(|()| key.to_owned())
+}
+
+/// Whether the signer may have issued a certificate for a request that
+/// failed with `error` (the answer was lost, or it said "later").
+fn outcome_unknown(error: &ClientError) -> bool {
+    match error {
+        ClientError::Network(_) | ClientError::UnexpectedResponse(_) => true,
+        ClientError::Rejected { status, code, .. } => {
+            *status >= 500 || (*status == 409 && code == "idempotency_in_progress")
+        }
+        _ => false,
+    }
 }
 
 /// `NAME=TEXT` (a string claim) or `NAME:=JSON` (any JSON value).
@@ -77,19 +101,37 @@ pub(super) async fn request(args: RequestArgs) -> Result<()> {
         ),
         None => None,
     };
-    let signer = args.signer.client().await?;
-    let issued = signer
-        .issue(&CertificateRequest {
-            profile: args.profile,
-            session_id: args.session_id,
-            transaction_id: args.transaction_id,
-            ttl_seconds: args.ttl,
-            key_type: args.key_type,
-            claims: (!claims.is_empty()).then_some(claims),
-            csr,
-            pkcs12: args.pkcs12.is_some(),
-        })
-        .await?;
+    let signer = args.signer.client().await?.with_retry_policy(RetryPolicy {
+        max_attempts: args.retries.saturating_add(1),
+        ..RetryPolicy::DEFAULT
+    });
+    let key = match args.idempotency_key {
+        Some(key) => key,
+        None => idempotency::new_key()?,
+    };
+    let request = CertificateRequest {
+        profile: args.profile,
+        session_id: args.session_id,
+        transaction_id: args.transaction_id,
+        ttl_seconds: args.ttl,
+        key_type: args.key_type,
+        claims: (!claims.is_empty()).then_some(claims),
+        csr,
+        pkcs12: args.pkcs12.is_some(),
+    };
+    let outcome = match signer.issue_detailed(&request, Some(&key)).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            if outcome_unknown(&error) {
+                eprintln!(
+                    "to get the certificate the signer may have issued rather than a second one, \
+                     run again soon with the same arguments and --idempotency-key {key}"
+                );
+            }
+            return Err(error.into());
+        }
+    };
+    let issued = outcome.response;
     let written = match &args.pkcs12 {
         Some(path) => write_pkcs12_file(path, &issued)
             .with_context(|| format!("cannot write {}", path.display()))?,
@@ -103,5 +145,8 @@ pub(super) async fn request(args: RequestArgs) -> Result<()> {
     println!("session_id   {}", issued.session_id);
     println!("not_after    {}", issued.not_after);
     println!("renew_after  {}", issued.renew_after);
+    if outcome.replayed {
+        println!("replayed     true (issued earlier for --idempotency-key {key})");
+    }
     Ok(())
 }

@@ -20,6 +20,10 @@ use crate::wire::{CertificateRequest, IssueResponse};
 /// same session. Concurrent callers share one renewal. If a renewal fails
 /// while the held certificate is still valid, the held one is returned
 /// and the next call tries again; once it has expired, the error is.
+/// Each renewal is one [`SignerClient::issue`] call: one fresh
+/// idempotency key, retried under it by the client's
+/// [`RetryPolicy`](crate::RetryPolicy): its retries get at most one
+/// certificate issued.
 ///
 /// ```no_run
 /// # async fn run(signer: session_ca_client::SignerClient) -> Result<(), session_ca_client::ClientError> {

@@ -12,6 +12,15 @@
 //!   requests with [`hmac`] when the signer wants that, or with AWS SigV4
 //!   (`sigv4`, the `sigv4` feature) for a signer behind a Lambda Function
 //!   URL or API Gateway with IAM auth;
+//! - idempotent retries: [`SignerClient::issue`] sends an
+//!   `Idempotency-Key` ([`idempotency`]) and, after a transport error, HTTP
+//!   502/503/504, 409 `idempotency_in_progress` or 429, tries again with
+//!   the same key and a fresh signature, by a [`RetryPolicy`] (3 attempts,
+//!   backoff from 200 ms, at most 2 s, `Retry-After` honoured). The signer
+//!   issues one certificate for all the attempts;
+//!   [`SignerClient::issue_detailed`] tells whether the answer was a replay,
+//!   and [`SignerClient::issue_with_idempotency_key`] takes a key the
+//!   caller keeps across its own restarts;
 //! - [`CachedCertificate`], one session's certificate held while it is
 //!   fresh and renewed at its `renew_after`;
 //! - [`write_pem_files`] and [`write_pkcs12_file`], which write the issued
@@ -76,6 +85,8 @@ mod crypto;
 mod error_text;
 pub mod files;
 pub mod hmac;
+pub mod idempotency;
+mod retry;
 mod signer;
 #[cfg(feature = "sigv4")]
 pub mod sigv4;
@@ -84,7 +95,8 @@ mod wire;
 pub use cache::CachedCertificate;
 pub use credentials::{write_pem_files, write_pkcs12_file, CERT_FILE, CHAIN_FILE, KEY_FILE};
 pub use crypto::install_rustls_provider;
-pub use signer::{ClientError, SignerClient, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
+pub use retry::RetryPolicy;
+pub use signer::{ClientError, IssueOutcome, SignerClient, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
 pub use wire::{
     CaHealth, CertificateRequest, Claims, ErrorBody, ErrorDetail, Health, IssuePlan, IssueResponse,
     Pkcs12Body, PlannedClaim,

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use crate::error_text::error_chain;
 use crate::hmac::{self, Secret, SigningError};
+use crate::idempotency::{self, KeyError};
+use crate::retry::{parse_retry_after, RetryPolicy};
 use crate::wire::{CertificateRequest, ErrorBody, IssuePlan, IssueResponse};
 
 /// How long to wait for a TCP/TLS connection to the signer.
@@ -18,6 +20,24 @@ pub struct SignerClient {
     base: reqwest::Url,
     http: reqwest::Client,
     auth: Auth,
+    retry: RetryPolicy,
+}
+
+/// An issuance and how it came about (see [`SignerClient::issue_detailed`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct IssueOutcome {
+    /// The certificate and its key.
+    pub response: IssueResponse,
+    /// Whether the signer answered with the response it had already given
+    /// for this idempotency key (`Idempotent-Replayed: true`) rather than
+    /// issuing now: an earlier attempt, or an earlier call with the same
+    /// key, got this certificate issued.
+    pub replayed: bool,
+    /// The `Idempotency-Key` every attempt carried.
+    pub idempotency_key: String,
+    /// How many requests were sent, the first included.
+    pub attempts: u32,
 }
 
 /// How requests are authenticated.
@@ -36,6 +56,7 @@ impl fmt::Debug for SignerClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("SignerClient");
         debug.field("base", &self.base.as_str());
+        debug.field("retry", &self.retry);
         match &self.auth {
             Auth::None => {}
             Auth::Hmac(key_id, _) => {
@@ -95,7 +116,20 @@ impl SignerClient {
             base,
             http,
             auth: Auth::None,
+            retry: RetryPolicy::DEFAULT,
         })
+    }
+
+    /// Retries [`issue`](Self::issue) by `policy` ([`RetryPolicy::DEFAULT`]
+    /// unless set; [`RetryPolicy::none`] for a single attempt).
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> SignerClient {
+        self.retry = policy;
+        self
+    }
+
+    /// The retry policy of [`issue`](Self::issue).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
     }
 
     /// Signs every request with an HMAC key (for a signer with `auth = "hmac"`).
@@ -112,23 +146,120 @@ impl SignerClient {
         self
     }
 
-    /// Asks for a certificate (`POST /v1/certificates`).
+    /// Asks for a certificate (`POST /v1/certificates`), with a fresh
+    /// idempotency key ([`idempotency::new_key`]) sent on every attempt,
+    /// retried by the client's [`RetryPolicy`]: however many attempts it
+    /// takes, the signer issues at most one certificate for the call.
+    ///
+    /// Each attempt is authenticated anew (a fresh HMAC nonce and
+    /// timestamp, a fresh SigV4 signature). Retried: transport errors
+    /// (connection refused or reset, timeouts), HTTP 502, 503 and 504,
+    /// 409 `idempotency_in_progress` and 429; any other answer is
+    /// returned at once.
     pub async fn issue(&self, request: &CertificateRequest) -> Result<IssueResponse, ClientError> {
+        Ok(self.issue_detailed(request, None).await?.response)
+    }
+
+    /// [`issue`](Self::issue) with the caller's idempotency `key` (16 to
+    /// 128 characters of `A-Z a-z 0-9 - _`; [`ClientError::InvalidIdempotencyKey`]
+    /// otherwise, and nothing is sent): for a caller that keeps its key
+    /// across its own restarts, so that asking again after a crash gets
+    /// the certificate already issued (within the signer's window) rather
+    /// than a second one. The same key with a different request is
+    /// refused (422 `idempotency_key_reused`).
+    pub async fn issue_with_idempotency_key(
+        &self,
+        request: &CertificateRequest,
+        key: &str,
+    ) -> Result<IssueResponse, ClientError> {
+        Ok(self.issue_detailed(request, Some(key)).await?.response)
+    }
+
+    /// [`issue`](Self::issue) (`key: None`, a fresh key) or
+    /// [`issue_with_idempotency_key`](Self::issue_with_idempotency_key)
+    /// (`Some(key)`), telling also whether the answer was a replay, the
+    /// key sent and how many attempts it took.
+    pub async fn issue_detailed(
+        &self,
+        request: &CertificateRequest,
+        key: Option<&str>,
+    ) -> Result<IssueOutcome, ClientError> {
+        let key = match key {
+            Some(key) => {
+                idempotency::check_key(key).map_err(ClientError::InvalidIdempotencyKey)?;
+                key.to_owned()
+            }
+            None => idempotency::new_key().map_err(ClientError::Signing)?,
+        };
         let url = self.url("v1/certificates")?;
-        let body = self
-            .post(&url, request, reqwest::StatusCode::CREATED)
-            .await?;
-        serde_json::from_slice(&body).map_err(|e| {
-            ClientError::UnexpectedResponse(format!(
+        // Serialising these structs of strings and JSON texts cannot fail.
+        let body = serde_json::to_vec(request).unwrap_or_default();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let failure = match self.issue_once(&url, &body, &key).await {
+                Ok((response, replayed)) => {
+                    return Ok(IssueOutcome {
+                        response,
+                        replayed,
+                        idempotency_key: key,
+                        attempts,
+                    })
+                }
+                Err(failure) => failure,
+            };
+            let delay = if failure.transient {
+                self.retry.delay(attempts, failure.retry_after)
+            } else {
+                None
+            };
+            match delay {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => return Err(failure.error.after(attempts)),
+            }
+        }
+    }
+
+    /// One attempt of [`issue_detailed`](Self::issue_detailed): the
+    /// certificate and whether it was a replay.
+    async fn issue_once(
+        &self,
+        url: &reqwest::Url,
+        body: &[u8],
+        key: &str,
+    ) -> Result<(IssueResponse, bool), Failure> {
+        let post = self
+            .http
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(idempotency::HEADER, key);
+        let post = self
+            .authorize(post, "POST", url, Some("application/json"), body, true)
+            .await
+            .map_err(Failure::permanent)?;
+        let answer = fetch(post.body(body.to_vec()), "POST", url).await?;
+        if answer.status != reqwest::StatusCode::CREATED {
+            return Err(answer.failure());
+        }
+        let replayed = answer
+            .headers
+            .get(idempotency::REPLAYED_HEADER)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+        let response = serde_json::from_slice(&answer.body).map_err(|e| {
+            Failure::permanent(ClientError::UnexpectedResponse(format!(
                 "POST {url} answered 201 with a body that is not an issuance response: {e}"
-            ))
-        })
+            )))
+        })?;
+        Ok((response, replayed))
     }
 
     /// What the signer would issue for `request` (`POST
     /// /v1/certificates?dry_run=true`): authentication and the whole
     /// profile run, no key is made and nothing is signed. For checking a
     /// request against a profile in CI.
+    ///
+    /// Sent once, without an idempotency key: nothing is issued, so there
+    /// is nothing to deduplicate, and a caller may simply ask again.
     pub async fn dry_run(&self, request: &CertificateRequest) -> Result<IssuePlan, ClientError> {
         let mut url = self.url("v1/certificates")?;
         url.set_query(Some("dry_run=true"));
@@ -303,24 +434,104 @@ async fn exchange(
     url: &reqwest::Url,
     expected: reqwest::StatusCode,
 ) -> Result<Vec<u8>, ClientError> {
-    let network =
-        |e: reqwest::Error| ClientError::Network(format!("{method} {url}: {}", describe(&e)));
+    let answer = fetch(request, method, url).await.map_err(|f| f.error)?;
+    if answer.status != expected {
+        return Err(answer.failure().error);
+    }
+    Ok(answer.body)
+}
+
+/// An HTTP answer, read whole.
+struct Answer {
+    status: reqwest::StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    /// This answer as an error: the signer's, and whether to try again
+    /// (502, 503, 504, 429, 409 `idempotency_in_progress`) and when.
+    fn failure(&self) -> Failure {
+        let retry_after = self
+            .headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| parse_retry_after(v.as_bytes()));
+        let error = rejection(self.status, &self.body, retry_after);
+        let transient = match self.status.as_u16() {
+            502..=504 | 429 => true,
+            409 => {
+                matches!(&error, ClientError::Rejected { code, .. } if code == "idempotency_in_progress")
+            }
+            _ => false,
+        };
+        Failure {
+            error,
+            transient,
+            retry_after,
+        }
+    }
+}
+
+/// An attempt that failed, and whether another may succeed.
+struct Failure {
+    error: ClientError,
+    /// A transport error or an answer that says "later".
+    transient: bool,
+    /// The answer's `Retry-After` (integer seconds).
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    /// An error that another attempt would not change.
+    fn permanent(error: ClientError) -> Failure {
+        Failure {
+            error,
+            transient: false,
+            retry_after: None,
+        }
+    }
+}
+
+/// Sends a request and reads the whole answer; a transport error names
+/// `method` and `url`, and is transient unless the request could not be
+/// built or was redirected.
+async fn fetch(
+    request: reqwest::RequestBuilder,
+    method: &str,
+    url: &reqwest::Url,
+) -> Result<Answer, Failure> {
+    let network = |e: reqwest::Error| Failure {
+        transient: e.is_connect()
+            || e.is_timeout()
+            || e.is_request()
+            || e.is_body()
+            || e.is_decode(),
+        error: ClientError::Network(format!("{method} {url}: {}", describe(&e))),
+        retry_after: None,
+    };
     let response = request.send().await.map_err(network)?;
     let status = response.status();
+    let headers = response.headers().clone();
     let body = response.bytes().await.map_err(network)?;
-    if status != expected {
-        return Err(rejection(status, &body));
-    }
-    Ok(Vec::from(body))
+    Ok(Answer {
+        status,
+        headers,
+        body: Vec::from(body),
+    })
 }
 
 /// The signer's error, from its JSON error body when it sent one.
-fn rejection(status: reqwest::StatusCode, body: &[u8]) -> ClientError {
+fn rejection(
+    status: reqwest::StatusCode,
+    body: &[u8],
+    retry_after: Option<Duration>,
+) -> ClientError {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(ErrorBody { error }) => ClientError::Rejected {
             status: status.as_u16(),
             code: error.code,
             message: error.message,
+            retry_after,
         },
         Err(_) => {
             let text: String = String::from_utf8_lossy(body)
@@ -351,6 +562,9 @@ pub enum ClientError {
     /// The extra CA certificates cannot be used.
     #[error("invalid CA certificates: {0}")]
     InvalidCa(String),
+    /// The idempotency key given is not one the signer accepts.
+    #[error("{0}")]
+    InvalidIdempotencyKey(KeyError),
     /// The request could not be signed.
     #[error("cannot sign the request: {0}")]
     Signing(SigningError),
@@ -370,10 +584,28 @@ pub enum ClientError {
         code: String,
         /// What was wrong.
         message: String,
+        /// The answer's `Retry-After` (integer seconds) when it had one
+        /// (429 `rate_limited`, 409 `idempotency_in_progress`, some 503s):
+        /// how long to wait before asking again. [`SignerClient::issue`]
+        /// returns the error rather than wait longer than
+        /// [`RetryPolicy::max_delay`].
+        retry_after: Option<Duration>,
     },
     /// The signer answered something that is not this API.
     #[error("unexpected answer from the signer: {0}")]
     UnexpectedResponse(String),
+}
+
+impl ClientError {
+    /// A network error after several attempts says how many.
+    fn after(self, attempts: u32) -> ClientError {
+        match self {
+            ClientError::Network(text) if attempts > 1 => {
+                ClientError::Network(format!("{text} ({attempts} attempts)"))
+            }
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -383,14 +615,19 @@ mod tests {
     #[test]
     fn error_bodies_become_rejections() {
         let body = br#"{"error": {"code": "forbidden", "message": "no", "extra": 1}}"#;
-        match rejection(reqwest::StatusCode::FORBIDDEN, body) {
+        match rejection(
+            reqwest::StatusCode::FORBIDDEN,
+            body,
+            Some(Duration::from_secs(3)),
+        ) {
             ClientError::Rejected {
                 status,
                 code,
                 message,
+                retry_after,
             } => assert_eq!(
-                (status, code.as_str(), message.as_str()),
-                (403, "forbidden", "no")
+                (status, code.as_str(), message.as_str(), retry_after),
+                (403, "forbidden", "no", Some(Duration::from_secs(3)))
             ),
             other => panic!("{other:?}"),
         }
@@ -399,7 +636,7 @@ mod tests {
     #[test]
     fn other_bodies_are_unexpected_and_sanitised() {
         let body = format!("<html>\u{1b}[31m{}</html>", "x".repeat(300));
-        let err = rejection(reqwest::StatusCode::BAD_GATEWAY, body.as_bytes());
+        let err = rejection(reqwest::StatusCode::BAD_GATEWAY, body.as_bytes(), None);
         let ClientError::UnexpectedResponse(text) = &err else {
             panic!("{err:?}");
         };
@@ -412,7 +649,7 @@ mod tests {
             "{text}"
         );
         // An error object without the fields is not this API's error either.
-        let err = rejection(reqwest::StatusCode::FORBIDDEN, br#"{"error": "no"}"#);
+        let err = rejection(reqwest::StatusCode::FORBIDDEN, br#"{"error": "no"}"#, None);
         assert!(matches!(err, ClientError::UnexpectedResponse(_)), "{err:?}");
     }
 
