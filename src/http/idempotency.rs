@@ -29,9 +29,11 @@ use super::{AppError, AppState};
 use crate::crypto::{aead, hkdf, hmac, rand};
 use crate::store::{Begun, Idempotent, Lease, Store};
 
-/// The request header.
+/// The request header (`session_ca_client::idempotency::HEADER`), lower
+/// case as a `HeaderName` needs it.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-/// The response header on a replayed response.
+/// The response header on a replayed response
+/// (`session_ca_client::idempotency::REPLAYED_HEADER`).
 pub const REPLAYED: &str = "idempotent-replayed";
 /// How long a pending entry is held for its first request before a retry
 /// may take it over (its holder presumed dead).
@@ -55,14 +57,9 @@ pub(crate) fn key_of(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
+    // One definition of the key's shape, the client's.
     let key = value.to_str().unwrap_or("");
-    if !(16..=128).contains(&key.len())
-        || !key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(AppError::InvalidIdempotencyKey);
-    }
+    session_ca_client::idempotency::check_key(key).map_err(|_| AppError::InvalidIdempotencyKey)?;
     Ok(Some(key))
 }
 
@@ -129,8 +126,9 @@ pub(crate) enum Start {
     Plain,
     /// The first request's response, to send again.
     Replay(Response),
-    /// The lease is ours: issue, then [`Held::finish`].
-    Held(Held),
+    /// The lease is ours: issue, then [`Held::finish`]. (Boxed: the AES
+    /// key schedule is large.)
+    Held(Box<Held>),
 }
 
 /// A lease on an idempotency entry. Dropped unfinished (the request
@@ -145,7 +143,7 @@ pub(crate) struct Held {
 impl Held {
     /// Stores the response `body` sealed. A failure is a store fault:
     /// 503, and the certificate is not returned (it is in the ledger).
-    pub(crate) async fn finish(mut self, body: &[u8]) -> Result<(), AppError> {
+    pub(crate) async fn finish(mut self: Box<Self>, body: &[u8]) -> Result<(), AppError> {
         let sealed = seal(&self.seal, &self.lease.id, body)?;
         self.store
             .finish(&self.lease, &sealed)
@@ -208,12 +206,12 @@ pub(crate) async fn start(
     loop {
         let entry = match begun {
             Begun::Started => {
-                return Ok(Start::Held(Held {
+                return Ok(Start::Held(Box::new(Held {
                     store: Arc::clone(store),
                     lease,
                     seal: derived.seal,
                     finished: false,
-                }))
+                })))
             }
             Begun::Exists(entry) => entry,
         };

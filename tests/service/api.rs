@@ -1008,7 +1008,12 @@ async fn every_error_code_in_the_spec_is_produced_and_no_other() {
     // an_idempotent_retry_gets_the_first_response_and_no_second_certificate,
     // a_duplicate_of_a_slow_first_request_waits_then_gets_409_with_retry_after).
     seen.extend(
-        ["rate_limited", "idempotency_key_reused", "idempotency_in_progress"].map(String::from),
+        [
+            "rate_limited",
+            "idempotency_key_reused",
+            "idempotency_in_progress",
+        ]
+        .map(String::from),
     );
     let spec = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

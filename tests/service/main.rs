@@ -11,6 +11,7 @@ mod cli;
 mod conformance;
 mod end_to_end;
 mod fleet;
+mod fleet_processes;
 mod front_doors;
 mod hmac;
 mod hostile;
