@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The embedded ledger's cost: `session-ca serve` (release build, embedded
 # default: P-256 CA in signer-key/, ledger in signer-key/ledger.sqlite3)
-# with the ledger on and off (SESSION_CA_STORE__URL=none), one after the
-# other in one run, under wrk at each concurrency: requests per second and
-# server CPU per request (utime+stime of the server process over the
-# measured run, /proc/PID/stat), and the on/off ratio. Any non-2xx answer
-# stops the script.
+# with the ledger off (SESSION_CA_STORE__URL=none), on, and on with the
+# fleet features ("fleet": the default profile limited per caller, session
+# and transaction, with limits no run reaches, and a fresh Idempotency-Key
+# on every request, so each is counted three times and its response sealed
+# and stored), one after the other in one run, under wrk at each
+# concurrency: requests per second and server CPU per request
+# (utime+stime of the server process over the measured run,
+# /proc/PID/stat), and the ratios. Any non-2xx answer stops the script.
 #
 #   benches/ledger.sh                    # DURATION=10 WARMUP=2 CONCURRENCY="8 64"
 set -euo pipefail
@@ -23,14 +26,21 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run() { # MODE CONCURRENCY -> "reqs_per_s cpu_us_per_req"
   local mode=$1 c=$2 port=18443 out before after
   rm -rf "$work/$mode" && mkdir -p "$work/$mode"
-  if [[ $mode == off ]]; then export SESSION_CA_STORE__URL=none; else unset SESSION_CA_STORE__URL; fi
+  local script=$lua
+  unset SESSION_CA_STORE__URL SESSION_CA_PROFILES__DEFAULT__RATE_LIMIT
+  case $mode in
+    off) export SESSION_CA_STORE__URL=none ;;
+    fleet)
+      export SESSION_CA_PROFILES__DEFAULT__RATE_LIMIT='{ per_caller = "100000000/min", per_session = "100000000/min", per_transaction = "100000000/min" }'
+      script=$PWD/benches/compare/post-idempotent.lua ;;
+  esac
   (cd "$work/$mode" && SESSION_CA_LOG=warn exec "$bin" serve --listen "127.0.0.1:$port" >/dev/null 2>&1) &
   server=$!
   trap 'kill $server 2>/dev/null || true' RETURN
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-  wrk -t "$(( c < 2 ? c : 2 ))" -c "$c" -d "${WARMUP}s" -s "$lua" "http://127.0.0.1:$port/v1/certificates" >/dev/null
+  wrk -t "$(( c < 2 ? c : 2 ))" -c "$c" -d "${WARMUP}s" -s "$script" "http://127.0.0.1:$port/v1/certificates" >/dev/null
   before=$(ticks $server)
-  out=$(wrk -t "$(( c < 2 ? c : 2 ))" -c "$c" -d "${DURATION}s" -s "$lua" "http://127.0.0.1:$port/v1/certificates" | grep '^RESULT')
+  out=$(wrk -t "$(( c < 2 ? c : 2 ))" -c "$c" -d "${DURATION}s" -s "$script" "http://127.0.0.1:$port/v1/certificates" | grep '^RESULT')
   after=$(ticks $server)
   kill $server; wait $server 2>/dev/null || true
   local requests duration status
@@ -46,7 +56,11 @@ echo "|---|---|---|---|"
 for c in $CONCURRENCY; do
   read -r on_rps on_cpu < <(run on "$c")
   read -r off_rps off_cpu < <(run off "$c")
+  read -r fleet_rps fleet_cpu < <(run fleet "$c")
   echo "| $c | off | $off_rps | ${off_cpu} µs |"
   echo "| $c | on (SQLite) | $on_rps | ${on_cpu} µs |"
+  echo "| $c | on, with 3 rate limits and Idempotency-Key | $fleet_rps | ${fleet_cpu} µs |"
   awk -v on="$on_rps" -v off="$off_rps" -v c="$c" 'BEGIN { printf "| %s | on ÷ off | %.2f | |\n", c, on / off }'
+  awk -v f="$fleet_rps" -v on="$on_rps" -v fc="$fleet_cpu" -v oc="$on_cpu" -v c="$c" \
+    'BEGIN { printf "| %s | fleet ÷ on | %.2f | %.2f |\n", c, f / on, fc / oc }'
 done
