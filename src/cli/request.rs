@@ -63,7 +63,10 @@ fn outcome_unknown(error: &ClientError) -> bool {
     match error {
         ClientError::Network(_) | ClientError::UnexpectedResponse(_) => true,
         ClientError::Rejected { status, code, .. } => {
-            *status >= 500 || (*status == 409 && code == "idempotency_in_progress")
+            // 408: the signer gave up on the request, perhaps after recording it.
+            *status >= 500
+                || *status == 408
+                || (*status == 409 && code == "idempotency_in_progress")
         }
         _ => false,
     }

@@ -379,13 +379,15 @@ impl Config {
             }
             // Every execution environment refuses a replay only when they
             // share a store of HMAC nonces.
-            AuthMode::Hmac if config.store.spec != crate::store::StoreSpec::None => {}
+            AuthMode::Hmac if matches!(config.store.spec, crate::store::StoreSpec::DynamoDb(_)) => {
+            }
             AuthMode::Hmac => {
                 return Err(invalid(
                     "server.auth".into(),
                     "\"hmac\" in Lambda mode needs a store shared by every execution \
                      environment, so that a replayed request is refused by all of them: set \
-                     store.url = \"dynamodb:TABLE\" (or use \"iam\", the recommended default)"
+                     store.url = \"dynamodb:TABLE\" (an SQLite file is each environment's \
+                     own), or use \"iam\", the recommended default"
                         .into(),
                 ))
             }

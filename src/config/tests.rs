@@ -462,7 +462,20 @@ fn lambda_mode_needs_iam_or_hmac_with_a_store() {
             "{auth}: {err}"
         );
     }
-    // With a store, HMAC's replay refusal holds across environments.
+    // An SQLite file is each environment's own: not a shared store.
+    let mut env = lambda_env(&[
+        ("SESSION_CA_SERVER__AUTH", "hmac"),
+        ("SESSION_CA_STORE__URL", "sqlite:/tmp/ledger.sqlite3"),
+        ("SESSION_CA_PROFILES__DEFAULT__SUBJECT", "O=Example Bank"),
+    ]);
+    env.extend(
+        hmac_key
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let err = Config::load_lambda(&env).unwrap_err().to_string();
+    assert!(err.contains("each environment's own"), "{err}");
+    // With DynamoDB, HMAC's replay refusal holds across environments.
     let mut env = lambda_env(&[
         ("SESSION_CA_SERVER__AUTH", "hmac"),
         ("SESSION_CA_STORE__URL", "dynamodb:session-ca-ledger"),

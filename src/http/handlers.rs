@@ -82,7 +82,13 @@ pub(crate) async fn issue_certificate(
     )
     .await?
     {
-        Start::Replay(response) => return Ok(response),
+        Start::Replay(response, keys) => {
+            // Revoked since, by serial or by a session the first request
+            // was given: never handed out again.
+            let now = now.unix_timestamp();
+            super::revocations::refuse_if_any_revoked(&state, &keys, now).await?;
+            return Ok(response);
+        }
         Start::Held(held) => Some(held),
         Start::Plain => None,
     };
@@ -106,6 +112,7 @@ pub(crate) async fn issue_certificate(
         // never returned.
         super::revocations::refuse_if_revoked(&state, &plan, now.unix_timestamp()).await?;
     }
+    let issued_not_after = issued.not_after.unix_timestamp();
     let record = audit::Issued {
         serial: issued.serial_hex.clone(),
         fingerprint_sha256: issued.fingerprint_sha256.clone(),
@@ -150,7 +157,7 @@ pub(crate) async fn issue_certificate(
     let mut json = Vec::with_capacity(pem_bytes + pem_bytes / 32 + 1024);
     serde_json::to_writer(&mut json, &body).map_err(|e| AppError::Internal(e.to_string()))?;
     if let Some(held) = held {
-        held.finish(&json).await?;
+        held.finish(&json, issued_not_after).await?;
     }
     let mut response = (
         StatusCode::CREATED,

@@ -35,9 +35,13 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The response header on a replayed response
 /// (`session_ca_client::idempotency::REPLAYED_HEADER`).
 pub const REPLAYED: &str = "idempotent-replayed";
-/// How long a pending entry is held for its first request before a retry
-/// may take it over (its holder presumed dead).
+/// How long a pending entry is held at least for its first request
+/// before a retry may take it over (its holder presumed dead); never less
+/// than the request timeout, so a slow first request keeps its lease.
 pub const LEASE: Duration = Duration::from_secs(30);
+/// The `Retry-After` of a 409: the first request usually answers within
+/// milliseconds.
+const IN_PROGRESS_RETRY_AFTER: u64 = 1;
 /// How long a duplicate waits for the first request's response before it
 /// is answered 409.
 const WAIT: Duration = Duration::from_secs(3);
@@ -124,8 +128,9 @@ fn open(key: &aead::LessSafeKey, id: &str, sealed: &[u8]) -> Option<Vec<u8>> {
 pub(crate) enum Start {
     /// No key, or no store: issue as usual.
     Plain,
-    /// The first request's response, to send again.
-    Replay(Response),
+    /// The first request's response, to send again, and the keys of its
+    /// certificate (serial, session) for the revocation check.
+    Replay(Response, Vec<crate::store::LedgerKey>),
     /// The lease is ours: issue, then [`Held::finish`]. (Boxed: the AES
     /// key schedule is large.)
     Held(Box<Held>),
@@ -141,9 +146,16 @@ pub(crate) struct Held {
 }
 
 impl Held {
-    /// Stores the response `body` sealed. A failure is a store fault:
-    /// 503, and the certificate is not returned (it is in the ledger).
-    pub(crate) async fn finish(mut self: Box<Self>, body: &[u8]) -> Result<(), AppError> {
+    /// Stores the response `body` sealed, until `not_after` (the
+    /// certificate's: a retry after it gets a new one) or the window,
+    /// whichever is first. A failure is a store fault: 503, and the
+    /// certificate is not returned (it is in the ledger).
+    pub(crate) async fn finish(
+        mut self: Box<Self>,
+        body: &[u8],
+        not_after: i64,
+    ) -> Result<(), AppError> {
+        self.lease.expires = self.lease.expires.min(not_after);
         let sealed = seal(&self.seal, &self.lease.id, body)?;
         self.store
             .finish(&self.lease, &sealed)
@@ -191,7 +203,8 @@ pub(crate) async fn start(
     let derived = derive(key, caller)?;
     let fingerprint = crate::fmt::hex(hmac::sign(&derived.fingerprint, body).as_ref());
     let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
-    let lease_secs = i64::try_from(LEASE.as_secs()).unwrap_or(i64::MAX);
+    let lease = LEASE.max(state.config.server.request_timeout + Duration::from_secs(5));
+    let lease_secs = i64::try_from(lease.as_secs()).unwrap_or(i64::MAX);
     let lease = Lease {
         id: derived.id.clone(),
         fingerprint: fingerprint.clone(),
@@ -223,14 +236,13 @@ pub(crate) async fn start(
                 let body = open(&derived.seal, &derived.id, &sealed).ok_or_else(|| {
                     AppError::Internal("a sealed idempotent response did not open".into())
                 })?;
-                return Ok(Start::Replay(replay(body)));
+                let keys = certificate_keys(&body);
+                return Ok(Start::Replay(replay(body), keys));
             }
-            Idempotent::Pending { lease_until, .. } => {
+            Idempotent::Pending { .. } => {
                 if tokio::time::Instant::now() >= deadline {
                     return Err(AppError::IdempotencyInProgress {
-                        retry_after: u64::try_from(lease_until.saturating_sub(now))
-                            .unwrap_or(1)
-                            .clamp(1, 5),
+                        retry_after: IN_PROGRESS_RETRY_AFTER,
                     });
                 }
                 tokio::time::sleep(POLL).await;
@@ -246,6 +258,18 @@ pub(crate) async fn start(
             }
         }
     }
+}
+
+/// The serial and session of the certificate in a stored response.
+fn certificate_keys(body: &[u8]) -> Vec<crate::store::LedgerKey> {
+    let Ok(response) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let field = |name: &str| response[name].as_str().map(str::to_owned);
+    let mut keys = Vec::with_capacity(2);
+    keys.extend(field("serial").map(crate::store::LedgerKey::Serial));
+    keys.extend(field("session_id").map(crate::store::LedgerKey::SessionId));
+    keys
 }
 
 fn lapsed(entry: &Idempotent, now: i64) -> bool {

@@ -43,9 +43,6 @@ pub(crate) async fn refuse_if_revoked(
     plan: &CertificatePlan,
     now: i64,
 ) -> Result<(), AppError> {
-    let Some(store) = state.ledger.store() else {
-        return Ok(());
-    };
     let mut keys = Vec::with_capacity(3);
     keys.push(LedgerKey::SessionId(plan.session_id.clone()));
     if let Some(transaction) = &plan.transaction_id {
@@ -54,7 +51,20 @@ pub(crate) async fn refuse_if_revoked(
     if let Some(requester) = &plan.requester {
         keys.push(LedgerKey::Requester(requester.clone()));
     }
-    match store.revoked(&keys, now).await {
+    refuse_if_any_revoked(state, &keys, now).await
+}
+
+/// 403 `revoked` when a rule in force at `now` covers one of `keys` (a
+/// replayed certificate's serial and session, besides the request's).
+pub(crate) async fn refuse_if_any_revoked(
+    state: &AppState,
+    keys: &[LedgerKey],
+    now: i64,
+) -> Result<(), AppError> {
+    let Some(store) = state.ledger.store() else {
+        return Ok(());
+    };
+    match store.revoked(keys, now).await {
         Ok(None) => Ok(()),
         Ok(Some(rule)) => Err(AppError::Revoked(format!(
             "{} {:?} was revoked at {} ({}){}; no certificate is issued for it",

@@ -102,8 +102,10 @@ type Reply = oneshot::Sender<Result<(), StoreError>>;
 
 /// A write run inside a group's transaction (in a savepoint of its own):
 /// it returns what to answer once the group's commit is known (`None`
-/// when it committed, or the commit's error).
-type Write = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> Answer + Send>;
+/// when it committed, or the commit's error), and the SQL error that
+/// fails the whole group, if it hit one.
+type Write =
+    Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> (Answer, Option<rusqlite::Error>) + Send>;
 /// The answer of a [`Write`], sent once its group's commit is known.
 type Answer = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
@@ -113,7 +115,25 @@ type Answer = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 #[allow(clippy::large_enum_variant)]
 enum Job {
     Record(LedgerRecord, Reply),
-    Write(Write),
+    Write(Write, Durability),
+}
+
+/// How durable a write is when it is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Durability {
+    /// On disk before it is answered (the group's commit is fsynced):
+    /// revocation rules and CRL numbers, like every certificate record.
+    Synced,
+    /// Committed, so every connection sees it and a crash of the process
+    /// keeps it, and on disk with the next synced commit: a group of only
+    /// such writes commits without an fsync (`synchronous = NORMAL`, in
+    /// WAL mode). For the state a request leaves before its certificate
+    /// (rate counters, HMAC claims, idempotency leases) and the sealed
+    /// response after it: the certificate's record is a synced commit
+    /// after the first three, so nothing is returned before they are on
+    /// disk, and losing a sealed response to a power cut costs a retry a
+    /// second certificate (recorded), never an unrecorded one.
+    Deferred,
 }
 
 /// The SQLite ledger.
@@ -197,12 +217,28 @@ fn write_loop(
     retention: Duration,
 ) {
     let mut last_prune = Instant::now() - PRUNE_EVERY;
+    let mut synced = true;
     while let Some(first) = queue.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match queue.try_recv() {
                 Ok(job) => group.push(job),
                 Err(_) => break,
+            }
+        }
+        let needs_sync = group
+            .iter()
+            .any(|job| !matches!(job, Job::Write(_, Durability::Deferred)));
+        if needs_sync != synced {
+            let pragma = if needs_sync {
+                "PRAGMA synchronous = FULL"
+            } else {
+                "PRAGMA synchronous = NORMAL"
+            };
+            match connection.execute_batch(pragma) {
+                Ok(()) => synced = needs_sync,
+                // Left as it was: FULL is never weakened by a failure here.
+                Err(e) => tracing::warn!(store = %path.display(), error = %e, "{pragma} failed"),
             }
         }
         commit(&mut connection, group, retention, path);
@@ -240,20 +276,34 @@ fn prune(connection: &Connection, path: &Path) {
 
 /// Writes `group` in one transaction and answers each job once the
 /// commit is known. A duplicate serial fails that record alone, and a
-/// failing write only its own savepoint (the others commit); any other
-/// error fails the whole group.
+/// write refused by the store's own rules only its own savepoint (the
+/// others commit); an SQL error (busy, locked, I/O, full) fails the whole
+/// group, and every job of it, run or not, is answered with it.
 fn commit(connection: &mut Connection, group: Vec<Job>, retention: Duration, path: &Path) {
     let mut replies: Vec<(Reply, Result<(), StoreError>)> = Vec::with_capacity(group.len());
     let mut answers: Vec<Answer> = Vec::new();
+    let mut jobs = group.into_iter();
     let done = (|| -> rusqlite::Result<()> {
         let transaction = connection.transaction()?;
-        for job in group {
+        for job in jobs.by_ref() {
             match job {
                 Job::Record(record, reply) => {
-                    let outcome = insert(&transaction, &record, retention)?;
-                    replies.push((reply, outcome));
+                    match insert(&transaction, &record, retention) {
+                        Ok(outcome) => replies.push((reply, outcome)),
+                        Err(e) => {
+                            // Answered with the group's error below.
+                            replies.push((reply, Ok(())));
+                            return Err(e);
+                        }
+                    }
                 }
-                Job::Write(write) => answers.push(write(&transaction)),
+                Job::Write(write, _) => {
+                    let (answer, failed) = write(&transaction);
+                    answers.push(answer);
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
+                }
             }
         }
         transaction.commit()
@@ -263,6 +313,13 @@ fn commit(connection: &mut Connection, group: Vec<Job>, retention: Duration, pat
         tracing::error!(store = %path.display(), error = %error, "ledger write failed");
         error
     });
+    // Jobs after the one that failed the group were not run.
+    for job in jobs {
+        match job {
+            Job::Record(_, reply) => replies.push((reply, Ok(()))),
+            Job::Write(write, _) => drop(write),
+        }
+    }
     for (reply, outcome) in replies {
         let _ = reply.send(match &failed {
             Some(error) => Err(error.clone()),
@@ -460,7 +517,9 @@ impl Store for SqliteStore {
 
     fn next_crl_number<'a>(&'a self, ca: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
         let name = format!("crl:{ca}");
-        Box::pin(self.write(move |transaction| Ok(increment(transaction, &name)?)))
+        Box::pin(self.write(Durability::Synced, move |transaction| {
+            Ok(increment(transaction, &name)?)
+        }))
     }
 
     fn count<'a>(&'a self, hits: &'a [Hit]) -> BoxFuture<'a, Result<Vec<u64>, StoreError>> {
@@ -507,19 +566,29 @@ impl SqliteStore {
     /// are undone), and answers once that transaction is committed.
     pub(super) async fn write<T: Send + 'static>(
         &self,
+        durability: Durability,
         write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, WriteError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, outcome) = oneshot::channel();
         let path = self.path.clone();
-        let job = Job::Write(Box::new(move |transaction: &rusqlite::Transaction<'_>| {
-            let value = in_savepoint(transaction, write, &path);
-            Box::new(move |failed: Option<&StoreError>| {
-                let _ = reply.send(match failed {
-                    Some(error) => Err(error.clone()),
-                    None => value,
-                });
-            }) as Answer
-        }));
+        let job = Job::Write(
+            Box::new(move |transaction: &rusqlite::Transaction<'_>| {
+                let (value, fatal) = match in_savepoint(transaction, write, &path) {
+                    Ok(value) => (Some(value), None),
+                    Err(e) => (None, Some(e)),
+                };
+                let answer = Box::new(move |failed: Option<&StoreError>| {
+                    let _ = reply.send(match (failed, value) {
+                        (None, Some(value)) => value,
+                        (Some(error), _) => Err(error.clone()),
+                        // A fatal error always fails the group.
+                        (None, None) => Err(unavailable(&path, "the write failed")),
+                    });
+                }) as Answer;
+                (answer, fatal)
+            }),
+            durability,
+        );
         let stopped = || unavailable(&self.path, "the ledger writer has stopped");
         self.writes.send(job).await.map_err(|_| stopped())?;
         outcome.await.map_err(|_| stopped())?
@@ -552,32 +621,33 @@ impl From<rusqlite::Error> for WriteError {
 }
 
 /// Runs `write` in a savepoint of `transaction`: its changes are kept when
-/// it succeeds and undone when it fails (an SQL error is logged and
-/// becomes [`StoreError::Unavailable`]).
+/// it succeeds and undone when the store refuses it (`Ok(Err(..))`). An
+/// SQL error is the whole group's (`Err`), except a constraint violation,
+/// which is this write's alone.
 fn in_savepoint<T>(
     transaction: &rusqlite::Transaction<'_>,
     write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, WriteError>,
     path: &Path,
-) -> Result<T, StoreError> {
-    let sql_error = |e: rusqlite::Error| {
-        let error = unavailable(path, e);
-        tracing::error!(store = %path.display(), error = %error, "ledger write failed");
-        error
+) -> rusqlite::Result<Result<T, StoreError>> {
+    transaction.execute_batch("SAVEPOINT job")?;
+    let error = match write(transaction) {
+        Ok(value) => {
+            transaction.execute_batch("RELEASE job")?;
+            return Ok(Ok(value));
+        }
+        Err(WriteError::Store(e)) => e,
+        Err(WriteError::Sql(e))
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+                && !transaction.is_autocommit() =>
+        {
+            let error = unavailable(path, e);
+            tracing::error!(store = %path.display(), error = %error, "ledger write failed");
+            error
+        }
+        Err(WriteError::Sql(e)) => return Err(e),
     };
-    transaction
-        .execute_batch("SAVEPOINT job")
-        .map_err(sql_error)?;
-    let value = write(transaction).map_err(|e| match e {
-        WriteError::Sql(e) => sql_error(e),
-        WriteError::Store(e) => e,
-    });
-    let end = if value.is_ok() {
-        "RELEASE job"
-    } else {
-        "ROLLBACK TO job; RELEASE job"
-    };
-    transaction.execute_batch(end).map_err(sql_error)?;
-    value
+    transaction.execute_batch("ROLLBACK TO job; RELEASE job")?;
+    Ok(Err(error))
 }
 
 impl SqliteStore {

@@ -1,19 +1,19 @@
 //! The SQLite store's shared state ([`super::fleet`]): rate counters,
 //! claims and idempotency entries, each written by the ledger's writer
-//! thread in the group commit of the records (so a request's counters and
-//! its certificate share fsyncs with every other request's), and each
-//! read-and-write in one transaction, so processes sharing the file see
-//! one count.
+//! thread in the group commit of the records, each read-and-write in one
+//! transaction (so processes sharing the file see one count), and each
+//! [`Durability::Deferred`]: on disk with the next certificate's commit,
+//! which every issuance waits for, instead of an fsync of its own.
 
 use rusqlite::{params, OptionalExtension};
 
-use super::sqlite::{SqliteStore, WriteError};
+use super::sqlite::{Durability, SqliteStore, WriteError};
 use super::{Begun, Hit, Idempotent, Lease, StoreError};
 
 impl SqliteStore {
     pub(super) async fn count_hits(&self, hits: &[Hit]) -> Result<Vec<u64>, StoreError> {
         let hits = hits.to_vec();
-        self.write(move |transaction| {
+        self.write(Durability::Deferred, move |transaction| {
             let mut increment = transaction.prepare_cached(
                 "INSERT INTO rate_counters (name, value, expires_at) VALUES (?1, 1, ?2) \
                  ON CONFLICT (name) DO UPDATE SET value = value + 1, \
@@ -39,7 +39,7 @@ impl SqliteStore {
         expires: i64,
     ) -> Result<bool, StoreError> {
         let name = name.to_owned();
-        self.write(move |transaction| {
+        self.write(Durability::Deferred, move |transaction| {
             // Inserted, or taken over from an expired claim: one row changed.
             let changed = transaction.execute(
                 "INSERT INTO claims (name, expires_at) VALUES (?1, ?2) \
@@ -54,7 +54,7 @@ impl SqliteStore {
 
     pub(super) async fn begin_lease(&self, lease: &Lease) -> Result<Begun, StoreError> {
         let lease = lease.clone();
-        self.write(move |transaction| {
+        self.write(Durability::Deferred, move |transaction| {
             let taken = transaction.execute(
                 "INSERT INTO idempotency (id, fingerprint, token, lease_until, sealed, expires_at) \
                  VALUES (?1, ?2, ?3, ?4, NULL, ?5) \
@@ -105,7 +105,7 @@ impl SqliteStore {
             lease.expires,
             sealed.to_vec(),
         );
-        self.write(move |transaction| {
+        self.write(Durability::Deferred, move |transaction| {
             let changed = transaction.execute(
                 "UPDATE idempotency SET sealed = ?3, expires_at = ?4 \
                  WHERE id = ?1 AND token = ?2 AND sealed IS NULL",
@@ -124,7 +124,7 @@ impl SqliteStore {
 
     pub(super) async fn abandon_lease(&self, lease: &Lease) -> Result<(), StoreError> {
         let (id, token) = (lease.id.clone(), lease.token.clone());
-        self.write(move |transaction| {
+        self.write(Durability::Deferred, move |transaction| {
             transaction.execute(
                 "DELETE FROM idempotency WHERE id = ?1 AND token = ?2 AND sealed IS NULL",
                 params![id, token],

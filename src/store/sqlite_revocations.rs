@@ -5,7 +5,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::sqlite::SqliteStore;
+use super::sqlite::{Durability, SqliteStore};
 use super::{LedgerKey, Revocation, StoreError};
 use crate::ca::BoxFuture;
 
@@ -47,7 +47,7 @@ impl SqliteStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let rule = rule.clone();
         let retention = i64::try_from(self.retention().as_secs()).unwrap_or(i64::MAX);
-        Box::pin(self.write(move |transaction| {
+        Box::pin(self.write(Durability::Synced, move |transaction| {
             transaction.execute(
                 "INSERT INTO revocations (kind, value, reason, revoked_at, expires, revoked_by, \
                  request_id, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
