@@ -1003,18 +1003,8 @@ async fn every_error_code_in_the_spec_is_produced_and_no_other() {
     seen.insert("internal_error".into());
     // A KMS-delegated CA (moto): tests/service/kms_crl.rs.
     seen.insert("crl_unavailable".into());
-    // A store shared by the requests: tests/service/fleet.rs
-    // (rate_limits_refuse_with_429_and_retry_after_until_the_window_ends,
-    // an_idempotent_retry_gets_the_first_response_and_no_second_certificate,
-    // a_duplicate_of_a_slow_first_request_waits_then_gets_409_with_retry_after).
-    seen.extend(
-        [
-            "rate_limited",
-            "idempotency_key_reused",
-            "idempotency_in_progress",
-        ]
-        .map(String::from),
-    );
+    // A store shared by the requests (rate limits, idempotency).
+    seen.extend(crate::fleet::store_error_codes().await);
     let spec = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/api-spec/openapi.yaml"

@@ -578,3 +578,40 @@ async fn a_signed_request_accepted_by_one_instance_is_refused_by_every_other() {
     let back = send(&b, signed(body, "nonce-fleet-0000000004")).await;
     assert_eq!(back.status, StatusCode::CREATED, "{}", back.json());
 }
+
+/// The error codes of a shared store, produced through the router (for
+/// `api::every_error_code_in_the_spec_is_produced_and_no_other`): every
+/// refusal of these requests, by code.
+pub(crate) async fn store_error_codes() -> std::collections::BTreeSet<String> {
+    let mut refusals = Vec::new();
+    let (_service, state, _store) = service_with_store(LIMITED).await;
+    // rate_limited: limited_closed admits one request a minute.
+    for _ in 0..2 {
+        refusals.push(
+            send(
+                &state,
+                issue_request(r#"{"profile":"limited_closed"}"#, None),
+            )
+            .await,
+        );
+    }
+    // idempotency_key_reused: the same key with another body.
+    let key = "codes-key-0123456789abcdef";
+    refusals.push(send(&state, issue_request("{}", Some(key))).await);
+    refusals.push(send(&state, issue_request(r#"{"ttl_seconds":60}"#, Some(key))).await);
+    // idempotency_in_progress: a duplicate of a first request whose ledger
+    // write outlasts the duplicate's wait.
+    let (_service, slow, _store) = faulty_service(Duration::from_secs(4)).await;
+    let first = tokio::spawn({
+        let slow = slow.clone();
+        async move { send(&slow, issue_request("{}", Some(key))).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    refusals.push(send(&slow, issue_request("{}", Some(key))).await);
+    assert_eq!(first.await.unwrap().status, StatusCode::CREATED);
+    refusals
+        .iter()
+        .filter(|r| !r.status.is_success())
+        .map(|r| r.code())
+        .collect()
+}
