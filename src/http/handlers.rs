@@ -52,6 +52,8 @@ pub(crate) async fn issue_certificate(
     trail.set_handling_started();
     let Query(query) = query.map_err(|e| AppError::InvalidQuery(e.body_text()))?;
     is_json(&headers)?;
+    // A malformed Idempotency-Key is refused on dry runs too.
+    idempotency::key_of(&headers)?;
     let body = body.map_err(|rejection| body_error(&rejection, &state.config))?;
     let request = IssueRequest::from_json(&body)?;
     let profile_name = request.profile.as_deref().unwrap_or(DEFAULT_PROFILE);

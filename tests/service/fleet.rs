@@ -144,6 +144,31 @@ async fn rate_limits_refuse_with_429_and_retry_after_until_the_window_ends() {
     assert_eq!(reply.status, StatusCode::CREATED);
 }
 
+/// RSA keys are generated only by aws-lc builds (ring cannot).
+#[cfg(feature = "aws-lc")]
+#[tokio::test]
+async fn rsa_keys_have_a_limit_of_their_own() {
+    let (_service, state, _store) = service_with_store(
+        "[profiles.rsa]\nca = \"default\"\nkey_types = [\"ecdsa-p256\", \"rsa-2048\"]\n\
+         rate_limit = { rsa_per_caller = \"1/min\", per_caller = \"10/min\" }\n",
+    )
+    .await;
+    let rsa = json!({"profile": "rsa", "key_type": "rsa-2048"}).to_string();
+    let ecdsa = json!({"profile": "rsa"}).to_string();
+    let first = send(&state, issue_request(&rsa, None)).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.json());
+    let refused = send(&state, issue_request(&rsa, None)).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        refused.message().contains("rsa_per_caller"),
+        "{}",
+        refused.message()
+    );
+    // Other key types are counted only per caller.
+    let other = send(&state, issue_request(&ecdsa, None)).await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.json());
+}
+
 #[tokio::test]
 async fn a_limit_holds_exactly_under_concurrency_32() {
     let (_service, state, _store) = service_with_store(
@@ -189,6 +214,18 @@ async fn an_idempotent_retry_gets_the_first_response_and_no_second_certificate()
     assert_eq!(fresh.status, StatusCode::CREATED);
     assert_ne!(fresh.json()["serial"], first.json()["serial"]);
     assert_eq!(records_of_session(store.as_ref(), SESSION_ID).await, 2);
+
+    // A malformed key is refused on a dry run too.
+    let dry = send(
+        &state,
+        Request::post("/v1/certificates?dry_run=true")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", "too-short")
+            .body(Body::from(body.clone()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(dry.status, StatusCode::BAD_REQUEST);
 
     // Revoked by its serial since: the replay is refused, not handed out.
     let serial = first.json()["serial"].as_str().unwrap().to_owned();

@@ -89,8 +89,9 @@ async fn ledger_serials(http: &reqwest::Client, port: u16, session: &str) -> BTr
 
 /// Checks both features against instances `ports` (round robin): a
 /// per-caller limit of 10 an hour (the profile `limited`) under concurrency
-/// 32, and 100 concurrent identical idempotent requests.
-async fn check_fleet(ports: &[u16], session: &str) {
+/// 32, and 100 concurrent identical idempotent requests. Returns the
+/// private key of the idempotent certificate (to look for in the store).
+async fn check_fleet(ports: &[u16], session: &str) -> String {
     let http = http_client();
     let hour = |t: time::OffsetDateTime| t.unix_timestamp() / 3600;
     let before = time::OffsetDateTime::now_utc();
@@ -144,6 +145,33 @@ async fn check_fleet(ports: &[u16], session: &str) {
         serials,
         "one record"
     );
+    again["private_key"].as_str().unwrap().to_owned()
+}
+
+/// Asserts that `haystack` holds `private_key` (PEM) in no encoding: not
+/// its PEM, its base64 body or a long part of it, nor its DER.
+fn assert_no_key(haystack: &[u8], private_key: &str, place: &str) {
+    use base64::Engine as _;
+    let body: String = private_key
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(&body)
+        .unwrap();
+    let text = String::from_utf8_lossy(haystack);
+    assert!(!text.contains("PRIVATE KEY"), "a PEM key in {place}");
+    for part in [
+        &body[..32],
+        &body[body.len() / 2..body.len() / 2 + 32],
+        &body[body.len() - 32..],
+    ] {
+        assert!(!text.contains(part), "base64 of the key in {place}");
+    }
+    assert!(
+        !haystack.windows(der.len()).any(|w| w == der.as_slice()),
+        "the key's DER in {place}"
+    );
 }
 
 /// The `limited` profile, by environment.
@@ -166,15 +194,46 @@ async fn two_instances_on_one_dynamodb_table_share_limits_and_idempotency() {
     let env = dynamodb_env(&moto, "fleet", &LIMITED);
     let (_a, a, _) = tools::start_serve_logged_env(BIN, dir.path(), &[], &env);
     let (_b, b, _) = tools::start_serve_logged_env(BIN, dir.path(), &[], &env);
-    check_fleet(&[a, b], SESSION).await;
+    let private_key = check_fleet(&[a, b], SESSION).await;
+    // The sealed response is in the table, and the key in no encoding.
+    let items = moto
+        .dynamodb_client()
+        .await
+        .scan()
+        .table_name("fleet")
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .to_vec();
+    let sealed = items
+        .iter()
+        .filter(|item| item.contains_key("sealed"))
+        .count();
+    assert_eq!(sealed, 1, "one sealed response");
+    let mut bytes = format!("{items:?}").into_bytes();
+    for item in &items {
+        for value in item.values() {
+            if let aws_sdk_dynamodb::types::AttributeValue::B(blob) = value {
+                bytes.extend_from_slice(blob.as_ref());
+            }
+        }
+    }
+    assert_no_key(&bytes, &private_key, "the DynamoDB table");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_instance_on_its_embedded_sqlite_ledger_limits_and_replays() {
     let dir = tempfile::tempdir().unwrap();
     let env: Vec<(&str, String)> = LIMITED.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
-    let (_a, a, _) = tools::start_serve_logged_env(BIN, dir.path(), &[], &env);
-    check_fleet(&[a], SESSION).await;
+    let (a_server, a, _) = tools::start_serve_logged_env(BIN, dir.path(), &[], &env);
+    let private_key = check_fleet(&[a], SESSION).await;
+    drop(a_server);
+    let mut bytes = std::fs::read(dir.path().join("signer-key/ledger.sqlite3")).unwrap();
+    bytes.extend(
+        std::fs::read(dir.path().join("signer-key/ledger.sqlite3-wal")).unwrap_or_default(),
+    );
+    assert_no_key(&bytes, &private_key, "the SQLite ledger");
 }
 
 const HMAC_SECRET: &str = "0123456789abcdef0123456789abcdef-replays";
