@@ -100,12 +100,13 @@ CREATE TABLE IF NOT EXISTS idempotency (
 
 type Reply = oneshot::Sender<Result<(), StoreError>>;
 
-/// A write run inside a group's transaction (in a savepoint of its own):
-/// it returns what to answer once the group's commit is known (`None`
-/// when it committed, or the commit's error), and the SQL error that
-/// fails the whole group, if it hit one.
+/// A write run inside a group's transaction (in a savepoint of its own),
+/// or not run at all (`None`: an earlier job failed its group): it returns
+/// what to answer once the group's commit is known (`None` when it
+/// committed, or the group's error), and the SQL error that fails the
+/// whole group, if it hit one.
 type Write =
-    Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> (Answer, Option<rusqlite::Error>) + Send>;
+    Box<dyn FnOnce(Option<&rusqlite::Transaction<'_>>) -> (Answer, Option<rusqlite::Error>) + Send>;
 /// The answer of a [`Write`], sent once its group's commit is known.
 type Answer = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
@@ -298,7 +299,7 @@ fn commit(connection: &mut Connection, group: Vec<Job>, retention: Duration, pat
                     }
                 }
                 Job::Write(write, _) => {
-                    let (answer, failed) = write(&transaction);
+                    let (answer, failed) = write(Some(&transaction));
                     answers.push(answer);
                     if let Some(e) = failed {
                         return Err(e);
@@ -317,7 +318,7 @@ fn commit(connection: &mut Connection, group: Vec<Job>, retention: Duration, pat
     for job in jobs {
         match job {
             Job::Record(_, reply) => replies.push((reply, Ok(()))),
-            Job::Write(write, _) => drop(write),
+            Job::Write(write, _) => answers.push(write(None).0),
         }
     }
     for (reply, outcome) in replies {
@@ -572,16 +573,18 @@ impl SqliteStore {
         let (reply, outcome) = oneshot::channel();
         let path = self.path.clone();
         let job = Job::Write(
-            Box::new(move |transaction: &rusqlite::Transaction<'_>| {
-                let (value, fatal) = match in_savepoint(transaction, write, &path) {
-                    Ok(value) => (Some(value), None),
-                    Err(e) => (None, Some(e)),
+            Box::new(move |transaction: Option<&rusqlite::Transaction<'_>>| {
+                let (value, fatal) = match transaction.map(|t| in_savepoint(t, write, &path)) {
+                    Some(Ok(value)) => (Some(value), None),
+                    Some(Err(e)) => (None, Some(e)),
+                    // Not run: answered with its group's error.
+                    None => (None, None),
                 };
                 let answer = Box::new(move |failed: Option<&StoreError>| {
                     let _ = reply.send(match (failed, value) {
                         (None, Some(value)) => value,
                         (Some(error), _) => Err(error.clone()),
-                        // A fatal error always fails the group.
+                        // Failed or not run: its group always fails then.
                         (None, None) => Err(unavailable(&path, "the write failed")),
                     });
                 }) as Answer;

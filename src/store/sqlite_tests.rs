@@ -121,3 +121,40 @@ async fn shared_state_holds_across_two_clients_of_one_file() {
     let b = SqliteStore::open(&path, Duration::from_secs(86_400)).unwrap();
     super::super::conformance::check_fleet(&a, &b).await;
 }
+
+#[tokio::test]
+async fn a_locked_file_fails_every_job_of_a_group_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite3");
+    let store = SqliteStore::open(&path, Duration::from_secs(86_400)).unwrap();
+    // Another process holds the write lock past the busy timeout.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let record = super::super::conformance::record("0f01", "s-lock", None, None, 1_800_000_000);
+    let hits = [super::super::Hit {
+        counter: "rate#lock".into(),
+        expires: 1_800_000_100,
+    }];
+    let (recorded, counted, claimed) = tokio::join!(
+        store.record(&record),
+        store.count(&hits),
+        store.claim("hmac#lock", 1_800_000_000, 1_800_000_300),
+    );
+    for outcome in [recorded.err(), counted.err(), claimed.err()] {
+        match outcome {
+            Some(StoreError::Unavailable(cause)) => {
+                assert!(cause.contains("locked"), "{cause}");
+                assert!(!cause.contains("stopped"), "{cause}");
+            }
+            other => panic!("expected the lock as the cause, got {other:?}"),
+        }
+    }
+    // Released, the same jobs succeed: nothing was half-written.
+    other.execute_batch("ROLLBACK").unwrap();
+    store.record(&record).await.unwrap();
+    assert_eq!(store.count(&hits).await.unwrap(), [1]);
+    assert!(store
+        .claim("hmac#lock", 1_800_000_000, 1_800_000_300)
+        .await
+        .unwrap());
+}
