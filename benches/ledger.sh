@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The embedded ledger's cost: `session-ca serve` (release build, embedded
 # default: P-256 CA in signer-key/, ledger in signer-key/ledger.sqlite3)
-# with the ledger off (SESSION_CA_STORE__URL=none), on, and on with the
+# with the ledger off (SESSION_CA_STORE__URL=none), on, on with
+# store.sync = "normal" (no fsync per record), and on with the
 # fleet features ("fleet": the default profile limited per caller, session
 # and transaction, with limits no run reaches, and a fresh Idempotency-Key
 # on every request, so each is counted three times and its response sealed
@@ -27,9 +28,10 @@ run() { # MODE CONCURRENCY -> "reqs_per_s cpu_us_per_req"
   local mode=$1 c=$2 port=18443 out before after
   rm -rf "$work/$mode" && mkdir -p "$work/$mode"
   local script=$lua
-  unset SESSION_CA_STORE__URL SESSION_CA_PROFILES__DEFAULT__RATE_LIMIT
+  unset SESSION_CA_STORE__URL SESSION_CA_PROFILES__DEFAULT__RATE_LIMIT SESSION_CA_STORE__SYNC
   case $mode in
     off) export SESSION_CA_STORE__URL=none ;;
+    normal) export SESSION_CA_STORE__SYNC=normal ;;
     fleet)
       export SESSION_CA_PROFILES__DEFAULT__RATE_LIMIT='{ per_caller = "100000000/min", per_session = "100000000/min", per_transaction = "100000000/min" }'
       script=$PWD/benches/compare/post-idempotent.lua ;;
@@ -57,10 +59,13 @@ for c in $CONCURRENCY; do
   read -r on_rps on_cpu < <(run on "$c")
   read -r off_rps off_cpu < <(run off "$c")
   read -r fleet_rps fleet_cpu < <(run fleet "$c")
+  read -r normal_rps normal_cpu < <(run normal "$c")
   echo "| $c | off | $off_rps | ${off_cpu} µs |"
   echo "| $c | on (SQLite) | $on_rps | ${on_cpu} µs |"
+  echo "| $c | on, store.sync = normal | $normal_rps | ${normal_cpu} µs |"
   echo "| $c | on, with 3 rate limits and Idempotency-Key | $fleet_rps | ${fleet_cpu} µs |"
   awk -v on="$on_rps" -v off="$off_rps" -v c="$c" 'BEGIN { printf "| %s | on ÷ off | %.2f | |\n", c, on / off }'
+  awk -v n="$normal_rps" -v off="$off_rps" -v c="$c" 'BEGIN { printf "| %s | normal ÷ off | %.2f | |\n", c, n / off }'
   awk -v f="$fleet_rps" -v on="$on_rps" -v fc="$fleet_cpu" -v oc="$on_cpu" -v c="$c" \
     'BEGIN { printf "| %s | fleet ÷ on | %.2f | %.2f |\n", c, f / on, fc / oc }'
 done

@@ -104,5 +104,6 @@ pub use store::open as open_ledger;
 pub use store::sqlite::SqliteStore;
 pub use store::{
     Begun, CachedCrl, CrlCache, Hit, Idempotent, Lease, Ledger, LedgerKey, LedgerPage, LedgerQuery,
-    LedgerRecord, Reason, Revocation, Store, StoreError, StoreSpec, DEFAULT_RETENTION, MAX_PAGE,
+    LedgerRecord, Reason, Revocation, Store, StoreError, StoreSpec, StoreSync, DEFAULT_RETENTION,
+    MAX_PAGE,
 };

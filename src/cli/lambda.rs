@@ -46,6 +46,7 @@ pub(super) async fn run() -> Result<()> {
     let ledger = match session_ca::open_ledger(
         &config.store.spec,
         config.store.retention,
+        config.store.sync,
         &SsmSettings::default(),
     )
     .await

@@ -82,6 +82,7 @@ pub(super) async fn serve(args: ServeArgs) -> Result<()> {
     let ledger = session_ca::open_ledger(
         &config.store.spec,
         config.store.retention,
+        config.store.sync,
         &SsmSettings::default(),
     )
     .await

@@ -204,6 +204,8 @@ pub struct StoreConfig {
     pub spec: crate::store::StoreSpec,
     /// `store.retention`: how long records are kept after their certificate expires.
     pub retention: std::time::Duration,
+    /// `store.sync`: when an SQLite ledger's records are on disk.
+    pub sync: crate::store::StoreSync,
 }
 
 /// A loaded CA that expires sooner than a profile it signs for may ask.

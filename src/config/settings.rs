@@ -81,6 +81,7 @@ struct RawAdmin {
 struct RawStore {
     url: Option<String>,
     retention: Option<DurationSetting>,
+    sync: Option<crate::store::StoreSync>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -395,7 +396,18 @@ impl RawConfig {
                 .store
                 .retention
                 .map_or(crate::store::DEFAULT_RETENTION, |d| d.0),
+            sync: self.store.sync.unwrap_or_default(),
         };
+        if store.sync != crate::store::StoreSync::Full
+            && !matches!(store.spec, StoreSpec::Sqlite(_))
+        {
+            return Err(invalid(
+                "store.sync".into(),
+                "applies to an SQLite ledger (store.url = \"sqlite:PATH\") only; DynamoDB \
+                 writes are durable when they are answered"
+                    .into(),
+            ));
+        }
         if store.retention < Duration::from_secs(86_400) {
             return Err(invalid(
                 "store.retention".into(),

@@ -553,3 +553,34 @@ fn rate_limits_are_checked_and_need_a_store() {
         assert!(err.contains(field) && err.contains(why), "{limit}: {err}");
     }
 }
+
+#[test]
+fn store_sync_is_for_sqlite_only() {
+    let with = |url: &str, sync: &str| {
+        let overrides = [
+            ("store.url".to_owned(), toml::Value::String(url.into())),
+            ("store.sync".to_owned(), toml::Value::String(sync.into())),
+        ];
+        Config::from_toml(
+            ConfigOrigin::Embedded,
+            DEFAULT_CONFIG,
+            &no_env(),
+            &overrides,
+        )
+    };
+    let c = with("sqlite:/tmp/x.sqlite3", "normal").unwrap();
+    assert_eq!(c.store.sync, crate::store::StoreSync::Normal);
+    let c = Config::from_toml(ConfigOrigin::Embedded, DEFAULT_CONFIG, &no_env(), &[]).unwrap();
+    assert_eq!(c.store.sync, crate::store::StoreSync::Full, "the default");
+    let err = with("dynamodb:session-ca-ledger", "normal")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("store.sync") && err.contains("SQLite ledger"),
+        "{err}"
+    );
+    let err = with("sqlite:/tmp/x.sqlite3", "off")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("store.sync") && err.contains("off"), "{err}");
+}

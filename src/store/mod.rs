@@ -122,19 +122,36 @@ pub enum StoreError {
     Duplicate(String),
 }
 
+/// When an SQLite ledger's certificate records are on disk (`store.sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreSync {
+    /// Before the certificate is returned: every commit that holds a
+    /// record is fsynced (the default).
+    #[default]
+    Full,
+    /// With the next checkpoint or synced commit: a record survives a crash
+    /// of the process as soon as it is committed, but the last records
+    /// before an OS crash or a power cut may be lost. Revocation rules and
+    /// CRL numbers stay fsynced.
+    Normal,
+}
+
 /// Opens the ledger `spec` names: none, the SQLite file (created if
-/// absent), or the DynamoDB table (through the AWS settings `aws`), keeping
-/// records `retention` past their certificate's `notAfter`.
+/// absent; its records as durable as `sync` says), or the DynamoDB table
+/// (through the AWS settings `aws`), keeping records `retention` past
+/// their certificate's `notAfter`.
 pub async fn open(
     spec: &StoreSpec,
     retention: Duration,
+    sync: StoreSync,
     aws: &crate::ca::ssm::SsmSettings,
 ) -> Result<Ledger, StoreError> {
     Ok(match spec {
         StoreSpec::None => Ledger::off(),
-        StoreSpec::Sqlite(path) => {
-            Ledger::new(Arc::new(sqlite::SqliteStore::open(path, retention)?))
-        }
+        StoreSpec::Sqlite(path) => Ledger::new(Arc::new(sqlite::SqliteStore::open_with(
+            path, retention, sync,
+        )?)),
         StoreSpec::DynamoDb(table) => Ledger::new(Arc::new(dynamodb::DynamoDbStore::new(
             dynamodb::client(aws).await,
             table.clone(),

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     cursor_of, expiry_of, parse_cursor, Begun, Hit, Idempotent, Lease, LedgerKey, LedgerPage,
-    LedgerQuery, LedgerRecord, Revocation, Store, StoreError,
+    LedgerQuery, LedgerRecord, Revocation, Store, StoreError, StoreSync,
 };
 use crate::ca::BoxFuture;
 
@@ -171,6 +171,16 @@ impl SqliteStore {
     /// Opens (creating it and its schema if absent, the file 0600) the
     /// ledger at `path`, keeping records `retention` past their `notAfter`.
     pub fn open(path: &Path, retention: Duration) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, retention, StoreSync::Full)
+    }
+
+    /// [`open`](Self::open), with certificate records as durable as `sync`
+    /// says (`store.sync`).
+    pub fn open_with(
+        path: &Path,
+        retention: Duration,
+        sync: StoreSync,
+    ) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| unavailable(path, e))?;
         }
@@ -198,7 +208,7 @@ impl SqliteStore {
         let owned = path.to_path_buf();
         std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || write_loop(writer, queue, &owned, retention))
+            .spawn(move || write_loop(writer, queue, &owned, retention, sync))
             .map_err(|e| unavailable(path, e))?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
@@ -216,7 +226,12 @@ fn write_loop(
     mut queue: mpsc::Receiver<Job>,
     path: &Path,
     retention: Duration,
+    sync: StoreSync,
 ) {
+    let records = match sync {
+        StoreSync::Full => Durability::Synced,
+        StoreSync::Normal => Durability::Deferred,
+    };
     let mut last_prune = Instant::now() - PRUNE_EVERY;
     let mut synced = true;
     while let Some(first) = queue.blocking_recv() {
@@ -227,9 +242,10 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        let needs_sync = group
-            .iter()
-            .any(|job| !matches!(job, Job::Write(_, Durability::Deferred)));
+        let needs_sync = group.iter().any(|job| match job {
+            Job::Record(..) => records == Durability::Synced,
+            Job::Write(_, durability) => *durability == Durability::Synced,
+        });
         if needs_sync != synced {
             let pragma = if needs_sync {
                 "PRAGMA synchronous = FULL"

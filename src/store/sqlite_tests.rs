@@ -158,3 +158,22 @@ async fn a_locked_file_fails_every_job_of_a_group_with_its_cause() {
         .await
         .unwrap());
 }
+
+#[tokio::test]
+async fn with_sync_normal_the_store_behaves_as_every_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_with(
+        &dir.path().join("ledger.sqlite3"),
+        Duration::from_secs(super::super::conformance::RETENTION_DAYS as u64 * 86_400),
+        StoreSync::Normal,
+    )
+    .unwrap();
+    super::super::conformance::check(&store).await;
+    // Revocation rules and CRL numbers stay fsynced and behave the same.
+    let other = SqliteStore::open(
+        &dir.path().join("ledger.sqlite3"),
+        Duration::from_secs(86_400),
+    )
+    .unwrap();
+    super::super::conformance::check_revocations(&store, &other).await;
+}

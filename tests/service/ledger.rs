@@ -225,6 +225,7 @@ async fn a_signer_with_a_dynamodb_ledger_records_what_it_issues() {
     let ledger = session_ca::open_ledger(
         &session_ca::StoreSpec::parse("dynamodb:signer-ledger").unwrap(),
         RETENTION,
+        session_ca::StoreSync::Full,
         &moto.settings(),
     )
     .await
