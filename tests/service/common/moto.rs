@@ -1,8 +1,9 @@
 //! A real AWS endpoint emulator (moto's server, installed by scripts/test)
 //! on a free loopback port, and an SDK client pointed at it. It is started
-//! through `scripts/moto_server_kms.py`, which adds two behaviours of AWS
-//! KMS that moto lacks (`Sign` with `MessageType=DIGEST`, and refusing a
-//! disabled key); the script says which and cites the API reference.
+//! through `scripts/moto_server_kms.py`, which adds behaviours of AWS that
+//! moto lacks (KMS `Sign` with `MessageType=DIGEST`, KMS refusing a
+//! disabled key, and DynamoDB writes that are atomic under concurrency);
+//! the script says which and cites the AWS documentation.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

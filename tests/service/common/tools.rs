@@ -31,8 +31,14 @@ pub fn wait_for_port(port: u16, child: &mut Child) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("server exited before listening: {status}");
         }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+        // A connection to itself is not a listener: when nothing listens
+        // yet on a port of the ephemeral range, the kernel may pick that
+        // very port as the connection's source and connect it to itself
+        // (TCP simultaneous open), and the next connect is refused.
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+            if stream.local_addr().ok() != stream.peer_addr().ok() {
+                return;
+            }
         }
         std::thread::sleep(Duration::from_millis(50));
     }

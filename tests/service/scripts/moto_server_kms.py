@@ -1,5 +1,6 @@
-"""moto_server with two behaviours of AWS KMS that moto 5.2.5 lacks, as the
-AWS KMS API reference specifies them (Sign, GetPublicKey):
+"""moto_server with behaviours of AWS that moto 5.2.5 lacks: two of KMS, as
+the AWS KMS API reference specifies them (Sign, GetPublicKey), and one of
+DynamoDB:
 
 1. `Sign` with `MessageType=DIGEST` signs the given digest as it is. moto
    reads `MessageType` but always signs the message as RAW, hashing the
@@ -10,6 +11,13 @@ AWS KMS API reference specifies them (Sign, GetPublicKey):
 2. `Sign` and `GetPublicKey` on a key that is not enabled fail, with
    `DisabledException` for a disabled key and `KMSInvalidStateException` for
    one pending deletion (moto signs with either).
+3. DynamoDB requests are atomic: an `UpdateItem` `ADD` is an atomic counter
+   and a conditional write checks and writes as one step
+   (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html:
+   "Atomic counters", "Conditional writes"). moto_server serves requests
+   on threads and its DynamoDB backend reads, changes and writes an item
+   without a lock, so two concurrent `ADD`s can return the same count.
+   Here every DynamoDB request runs under one lock.
 
 Everything else is moto's: the key store, the key specs and algorithms, the
 other services (SSM, DynamoDB). The signer's tests start this instead of
@@ -19,10 +27,12 @@ other services (SSM, DynamoDB). The signer's tests start this instead of
 import base64
 import json
 import sys
+import threading
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 from moto.core.exceptions import JsonRESTError
+from moto.dynamodb.responses import DynamoHandler
 from moto.kms import responses
 from moto.server import main
 
@@ -98,6 +108,17 @@ def get_public_key(self):
 
 responses.KmsResponse.sign = sign
 responses.KmsResponse.get_public_key = get_public_key
+
+_dynamodb_lock = threading.Lock()
+_dynamodb_call_action = DynamoHandler.call_action
+
+
+def dynamodb_call_action(self):
+    with _dynamodb_lock:
+        return _dynamodb_call_action(self)
+
+
+DynamoHandler.call_action = dynamodb_call_action
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
