@@ -53,7 +53,7 @@ pub(crate) async fn issue_certificate(
     let Query(query) = query.map_err(|e| AppError::InvalidQuery(e.body_text()))?;
     is_json(&headers)?;
     // A malformed Idempotency-Key is refused on dry runs too.
-    idempotency::key_of(&headers)?;
+    let idempotency_key = idempotency::key_of(&headers)?;
     let body = body.map_err(|rejection| body_error(&rejection, &state.config))?;
     let request = IssueRequest::from_json(&body)?;
     let profile_name = request.profile.as_deref().unwrap_or(DEFAULT_PROFILE);
@@ -76,7 +76,7 @@ pub(crate) async fn issue_certificate(
     // holds a lease until its response is sealed in the store.
     let held = match idempotency::start(
         &state,
-        &headers,
+        idempotency_key,
         caller.audit_label(),
         &body,
         profile.max_ttl,

@@ -182,19 +182,20 @@ impl Drop for Held {
     }
 }
 
-/// Begins an issuance that may carry an `Idempotency-Key`: replays the
+/// Begins an issuance that may carry an `Idempotency-Key` (`key`, as
+/// [`key_of`] checked it): replays the
 /// first response, refuses a reused key or one still in use, or takes the
 /// lease. `window` is how long a response is kept (the profile's
 /// `max_ttl`); `now` Unix seconds.
 pub(crate) async fn start(
     state: &AppState,
-    headers: &HeaderMap,
+    key: Option<&str>,
     caller: &str,
     body: &[u8],
     window: Duration,
     now: i64,
 ) -> Result<Start, AppError> {
-    let Some(key) = key_of(headers)? else {
+    let Some(key) = key else {
         return Ok(Start::Plain);
     };
     let Some(store) = state.ledger.store() else {
@@ -236,8 +237,8 @@ pub(crate) async fn start(
                 let body = open(&derived.seal, &derived.id, &sealed).ok_or_else(|| {
                     AppError::Internal("a sealed idempotent response did not open".into())
                 })?;
-                let keys = certificate_keys(&body);
-                return Ok(Start::Replay(replay(body), keys));
+                let (response, keys) = replay(body);
+                return Ok(Start::Replay(response, keys));
             }
             Idempotent::Pending { .. } => {
                 if tokio::time::Instant::now() >= deadline {
@@ -260,28 +261,21 @@ pub(crate) async fn start(
     }
 }
 
-/// The serial and session of the certificate in a stored response.
-fn certificate_keys(body: &[u8]) -> Vec<crate::store::LedgerKey> {
-    let Ok(response) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return Vec::new();
-    };
-    let field = |name: &str| response[name].as_str().map(str::to_owned);
-    let mut keys = Vec::with_capacity(2);
-    keys.extend(field("serial").map(crate::store::LedgerKey::Serial));
-    keys.extend(field("session_id").map(crate::store::LedgerKey::SessionId));
-    keys
-}
-
 fn lapsed(entry: &Idempotent, now: i64) -> bool {
     matches!(entry, Idempotent::Pending { lease_until, .. } if *lease_until < now)
 }
 
-/// The response of a replay: the first response's body, marked.
-fn replay(body: Vec<u8>) -> Response {
-    let serial = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["serial"].as_str().map(str::to_owned))
-        .unwrap_or_default();
+/// The response of a replay (the first response's body, marked), and the
+/// keys of its certificate (serial, session) for the revocation check;
+/// the body is read once for both.
+fn replay(body: Vec<u8>) -> (Response, Vec<crate::store::LedgerKey>) {
+    let stored = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+    let field = |name: &str| stored[name].as_str().map(str::to_owned);
+    let serial = field("serial");
+    let mut keys = Vec::with_capacity(2);
+    keys.extend(serial.clone().map(crate::store::LedgerKey::Serial));
+    keys.extend(field("session_id").map(crate::store::LedgerKey::SessionId));
+    let serial = serial.unwrap_or_default();
     let mut response = (
         StatusCode::CREATED,
         [
@@ -297,7 +291,7 @@ fn replay(body: Vec<u8>) -> Response {
     response
         .extensions_mut()
         .insert(crate::audit::Replayed { serial });
-    response
+    (response, keys)
 }
 
 #[cfg(test)]
