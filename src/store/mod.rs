@@ -68,7 +68,7 @@ pub struct LedgerRecord {
 }
 
 /// What a query selects by: exactly one key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LedgerKey {
     /// Every certificate of a session.
     SessionId(String),

@@ -8,8 +8,9 @@
 //! answers each; under concurrency many certificates share one fsync.
 //! Queries run on a second connection (WAL readers do not block the
 //! writer) on tokio's blocking pool; the revocation check of every
-//! issuance is one indexed statement on a third connection, which a long
-//! query never holds up. Records past their retention
+//! issuance is on a third connection, which a long query never holds up:
+//! it reads the store's revision (one row) and, while that is unchanged,
+//! looks its keys up in the rules it last read. Records past their retention
 //! are deleted by the writer once an hour, and never returned. The
 //! transaction and requester indexes hold only records that have one, and
 //! the WAL is checkpointed every 10,000 pages (`benches/ledger_store.rs`
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::sqlite_revocations::{increment, read_revocation};
+use super::sqlite_revocations::{increment, read_revision, read_revocation, RuleView};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -144,8 +145,8 @@ pub struct SqliteStore {
     writes: mpsc::Sender<Job>,
     reader: Arc<Mutex<Connection>>,
     /// The revocation check of every issuance, on a connection of its own,
-    /// so that a long query never holds it up.
-    checker: Mutex<Connection>,
+    /// so that a long query never holds it up, with the rules it last read.
+    checker: Mutex<(Connection, RuleView)>,
     retention: Duration,
 }
 
@@ -214,7 +215,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             writes,
             reader: Arc::new(Mutex::new(reader)),
-            checker: Mutex::new(checker),
+            checker: Mutex::new((checker, RuleView::default())),
             retention,
         })
     }
@@ -518,18 +519,7 @@ impl Store for SqliteStore {
     }
 
     fn revision(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(async move {
-            self.read(|connection| {
-                connection
-                    .query_row(
-                        "SELECT value FROM counters WHERE name = 'revision'",
-                        [],
-                        |row| row.get(0),
-                    )
-                    .optional()
-                    .map(Option::unwrap_or_default)
-            })
-        })
+        Box::pin(async move { self.read(read_revision) })
     }
 
     fn next_crl_number<'a>(&'a self, ca: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
@@ -618,11 +608,20 @@ impl SqliteStore {
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let connection = self
+        self.check(|connection, _| read(connection))
+    }
+
+    /// Runs `check` on the checking connection and the rules it last read.
+    pub(super) fn check<T>(
+        &self,
+        check: impl FnOnce(&Connection, &mut RuleView) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let mut checker = self
             .checker
             .lock()
             .map_err(|_| unavailable(&self.path, "poisoned"))?;
-        read(&connection).map_err(|e| unavailable(&self.path, e))
+        let (connection, view) = &mut *checker;
+        check(connection, view).map_err(|e| unavailable(&self.path, e))
     }
 }
 

@@ -1,7 +1,9 @@
 //! Revocation rules and counters in the SQLite ledger: a rule and the
 //! revision it advances are written in one transaction on the writer
-//! thread; the check of every issuance is one indexed statement on the
-//! checking connection.
+//! thread; the check of every issuance reads the revision on the checking
+//! connection and looks its keys up in the rules it last read there.
+
+use std::collections::HashMap;
 
 use rusqlite::{params, OptionalExtension};
 
@@ -67,6 +69,12 @@ impl SqliteStore {
         }))
     }
 
+    /// The earliest-made rule in force at `now` for any of `keys`. The
+    /// check of every issuance: it reads the store's revision (one row)
+    /// and, while that is unchanged, looks the keys up in the rules the
+    /// checker last read. Every new rule advances the revision in its own
+    /// transaction, so an unchanged revision means no new rule, from this
+    /// process or another one sharing the file.
     pub(super) fn rule_in_force(
         &self,
         keys: &[LedgerKey],
@@ -75,33 +83,74 @@ impl SqliteStore {
         if keys.is_empty() {
             return Ok(None);
         }
-        // One statement for every key (each `(kind, value)` pair an index
-        // lookup): an issuance asks this with three keys.
-        let pairs: Vec<String> = (0..keys.len())
-            .map(|i| format!("(kind = ?{} AND value = ?{})", 2 * i + 2, 2 * i + 3))
-            .collect();
-        let sql = format!(
-            "SELECT * FROM revocations WHERE ({}) \
-             AND (expires IS NULL OR expires > ?1) ORDER BY revoked_at LIMIT 1",
-            pairs.join(" OR ")
-        );
-        self.read(|connection| {
-            let mut statement = connection.prepare_cached(&sql)?;
-            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(1 + 2 * keys.len());
-            values.push(&now);
-            let kinds: Vec<&str> = keys.iter().map(LedgerKey::kind).collect();
-            for (key, kind) in keys.iter().zip(&kinds) {
-                values.push(kind);
-                values.push(match key {
-                    LedgerKey::SessionId(v)
-                    | LedgerKey::TransactionId(v)
-                    | LedgerKey::Serial(v)
-                    | LedgerKey::Requester(v) => v,
-                });
+        self.check(|connection, view| {
+            let revision = read_revision(connection)?;
+            if !view.covers(revision, now) {
+                // The revision and the rules from one snapshot: a rule
+                // made between two reads would otherwise be missed until
+                // the next one.
+                let transaction = connection.unchecked_transaction()?;
+                let revision = read_revision(&transaction)?;
+                let mut statement = transaction.prepare_cached(
+                    "SELECT * FROM revocations WHERE expires IS NULL OR expires > ?1",
+                )?;
+                let rules = statement
+                    .query_map([now], read_revocation)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                drop(statement);
+                transaction.commit()?;
+                *view = RuleView::new(revision, now, rules);
             }
-            statement
-                .query_row(values.as_slice(), read_revocation)
-                .optional()
+            Ok(view.first_in_force(keys, now))
         })
+    }
+}
+
+/// The store's revision: how many rules were ever made in it.
+pub(super) fn read_revision(connection: &rusqlite::Connection) -> rusqlite::Result<u64> {
+    connection
+        .prepare_cached("SELECT value FROM counters WHERE name = 'revision'")?
+        .query_row([], |row| row.get(0))
+        .optional()
+        .map(Option::unwrap_or_default)
+}
+
+/// The rules in force when the checker last read them, by key: every rule
+/// with no end or an end after `loaded_at`, at `revision`.
+#[derive(Debug, Default)]
+pub(super) struct RuleView {
+    /// The revision and the time they were read at; none before the first.
+    loaded: Option<(u64, i64)>,
+    rules: HashMap<LedgerKey, Vec<Revocation>>,
+}
+
+impl RuleView {
+    fn new(revision: u64, loaded_at: i64, rules: Vec<Revocation>) -> RuleView {
+        let mut by_key: HashMap<LedgerKey, Vec<Revocation>> = HashMap::new();
+        for rule in rules {
+            by_key.entry(rule.key.clone()).or_default().push(rule);
+        }
+        RuleView {
+            loaded: Some((revision, loaded_at)),
+            rules: by_key,
+        }
+    }
+
+    /// Whether it holds every rule that can be in force at `now` in a
+    /// store at `revision` (a clock set back asks the table again).
+    fn covers(&self, revision: u64, now: i64) -> bool {
+        self.loaded
+            .is_some_and(|(at_revision, loaded_at)| at_revision == revision && now >= loaded_at)
+    }
+
+    /// What the table answers for `keys` at `now`: the earliest-made rule
+    /// in force.
+    fn first_in_force(&self, keys: &[LedgerKey], now: i64) -> Option<Revocation> {
+        keys.iter()
+            .filter_map(|key| self.rules.get(key))
+            .flatten()
+            .filter(|rule| rule.in_force(now))
+            .min_by_key(|rule| rule.revoked_at)
+            .cloned()
     }
 }
