@@ -101,18 +101,19 @@ pub(crate) async fn issue_certificate(
         audit::certificate_shortened(&plan.ca, ca.not_after, now);
     }
     // Recorded before it is returned; if it cannot be, it is not returned.
-    if state.ledger.store().is_some() {
-        state
-            .ledger
-            .record(&ledger_record(profile, &plan, &issued, &request_id, now))
-            .await
-            .map_err(|e| AppError::LedgerUnavailable(e.to_string()))?;
+    if let Some(store) = state.ledger.store() {
         // A rule stored while this certificate was being signed: it missed
         // the check above and may have missed the revocation's own scan of
-        // the ledger, so it is asked again now that the certificate is on
+        // the ledger, so it is asked again once the certificate is on
         // record (and so on every CRL the rule puts it on): refused, it is
         // never returned.
-        super::revocations::refuse_if_revoked(&state, &plan, now.unix_timestamp()).await?;
+        let record = ledger_record(profile, &plan, &issued, &request_id, now);
+        let keys = super::revocations::keys_of(&plan);
+        super::revocations::refusal(
+            store
+                .record_then_revoked(&record, &keys, now.unix_timestamp())
+                .await,
+        )?;
     }
     let issued_not_after = issued.not_after.unix_timestamp();
     let record = audit::Issued {

@@ -20,7 +20,7 @@ use crate::crl::{self, CrlError};
 use crate::fmt::rfc3339;
 use crate::profile::CertificatePlan;
 use crate::request::RequestError;
-use crate::store::{LedgerKey, Reason, Revocation};
+use crate::store::{LedgerKey, Reason, Revocation, StoreError};
 
 /// Media type of `GET /v1/crl` (RFC 5280 §4.2.1.13, RFC 2585 §4.2).
 pub const CRL_MEDIA_TYPE: &str = "application/pkix-crl";
@@ -43,6 +43,12 @@ pub(crate) async fn refuse_if_revoked(
     plan: &CertificatePlan,
     now: i64,
 ) -> Result<(), AppError> {
+    refuse_if_any_revoked(state, &keys_of(plan), now).await
+}
+
+/// What a rule can name of a planned certificate: its session, and its
+/// transaction and requester when it has them.
+pub(crate) fn keys_of(plan: &CertificatePlan) -> Vec<LedgerKey> {
     let mut keys = Vec::with_capacity(3);
     keys.push(LedgerKey::SessionId(plan.session_id.clone()));
     if let Some(transaction) = &plan.transaction_id {
@@ -51,7 +57,7 @@ pub(crate) async fn refuse_if_revoked(
     if let Some(requester) = &plan.requester {
         keys.push(LedgerKey::Requester(requester.clone()));
     }
-    refuse_if_any_revoked(state, &keys, now).await
+    keys
 }
 
 /// 403 `revoked` when a rule in force at `now` covers one of `keys` (a
@@ -64,7 +70,14 @@ pub(crate) async fn refuse_if_any_revoked(
     let Some(store) = state.ledger.store() else {
         return Ok(());
     };
-    match store.revoked(keys, now).await {
+    refusal(store.revoked(keys, now).await)
+}
+
+/// What a revocation check's answer means for the request: 403 `revoked`
+/// for a rule in force, 503 `ledger_unavailable` when the store could
+/// not tell.
+pub(crate) fn refusal(answer: Result<Option<Revocation>, StoreError>) -> Result<(), AppError> {
+    match answer {
         Ok(None) => Ok(()),
         Ok(Some(rule)) => Err(AppError::Revoked(format!(
             "{} {:?} was revoked at {} ({}){}; no certificate is issued for it",

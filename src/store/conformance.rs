@@ -299,9 +299,58 @@ pub async fn check_revocations(a: &dyn Store, b: &dyn Store) {
         "{name}: the later, permanent rule"
     );
 
+    // The last check of an issuance, made once its record is on file: a
+    // rule stored through the other client since this one last looked is
+    // found, and keys no rule names are not refused.
+    let late = LedgerKey::SessionId("s-rev-late".into());
+    let late_keys = [late.clone()];
+    assert_eq!(
+        b.revoked(&late_keys, t0 + 30).await.unwrap(),
+        None,
+        "{name}: not revoked yet"
+    );
+    let signed_meanwhile = rule(late.clone(), t0 + 30, None);
+    a.revoke(&signed_meanwhile).await.unwrap();
+    let on_file = record("0fe1", "s-rev-late", None, None, t0 + 30);
+    assert_eq!(
+        b.record_then_revoked(&on_file, &late_keys, t0 + 30)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&signed_meanwhile),
+        "{name}: a rule stored while the certificate was signed"
+    );
+    let clean = record("0fe2", "s-rev-clean", None, None, t0 + 30);
+    assert_eq!(
+        b.record_then_revoked(
+            &clean,
+            &[LedgerKey::SessionId("s-rev-clean".into())],
+            t0 + 30
+        )
+        .await
+        .unwrap(),
+        None,
+        "{name}: a session no rule names"
+    );
+    match b
+        .record_then_revoked(
+            &clean,
+            &[LedgerKey::SessionId("s-rev-clean".into())],
+            t0 + 30,
+        )
+        .await
+    {
+        Err(StoreError::Duplicate(serial)) => assert_eq!(serial, "0fe2", "{name}"),
+        other => panic!("{name}: a second record of one serial: {other:?}"),
+    }
+
     let listed = b.revocations_since(t0 + 5).await.unwrap();
-    assert_eq!(listed, [held.clone(), again.clone()], "{name}: rules since");
-    assert_eq!(a.revocations_since(t0).await.unwrap().len(), 3, "{name}");
+    assert_eq!(
+        listed,
+        [held.clone(), again.clone(), signed_meanwhile.clone()],
+        "{name}: rules since"
+    );
+    assert_eq!(a.revocations_since(t0).await.unwrap().len(), 4, "{name}");
 
     let mut last = 0;
     for i in 0..6 {

@@ -17,6 +17,7 @@ pub mod fleet;
 pub mod revocation;
 pub mod sqlite;
 mod sqlite_fleet;
+mod sqlite_query;
 mod sqlite_revocations;
 
 use std::fmt;
@@ -189,6 +190,23 @@ pub trait Store: Send + Sync + fmt::Debug {
         keys: &'a [LedgerKey],
         now: i64,
     ) -> BoxFuture<'a, Result<Option<Revocation>, StoreError>>;
+    /// Records `record` (as [`record`](Self::record)), then answers
+    /// [`revoked`](Self::revoked) for `keys` at `now` as of the record's
+    /// commit or later: a rule stored before the record is on file is
+    /// found, and one stored after it finds the record in the ledger. The
+    /// last check of an issuance; a store may answer it from what its
+    /// write saw.
+    fn record_then_revoked<'a>(
+        &'a self,
+        record: &'a LedgerRecord,
+        keys: &'a [LedgerKey],
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Revocation>, StoreError>> {
+        Box::pin(async move {
+            self.record(record).await?;
+            self.revoked(keys, now).await
+        })
+    }
     /// Every rule made at or after `since` (Unix seconds), oldest first.
     fn revocations_since(&self, since: i64) -> BoxFuture<'_, Result<Vec<Revocation>, StoreError>>;
     /// A number that grows with every rule stored, through any client: a
@@ -315,14 +333,6 @@ impl Ledger {
     /// The store, when there is one.
     pub fn store(&self) -> Option<&Arc<dyn Store>> {
         self.store.as_ref()
-    }
-
-    /// Records `record` when there is a store (and does nothing otherwise).
-    pub async fn record(&self, record: &LedgerRecord) -> Result<(), StoreError> {
-        match &self.store {
-            Some(store) => store.record(record).await,
-            None => Ok(()),
-        }
     }
 }
 

@@ -22,12 +22,13 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::sqlite_query::run_query;
 use super::sqlite_revocations::{increment, read_revision, read_revocation, RuleView};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    cursor_of, expiry_of, parse_cursor, Begun, Hit, Idempotent, Lease, LedgerKey, LedgerPage,
-    LedgerQuery, LedgerRecord, Revocation, Store, StoreError, StoreSync,
+    expiry_of, Begun, Hit, Idempotent, Lease, LedgerKey, LedgerPage, LedgerQuery, LedgerRecord,
+    Revocation, Store, StoreError, StoreSync,
 };
 use crate::ca::BoxFuture;
 
@@ -99,7 +100,9 @@ CREATE TABLE IF NOT EXISTS idempotency (
 ) WITHOUT ROWID;
 ";
 
-type Reply = oneshot::Sender<Result<(), StoreError>>;
+/// The answer to a record: the store's [`revision`](Store::revision) as
+/// its group's transaction saw it, once that committed.
+type Reply = oneshot::Sender<Result<u64, StoreError>>;
 
 /// A write run inside a group's transaction (in a savepoint of its own),
 /// or not run at all (`None`: an earlier job failed its group): it returns
@@ -300,6 +303,7 @@ fn prune(connection: &Connection, path: &Path) {
 fn commit(connection: &mut Connection, group: Vec<Job>, retention: Duration, path: &Path) {
     let mut replies: Vec<(Reply, Result<(), StoreError>)> = Vec::with_capacity(group.len());
     let mut answers: Vec<Answer> = Vec::new();
+    let mut revision = 0;
     let mut jobs = group.into_iter();
     let done = (|| -> rusqlite::Result<()> {
         let transaction = connection.transaction()?;
@@ -324,6 +328,10 @@ fn commit(connection: &mut Connection, group: Vec<Job>, retention: Duration, pat
                 }
             }
         }
+        if !replies.is_empty() {
+            // Every rule stored before this transaction, and in it.
+            revision = read_revision(&transaction)?;
+        }
         transaction.commit()
     })();
     let failed = done.err().map(|e| {
@@ -341,7 +349,7 @@ fn commit(connection: &mut Connection, group: Vec<Job>, retention: Duration, pat
     for (reply, outcome) in replies {
         let _ = reply.send(match &failed {
             Some(error) => Err(error.clone()),
-            None => outcome,
+            None => outcome.map(|()| revision),
         });
     }
     for answer in answers {
@@ -390,87 +398,24 @@ fn insert(
     }
 }
 
-fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRecord> {
-    let claims: String = row.get("claims")?;
-    Ok(LedgerRecord {
-        serial: row.get("serial")?,
-        fingerprint_sha256: row.get("fingerprint_sha256")?,
-        ca: row.get("ca")?,
-        profile: row.get("profile")?,
-        requester: row.get("requester")?,
-        request_id: row.get("request_id")?,
-        session_id: row.get("session_id")?,
-        transaction_id: row.get("transaction_id")?,
-        claims: serde_json::from_str(&claims).unwrap_or_default(),
-        key_type: row.get("key_type")?,
-        not_before: row.get("not_before")?,
-        not_after: row.get("not_after")?,
-        issued_at: row.get("issued_at")?,
-        certificate: row.get("certificate")?,
-    })
-}
-
-fn run_query(connection: &Connection, query: &LedgerQuery) -> Result<LedgerPage, StoreError> {
-    let (column, value) = match &query.key {
-        LedgerKey::SessionId(v) => ("session_id", v),
-        LedgerKey::TransactionId(v) => ("transaction_id", v),
-        LedgerKey::Serial(v) => ("serial", v),
-        LedgerKey::Requester(v) => ("requester", v),
-    };
-    let (after_at, after_serial) = match &query.cursor {
-        Some(cursor) => parse_cursor(cursor)?,
-        None => (i64::MIN, String::new()),
-    };
-    let limit = query.limit.clamp(1, super::MAX_PAGE);
-    let sql = format!(
-        "SELECT * FROM certificates WHERE {column} = ?1 AND expires_at >= ?2 \
-         AND issued_at >= ?3 AND issued_at < ?4 AND (issued_at, serial) > (?5, ?6) \
-         ORDER BY issued_at, serial LIMIT ?7"
-    );
-    let mut statement = connection
-        .prepare_cached(&sql)
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let rows = statement
-        .query_map(
-            params![
-                value,
-                query.now,
-                query.since.unwrap_or(i64::MIN),
-                query.until.unwrap_or(i64::MAX),
-                after_at,
-                after_serial,
-                i64::from(limit) + 1,
-            ],
-            read_record,
-        )
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let mut records = rows
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let next = if records.len() > limit as usize {
-        records.truncate(limit as usize);
-        records.last().map(cursor_of)
-    } else {
-        None
-    };
-    Ok(LedgerPage { records, next })
-}
-
 impl Store for SqliteStore {
     fn describe(&self) -> String {
         format!("sqlite:{}", self.path.display())
     }
 
     fn record<'a>(&'a self, record: &'a LedgerRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move { self.commit_record(record).await.map(|_| ()) })
+    }
+
+    fn record_then_revoked<'a>(
+        &'a self,
+        record: &'a LedgerRecord,
+        keys: &'a [LedgerKey],
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Revocation>, StoreError>> {
         Box::pin(async move {
-            let (reply, outcome) = oneshot::channel();
-            self.writes
-                .send(Job::Record(record.clone(), reply))
-                .await
-                .map_err(|_| unavailable(&self.path, "the ledger writer has stopped"))?;
-            outcome
-                .await
-                .map_err(|_| unavailable(&self.path, "the ledger writer has stopped"))?
+            let revision = self.commit_record(record).await?;
+            self.rule_in_force(keys, now, Some(revision))
         })
     }
 
@@ -503,7 +448,7 @@ impl Store for SqliteStore {
         keys: &'a [LedgerKey],
         now: i64,
     ) -> BoxFuture<'a, Result<Option<Revocation>, StoreError>> {
-        Box::pin(async move { self.rule_in_force(keys, now) })
+        Box::pin(async move { self.rule_in_force(keys, now, None) })
     }
 
     fn revocations_since(&self, since: i64) -> BoxFuture<'_, Result<Vec<Revocation>, StoreError>> {
@@ -600,6 +545,18 @@ impl SqliteStore {
         );
         let stopped = || unavailable(&self.path, "the ledger writer has stopped");
         self.writes.send(job).await.map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
+    }
+
+    /// Records `record` in the writer's next group; the store's revision as
+    /// that group's transaction saw it.
+    async fn commit_record(&self, record: &LedgerRecord) -> Result<u64, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        let stopped = || unavailable(&self.path, "the ledger writer has stopped");
+        self.writes
+            .send(Job::Record(record.clone(), reply))
+            .await
+            .map_err(|_| stopped())?;
         outcome.await.map_err(|_| stopped())?
     }
 

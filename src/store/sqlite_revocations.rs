@@ -74,16 +74,23 @@ impl SqliteStore {
     /// and, while that is unchanged, looks the keys up in the rules the
     /// checker last read. Every new rule advances the revision in its own
     /// transaction, so an unchanged revision means no new rule, from this
-    /// process or another one sharing the file.
+    /// process or another one sharing the file. `seen`: a revision the
+    /// caller read after it needed the answer (the one its record's
+    /// transaction saw): when the rules held are that revision's, it
+    /// need not be read again.
     pub(super) fn rule_in_force(
         &self,
         keys: &[LedgerKey],
         now: i64,
+        seen: Option<u64>,
     ) -> Result<Option<Revocation>, StoreError> {
         if keys.is_empty() {
             return Ok(None);
         }
         self.check(|connection, view| {
+            if seen.is_some_and(|revision| view.covers(revision, now)) {
+                return Ok(view.first_in_force(keys, now));
+            }
             let revision = read_revision(connection)?;
             if !view.covers(revision, now) {
                 // The revision and the rules from one snapshot: a rule

@@ -661,8 +661,9 @@ async fn two_signers_sharing_a_dynamodb_ledger_enforce_one_revocation() {
     assert!(second > first, "{second} after {first}");
 }
 
-/// A store whose every record is followed at once by a rule revoking its
-/// session, as a revocation landing while a certificate is being signed.
+/// A store where a rule revoking the session of every certificate lands
+/// while it is being signed: after the check before signing, just before
+/// its record (and the check that follows it: the SQLite store's own).
 #[derive(Debug)]
 struct RevokedWhileSigning(SqliteStore);
 
@@ -674,14 +675,23 @@ impl session_ca::Store for RevokedWhileSigning {
         &'a self,
         record: &'a session_ca::LedgerRecord,
     ) -> session_ca::BoxFuture<'a, Result<(), session_ca::StoreError>> {
+        self.0.record(record)
+    }
+    fn record_then_revoked<'a>(
+        &'a self,
+        record: &'a session_ca::LedgerRecord,
+        keys: &'a [session_ca::LedgerKey],
+        now: i64,
+    ) -> session_ca::BoxFuture<'a, Result<Option<session_ca::Revocation>, session_ca::StoreError>>
+    {
         Box::pin(async move {
-            self.0.record(record).await?;
             let rule = session_ca::store_conformance::rule(
                 session_ca::LedgerKey::SessionId(record.session_id.clone()),
                 record.issued_at,
                 None,
             );
-            self.0.revoke(&rule).await
+            self.0.revoke(&rule).await?;
+            self.0.record_then_revoked(record, keys, now).await
         })
     }
     fn query<'a>(
