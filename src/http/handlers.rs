@@ -111,7 +111,7 @@ pub(crate) async fn issue_certificate(
         let keys = super::revocations::keys_of(&plan);
         super::revocations::refusal(
             store
-                .record_then_revoked(&record, &keys, now.unix_timestamp())
+                .record_then_revoked(record, &keys, now.unix_timestamp())
                 .await,
         )?;
     }

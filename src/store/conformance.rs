@@ -313,7 +313,7 @@ pub async fn check_revocations(a: &dyn Store, b: &dyn Store) {
     a.revoke(&signed_meanwhile).await.unwrap();
     let on_file = record("0fe1", "s-rev-late", None, None, t0 + 30);
     assert_eq!(
-        b.record_then_revoked(&on_file, &late_keys, t0 + 30)
+        b.record_then_revoked(on_file, &late_keys, t0 + 30)
             .await
             .unwrap()
             .as_ref(),
@@ -323,7 +323,7 @@ pub async fn check_revocations(a: &dyn Store, b: &dyn Store) {
     let clean = record("0fe2", "s-rev-clean", None, None, t0 + 30);
     assert_eq!(
         b.record_then_revoked(
-            &clean,
+            clean.clone(),
             &[LedgerKey::SessionId("s-rev-clean".into())],
             t0 + 30
         )
@@ -334,7 +334,7 @@ pub async fn check_revocations(a: &dyn Store, b: &dyn Store) {
     );
     match b
         .record_then_revoked(
-            &clean,
+            clean,
             &[LedgerKey::SessionId("s-rev-clean".into())],
             t0 + 30,
         )

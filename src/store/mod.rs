@@ -198,12 +198,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// write saw.
     fn record_then_revoked<'a>(
         &'a self,
-        record: &'a LedgerRecord,
+        record: LedgerRecord,
         keys: &'a [LedgerKey],
         now: i64,
     ) -> BoxFuture<'a, Result<Option<Revocation>, StoreError>> {
         Box::pin(async move {
-            self.record(record).await?;
+            self.record(&record).await?;
             self.revoked(keys, now).await
         })
     }

@@ -404,12 +404,12 @@ impl Store for SqliteStore {
     }
 
     fn record<'a>(&'a self, record: &'a LedgerRecord) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move { self.commit_record(record).await.map(|_| ()) })
+        Box::pin(async move { self.commit_record(record.clone()).await.map(|_| ()) })
     }
 
     fn record_then_revoked<'a>(
         &'a self,
-        record: &'a LedgerRecord,
+        record: LedgerRecord,
         keys: &'a [LedgerKey],
         now: i64,
     ) -> BoxFuture<'a, Result<Option<Revocation>, StoreError>> {
@@ -550,11 +550,11 @@ impl SqliteStore {
 
     /// Records `record` in the writer's next group; the store's revision as
     /// that group's transaction saw it.
-    async fn commit_record(&self, record: &LedgerRecord) -> Result<u64, StoreError> {
+    async fn commit_record(&self, record: LedgerRecord) -> Result<u64, StoreError> {
         let (reply, outcome) = oneshot::channel();
         let stopped = || unavailable(&self.path, "the ledger writer has stopped");
         self.writes
-            .send(Job::Record(record.clone(), reply))
+            .send(Job::Record(record, reply))
             .await
             .map_err(|_| stopped())?;
         outcome.await.map_err(|_| stopped())?

@@ -679,7 +679,7 @@ impl session_ca::Store for RevokedWhileSigning {
     }
     fn record_then_revoked<'a>(
         &'a self,
-        record: &'a session_ca::LedgerRecord,
+        record: session_ca::LedgerRecord,
         keys: &'a [session_ca::LedgerKey],
         now: i64,
     ) -> session_ca::BoxFuture<'a, Result<Option<session_ca::Revocation>, session_ca::StoreError>>
