@@ -543,20 +543,24 @@ impl SqliteStore {
             }),
             durability,
         );
-        let stopped = || unavailable(&self.path, "the ledger writer has stopped");
-        self.writes.send(job).await.map_err(|_| stopped())?;
-        outcome.await.map_err(|_| stopped())?
+        self.submit(job, outcome).await
     }
 
     /// Records `record` in the writer's next group; the store's revision as
     /// that group's transaction saw it.
     async fn commit_record(&self, record: LedgerRecord) -> Result<u64, StoreError> {
         let (reply, outcome) = oneshot::channel();
+        self.submit(Job::Record(record, reply), outcome).await
+    }
+
+    /// Queues `job` for the writer and waits for its answer on `outcome`.
+    async fn submit<T>(
+        &self,
+        job: Job,
+        outcome: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         let stopped = || unavailable(&self.path, "the ledger writer has stopped");
-        self.writes
-            .send(Job::Record(record, reply))
-            .await
-            .map_err(|_| stopped())?;
+        self.writes.send(job).await.map_err(|_| stopped())?;
         outcome.await.map_err(|_| stopped())?
     }
 
