@@ -2,7 +2,7 @@
 # release binary in Lambda mode against a local Parameter Store
 # (moto_server) and cargo lambda's runtime API emulator on loopback.
 #
-# After `lambda_env_start`: $bin, $work (a temporary directory), $fixture
+# After `lambda_env_start`: $bin (SESSION_CA_BIN, or the current build), $work (a temporary directory), $fixture
 # (a Function URL event with IAM auth), $invoke_url (the emulator's invoke
 # endpoint), the CA published at /bench/ca, and a trap that kills what was
 # started (`pids`) and removes $work. `start_function` starts the function
@@ -14,8 +14,14 @@ lambda_env_start() {
   export PATH="$PWD/.venv/bin:$PATH"
   command -v moto_server >/dev/null && command -v cargo-lambda >/dev/null ||
     { echo "run scripts/test once first: it installs moto_server and cargo-lambda into .venv/" >&2; exit 1; }
-  cargo build --quiet --profile "$profile" --bin session-ca
-  bin="$PWD/target/$profile/session-ca"
+  # SESSION_CA_BIN: a binary built elsewhere (say, the one before a change,
+  # for a comparison in one sitting); otherwise the current build.
+  if [[ -n ${SESSION_CA_BIN:-} ]]; then
+    bin=$SESSION_CA_BIN
+  else
+    cargo build --quiet --profile "$profile" --bin session-ca
+    bin="$PWD/target/$profile/session-ca"
+  fi
   fixture="$PWD/tests/fixtures/lambda/function_url_iam.json"
   work=$(mktemp -d)
   pids=()
