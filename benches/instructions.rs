@@ -14,7 +14,9 @@
 //! one API Gateway HTTP API event (AWS's published IAM example, made a
 //! `POST /v1/certificates`) read from its JSON and through the Lambda
 //! handler (`lambda-p256`; the runtime API's HTTP exchange and the
-//! response's JSON are not in it).
+//! response's JSON are not in it). The router and the Lambda service are
+//! built once, in `prepare`, as `serve` and the Lambda runtime build them
+//! once per process; each operation sends one request through a clone.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +28,10 @@ use session_ca::{
     InitOptions, IssueRequest, KeyType, SharedClock, SystemClock, DEFAULT_CONFIG,
 };
 use tower::ServiceExt;
+
+/// The binary's allocator (src/main.rs), so that the probe counts what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SESSION: &str = "92fea10a-0905-40cc-aca1-54ee52e89c71";
 
@@ -124,20 +130,24 @@ fn lambda_event(body: &str) -> String {
     event.to_string()
 }
 
+/// The service Lambda mode runs, as [`lambda_app`] builds it.
+type LambdaService =
+    tower::util::MapRequest<axum::Router, fn(lambda_http::Request) -> lambda_http::Request>;
+
 /// One operation of `case`, prepared: what `measured` runs.
 enum Operation {
     Issue(AppState, String),
-    Router(AppState, tokio::runtime::Runtime),
-    /// The state, the runtime and the event's JSON.
-    Lambda(AppState, tokio::runtime::Runtime, String),
+    Router(axum::Router, tokio::runtime::Runtime),
+    /// The service, the runtime and the event's JSON.
+    Lambda(LambdaService, tokio::runtime::Runtime, String),
 }
 
 impl Operation {
     fn prepare(case: &str, dir: &std::path::Path) -> Operation {
         match case {
-            "router-p256" => Operation::Router(state(dir, false), runtime()),
+            "router-p256" => Operation::Router(app(state(dir, false)), runtime()),
             "lambda-p256" => Operation::Lambda(
-                state(dir, true),
+                lambda_app(state(dir, true)),
                 runtime(),
                 lambda_event(&body("ecdsa-p256")),
             ),
@@ -162,8 +172,9 @@ impl Operation {
                     .certificate_pem
                     .len()
             }
-            Operation::Router(state, runtime) => runtime.block_on(async {
-                let response = app(state.clone())
+            Operation::Router(router, runtime) => runtime.block_on(async {
+                let response = router
+                    .clone()
                     .oneshot(
                         Request::post("/v1/certificates")
                             .header(header::CONTENT_TYPE, "application/json")
@@ -178,11 +189,11 @@ impl Operation {
                     .unwrap()
                     .len()
             }),
-            Operation::Lambda(state, runtime, event) => runtime.block_on(async {
+            Operation::Lambda(service, runtime, event) => runtime.block_on(async {
                 // The event's JSON read into a request, as the runtime does
                 // for every invocation, then the handler.
                 let request = lambda_http::request::from_str(event).unwrap();
-                let response = lambda_app(state.clone()).oneshot(request).await.unwrap();
+                let response = service.clone().oneshot(request).await.unwrap();
                 assert_eq!(response.status(), 201);
                 axum::body::to_bytes(response.into_body(), 1 << 20)
                     .await
