@@ -53,7 +53,35 @@ export interface SignerClientOptions {
   ca?: TlsCa;
   /** Per request; default 10 000. */
   timeoutMs?: number;
+  /** How `issue` retries; each field defaults to `DEFAULT_RETRY`'s. `{ maxAttempts: 1 }`: no retry. */
+  retry?: Partial<RetryPolicy>;
 }
+
+/**
+ * How often and how patiently `SignerClient.issue` retries a failure that
+ * may pass (a transport error, 502, 503, 504, 429, 409
+ * `idempotency_in_progress`), under one `Idempotency-Key`: before attempt
+ * n + 1 it waits the answer's `Retry-After`, else a random time up to
+ * `min(maxDelayMs, baseDelayMs × 2^(n-1))`; a `Retry-After` beyond
+ * `maxDelayMs` rejects at once.
+ */
+export interface RetryPolicy {
+  /** Attempts in all, the first included (0 counts as 1). Default 3. */
+  maxAttempts: number;
+  /** Default 200. */
+  baseDelayMs: number;
+  /** Default 2 000. */
+  maxDelayMs: number;
+}
+
+/** 3 attempts, 200 ms, 2 000 ms. */
+export declare const DEFAULT_RETRY: Readonly<RetryPolicy>;
+/** The request header of an idempotency key. */
+export declare const IDEMPOTENCY_HEADER: 'Idempotency-Key';
+/** A fresh idempotency key: 24 random bytes, base64url (32 characters). */
+export declare function newIdempotencyKey(): string;
+/** Milliseconds to wait after `attempts` failed (the last with `retryAfterMs`), or `undefined` to give up. */
+export declare function retryDelayMs(policy: RetryPolicy, attempts: number, retryAfterMs: number | undefined): number | undefined;
 
 /** What to ask for (camelCase; sent as the API's snake_case fields). Every field is optional. */
 export interface IssueRequest {
@@ -76,7 +104,9 @@ export declare class SignerError extends Error {
   /** The signer's message. */
   detail: string;
   requestId: string | undefined;
-  constructor(status: number, code: string, message: string, requestId?: string);
+  /** The answer's `Retry-After`, in seconds, when it had one. */
+  retryAfter: number | undefined;
+  constructor(status: number, code: string, message: string, requestId?: string, retryAfter?: number);
 }
 
 /** An issued certificate. `util.inspect`, `console.log` and `JSON.stringify` never show the private key. */
@@ -111,8 +141,12 @@ export declare class IssuedCertificate {
 export declare class SignerClient {
   constructor(options: SignerClientOptions);
   readonly url: string;
-  /** `POST {url}/v1/certificates`; rejects with `SignerError` on a refusal. */
-  issue(request?: IssueRequest): Promise<IssuedCertificate>;
+  /**
+   * `POST {url}/v1/certificates`; rejects with `SignerError` on a refusal.
+   * Sends `Idempotency-Key` (`options.idempotencyKey`, or a fresh key) and
+   * retries what may pass under it (see `RetryPolicy`).
+   */
+  issue(request?: IssueRequest, options?: { idempotencyKey?: string }): Promise<IssuedCertificate>;
   /** `POST {url}/v1/certificates?dry_run=true`: the signer's plan (snake_case), nothing issued. */
   check(request?: IssueRequest): Promise<Record<string, any>>;
   /** `GET {url}/v1/ca`: the profile's chain, PEM, issuing CA first. */

@@ -20,6 +20,48 @@ export const HMAC_MIN_SECRET_BYTES = 32;
 const DEFAULT_TIMEOUT_MS = 10_000;
 const MAX_RESPONSE_BYTES = 1 << 20;
 
+/** The request header of an idempotency key (see `SignerClient.issue`). */
+export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
+const KEY_SHAPE = /^[A-Za-z0-9_-]{16,128}$/;
+
+/**
+ * How often and how patiently `SignerClient.issue` retries (the Rust
+ * client's policy): 3 attempts in all, a random backoff up to 200 ms, then
+ * 400 ms, ... at most 2 000 ms, or the answer's `Retry-After`.
+ */
+export const DEFAULT_RETRY = Object.freeze({ maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 2_000 });
+
+/** A fresh idempotency key: 24 random bytes, base64url without padding (32 characters). */
+export function newIdempotencyKey() {
+  return randomBytes(24).toString('base64url');
+}
+
+/**
+ * Milliseconds to wait after `attempts` failed, the last with `retryAfterMs`
+ * (`undefined` when the answer had none); `undefined` to give up.
+ * @param {{ maxAttempts: number, baseDelayMs: number, maxDelayMs: number }} policy
+ * @param {number} attempts @param {number | undefined} retryAfterMs
+ * @returns {number | undefined}
+ */
+export function retryDelayMs(policy, attempts, retryAfterMs) {
+  if (attempts >= Math.max(policy.maxAttempts, 1)) return undefined;
+  if (retryAfterMs !== undefined) return retryAfterMs > policy.maxDelayMs ? undefined : retryAfterMs;
+  const cap = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(Math.max(attempts - 1, 0), 31));
+  return Math.random() * cap;
+}
+
+/** Marks the errors of the HTTP exchange itself (connection, TLS, timeout), which a retry may get past. */
+const TRANSPORT = Symbol('session-ca transport error');
+
+/** Whether a failure may pass: a transport error, 502, 503, 504, 429 or 409 `idempotency_in_progress`. */
+function retryable(error) {
+  if (error instanceof SignerError) {
+    if ([502, 503, 504, 429].includes(error.status)) return true;
+    return error.status === 409 && error.code === 'idempotency_in_progress';
+  }
+  return Boolean(error && error[TRANSPORT]);
+}
+
 /**
  * A refusal from the signer: the HTTP status and the `code` and `message`
  * of its JSON error body `{"error": {"code", "message"}}`. For a non-JSON
@@ -33,8 +75,9 @@ export class SignerError extends Error {
    * @param {string} code
    * @param {string} message
    * @param {string | undefined} [requestId]
+   * @param {number | undefined} [retryAfter] the answer's `Retry-After`, seconds
    */
-  constructor(status, code, message, requestId) {
+  constructor(status, code, message, requestId, retryAfter) {
     super(`the signer refused the request: HTTP ${status} ${code}: ${message}`);
     this.name = 'SignerError';
     /** @type {number} */
@@ -45,6 +88,8 @@ export class SignerError extends Error {
     this.detail = message;
     /** @type {string | undefined} */
     this.requestId = requestId;
+    /** The answer's `Retry-After` in seconds, when it had one. @type {number | undefined} */
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -176,6 +221,7 @@ export class SignerClient {
   /** @type {Buffer | undefined} */ #hmacSecret;
   /** @type {any} */ #ca;
   /** @type {number} */ #timeoutMs;
+  /** @type {{ maxAttempts: number, baseDelayMs: number, maxDelayMs: number }} */ #retry;
 
   /** @param {SignerClientOptions} options */
   constructor(options) {
@@ -189,6 +235,7 @@ export class SignerClient {
     this.#basePath = base.pathname.replace(/\/+$/, ''); // a stage path such as /prod stays
     this.#ca = options.ca;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#retry = { ...DEFAULT_RETRY, ...(options.retry ?? {}) };
     const auth = options.auth ?? { type: 'none' };
     this.#auth = auth;
     if (auth.type === 'sigv4') {
@@ -226,13 +273,44 @@ export class SignerClient {
 
   /**
    * Asks for a certificate: `POST {url}/v1/certificates`.
+   *
+   * Every call sends an `Idempotency-Key`: `options.idempotencyKey` (16 to
+   * 128 characters of `A-Z a-z 0-9 - _`; a `TypeError` before anything is
+   * sent otherwise) or a fresh one. The call's retries (`retry` of the
+   * client's options: transport errors, 502, 503, 504, 429 and 409
+   * `idempotency_in_progress`) reuse it with a fresh signature, so a signer
+   * with a store issues one certificate for all of them.
    * @param {IssueRequest} [request]
+   * @param {{ idempotencyKey?: string }} [options]
    * @returns {Promise<IssuedCertificate>}
    */
-  async issue(request = {}) {
-    const { status, body } = await this.#send('POST', '/v1/certificates', {}, issueBody(request));
-    if (status !== 201) throw new SignerError(status, 'unexpected_status', `expected 201, got ${status}`);
-    return new IssuedCertificate(JSON.parse(body.toString('utf8')));
+  async issue(request = {}, options = {}) {
+    const given = options.idempotencyKey;
+    if (given !== undefined && !(typeof given === 'string' && KEY_SHAPE.test(given))) {
+      throw new TypeError('SignerClient: an idempotency key must be 16 to 128 characters of A-Z a-z 0-9 - _');
+    }
+    const key = given ?? newIdempotencyKey();
+    const body = issueBody(request);
+    for (let attempts = 1; ; attempts++) {
+      let answer;
+      let failure;
+      try {
+        answer = await this.#send('POST', '/v1/certificates', {}, body, { [IDEMPOTENCY_HEADER]: key });
+      } catch (error) {
+        if (!retryable(error)) throw error;
+        failure = error;
+      }
+      if (answer) {
+        if (answer.status !== 201) {
+          throw new SignerError(answer.status, 'unexpected_status', `expected 201, got ${answer.status}`);
+        }
+        return new IssuedCertificate(JSON.parse(answer.body.toString('utf8')));
+      }
+      const retryAfterMs = failure instanceof SignerError && failure.retryAfter !== undefined ? failure.retryAfter * 1000 : undefined;
+      const wait = retryDelayMs(this.#retry, attempts, retryAfterMs);
+      if (wait === undefined) throw failure;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
   }
 
   /**
@@ -260,9 +338,10 @@ export class SignerClient {
   /**
    * @param {string} method @param {string} route
    * @param {Record<string, string>} query @param {Buffer | undefined} body
+   * @param {Record<string, string>} [unsigned] headers added after signing (the idempotency key, as the Rust client does)
    * @returns {Promise<{ status: number, body: Buffer }>}
    */
-  async #send(method, route, query, body) {
+  async #send(method, route, query, body, unsigned = {}) {
     const base = this.#base;
     const path = this.#basePath + route;
     const search = new URLSearchParams(query).toString();
@@ -294,9 +373,10 @@ export class SignerClient {
       });
       headers = /** @type {Record<string, string>} */ (signed.headers);
     }
+    headers = { ...headers, ...unsigned };
     const response = await this.#request(method, pathAndQuery, headers, body);
     if (response.status !== 200 && response.status !== 201) {
-      throw errorFrom(response.status, response.body, response.requestId);
+      throw errorFrom(response.status, response.body, response.requestId, response.retryAfter);
     }
     return response;
   }
@@ -304,7 +384,7 @@ export class SignerClient {
   /**
    * @param {string} method @param {string} pathAndQuery
    * @param {Record<string, string>} headers @param {Buffer | undefined} body
-   * @returns {Promise<{ status: number, body: Buffer, requestId: string | undefined }>}
+   * @returns {Promise<{ status: number, body: Buffer, requestId: string | undefined, retryAfter: number | undefined }>}
    */
   #request(method, pathAndQuery, headers, body) {
     const base = this.#base;
@@ -335,12 +415,13 @@ export class SignerClient {
             status: res.statusCode ?? 0,
             body: Buffer.concat(chunks),
             requestId: /** @type {string | undefined} */ (res.headers['x-request-id']),
+            retryAfter: parseRetryAfter(res.headers['retry-after']),
           }),
         );
-        res.on('error', reject);
+        res.on('error', (error) => reject(Object.assign(error, { [TRANSPORT]: true })));
       });
       req.on('timeout', () => req.destroy(new Error(`no answer from the signer within ${this.#timeoutMs} ms`)));
-      req.on('error', reject);
+      req.on('error', (error) => reject(Object.assign(error, { [TRANSPORT]: true })));
       req.end(body);
     });
   }
@@ -363,8 +444,20 @@ function issueBody(request) {
   return Buffer.from(JSON.stringify(wire), 'utf8');
 }
 
-/** @param {number} status @param {Buffer} raw @param {string | undefined} requestId */
-function errorFrom(status, raw, requestId) {
+/**
+ * `Retry-After` in integer seconds (its HTTP-date form, which the signer does not send, is ignored).
+ * @param {string | string[] | undefined} value
+ */
+function parseRetryAfter(value) {
+  const text = typeof value === 'string' ? value.trim() : '';
+  return /^[0-9]+$/.test(text) ? Number(text) : undefined;
+}
+
+/**
+ * @param {number} status @param {Buffer} raw @param {string | undefined} requestId
+ * @param {number | undefined} [retryAfter]
+ */
+function errorFrom(status, raw, requestId, retryAfter) {
   const text = raw.toString('utf8');
   let parsed;
   try {
@@ -374,10 +467,10 @@ function errorFrom(status, raw, requestId) {
   }
   const error = parsed && typeof parsed === 'object' ? parsed.error : undefined;
   if (error && typeof error.code === 'string') {
-    return new SignerError(status, error.code, String(error.message ?? ''), requestId);
+    return new SignerError(status, error.code, String(error.message ?? ''), requestId, retryAfter);
   }
   const message = parsed?.message ?? parsed?.Message ?? (text.trim().slice(0, 500) || http.STATUS_CODES[status] || '');
-  return new SignerError(status, `http_${status}`, String(message), requestId);
+  return new SignerError(status, `http_${status}`, String(message), requestId, retryAfter);
 }
 
 /**

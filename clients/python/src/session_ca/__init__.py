@@ -7,7 +7,7 @@
 """
 
 from ._auth import Auth, HmacAuth, SigV4Auth
-from ._client import IssuedCertificate, SignerClient, trust_context
+from ._client import IDEMPOTENCY_HEADER, IssuedCertificate, RetryPolicy, SignerClient, new_idempotency_key, trust_context
 from ._errors import (
     AuthError,
     InMemoryKeyUnsupported,
@@ -20,6 +20,7 @@ from ._memfd import load_cert_chain_from_memory
 from ._session import SessionCertificate
 
 __all__ = [
+    "IDEMPOTENCY_HEADER",
     "Auth",
     "AuthError",
     "HmacAuth",
@@ -32,7 +33,9 @@ __all__ = [
     "SignerError",
     "SignerUnreachable",
     "UnexpectedResponse",
+    "RetryPolicy",
     "load_cert_chain_from_memory",
+    "new_idempotency_key",
     "trust_context",
 ]
 

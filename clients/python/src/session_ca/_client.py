@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
+import secrets
 import ssl
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
@@ -17,6 +21,54 @@ from ._errors import SignerError, SignerUnreachable, UnexpectedResponse
 from ._tls import ContextAdapter
 
 PemOrPath = Union[str, bytes]
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+"""The request header of an idempotency key (see :meth:`SignerClient.issue`)."""
+_KEY_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+
+def new_idempotency_key() -> str:
+    """A fresh idempotency key: 24 random bytes (``secrets``), base64url without padding (32 characters)."""
+    return secrets.token_urlsafe(24)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently :meth:`SignerClient.issue` retries.
+
+    A request is retried when it failed for a reason that may pass: the
+    signer unreachable (connection refused or reset, TLS, timeout), HTTP 502,
+    503 or 504, 409 ``idempotency_in_progress`` or 429. Every attempt carries
+    the same ``Idempotency-Key`` (and a fresh signature), so the signer issues
+    at most one certificate for them all.
+
+    Before attempt ``n + 1`` it waits the answer's ``Retry-After`` (integer
+    seconds) when there is one, else a random time between zero and
+    ``min(max_delay, base_delay * 2 ** (n - 1))`` seconds ("full jitter"). A
+    ``Retry-After`` longer than ``max_delay`` ends the retries at once: the
+    error is raised rather than slept on. The same policy as the Rust client's.
+    """
+
+    max_attempts: int = 3
+    """Attempts in all, the first included (0 counts as 1: no retry)."""
+    base_delay: float = 0.2
+    """The cap of the first backoff, in seconds; it doubles with every attempt."""
+    max_delay: float = 2.0
+    """The longest wait before an attempt, backoff or ``Retry-After``, in seconds."""
+
+    @classmethod
+    def none(cls) -> "RetryPolicy":
+        """One attempt, no retry."""
+        return cls(max_attempts=1)
+
+    def delay(self, attempts: int, retry_after: Optional[float]) -> Optional[float]:
+        """Seconds to wait after ``attempts`` failed, the last with ``retry_after``; ``None`` to give up."""
+        if attempts >= max(self.max_attempts, 1):
+            return None
+        if retry_after is not None:
+            return None if retry_after > self.max_delay else retry_after
+        cap = min(self.max_delay, self.base_delay * 2 ** min(max(attempts - 1, 0), 31))
+        return random.uniform(0.0, cap)
 
 
 def _parse_time(text: str) -> datetime:
@@ -106,7 +158,9 @@ class SignerClient:
     :class:`~session_ca.SigV4Auth` or :class:`~session_ca.HmacAuth`.
     ``ca_bundle`` adds trust for an ``https://`` signer: PEM text/bytes (kept in
     memory) or a path; ``None`` uses the system's roots. ``timeout`` is in
-    seconds, for connecting and for each read.
+    seconds, for connecting and for each read. ``retry`` is the
+    :class:`RetryPolicy` of :meth:`issue` (default: 3 attempts, backoff from
+    0.2 s, at most 2 s; ``RetryPolicy.none()`` for a single attempt).
     """
 
     def __init__(
@@ -115,6 +169,7 @@ class SignerClient:
         auth: Optional[Auth] = None,
         ca_bundle: Optional[PemOrPath] = None,
         timeout: float = 10.0,
+        retry: Optional[RetryPolicy] = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -124,6 +179,7 @@ class SignerClient:
         self.url = url.rstrip("/")
         self.auth = auth
         self.timeout = timeout
+        self.retry = retry if retry is not None else RetryPolicy()
         self._http = requests.Session()
         # Passed with every request, so that REQUESTS_CA_BUNDLE cannot override a given bundle.
         self._verify: Union[bool, str] = True
@@ -156,14 +212,30 @@ class SignerClient:
         key_type: Optional[str] = None,
         ttl: Optional[int] = None,
         request_id: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
     ) -> IssuedCertificate:
         """Ask for a certificate (``POST /v1/certificates``); the signer generates the key.
 
         ``ttl`` is in whole seconds (the profile's ``default_ttl`` when absent).
-        ``request_id`` is sent as ``X-Request-Id``. Raises :class:`SignerError`
-        for the service's refusals, :class:`SignerUnreachable` for network and
-        TLS failures and :class:`UnexpectedResponse` for anything else.
+        ``request_id`` is sent as ``X-Request-Id``.
+
+        Every call sends an ``Idempotency-Key``: ``idempotency_key`` (16 to 128
+        characters of ``A-Z a-z 0-9 - _``; a :class:`ValueError` before anything
+        is sent otherwise), or a fresh one (:func:`new_idempotency_key`). The
+        call's retries (:class:`RetryPolicy`) reuse it, so a signer with a store
+        issues one certificate for all of them; a caller that must not get two
+        certificates across its own restarts keeps a key and passes it again.
+
+        Raises :class:`SignerError` for the service's refusals,
+        :class:`SignerUnreachable` for network and TLS failures and
+        :class:`UnexpectedResponse` for anything else, once the retries (if the
+        failure allows them) are spent.
         """
+        if idempotency_key is not None and not (
+            isinstance(idempotency_key, str) and _KEY_SHAPE.fullmatch(idempotency_key)
+        ):
+            raise ValueError("an idempotency key must be 16 to 128 characters of A-Z a-z 0-9 - _")
+        key = idempotency_key if idempotency_key is not None else new_idempotency_key()
         request: Dict[str, Any] = {}
         for name, value in (
             ("profile", profile),
@@ -180,11 +252,32 @@ class SignerClient:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if request_id is not None:
             headers["X-Request-Id"] = request_id
-        if self.auth is not None:
-            headers.update(self.auth.headers("POST", url, body, dict(headers)))
-        response = self._send("POST", url, headers=headers, data=body)
-        if response.status_code != 201:
-            raise _rejection(response)
+        attempts = 0
+        while True:
+            attempts += 1
+            sent = dict(headers)
+            if self.auth is not None:
+                # A fresh signature (timestamp, nonce) on every attempt; the key
+                # is not signed, as in the Rust client: the signer scopes keys
+                # to the authenticated caller.
+                sent.update(self.auth.headers("POST", url, body, dict(headers)))
+            sent[IDEMPOTENCY_HEADER] = key
+            retry_after: Optional[float] = None
+            try:
+                response = self._send("POST", url, headers=sent, data=body)
+            except SignerUnreachable as e:
+                error: Exception = e
+            else:
+                if response.status_code == 201:
+                    break
+                error = _rejection(response)
+                if not _retryable(response.status_code, error):
+                    raise error
+                retry_after = _retry_after(response)
+            wait = self.retry.delay(attempts, retry_after)
+            if wait is None:
+                raise error
+            time.sleep(wait)
         try:
             return IssuedCertificate.from_response(response.json())
         except (ValueError, KeyError, TypeError) as e:
@@ -207,6 +300,19 @@ class SignerClient:
             )
         except requests.RequestException as e:
             raise SignerUnreachable(f"{method} {url}: {type(e).__name__}: {e}") from e
+
+
+def _retryable(status: int, error: Exception) -> bool:
+    """Whether a refusal may pass: 502, 503, 504, 429 or 409 ``idempotency_in_progress``."""
+    if status in (502, 503, 504, 429):
+        return True
+    return status == 409 and isinstance(error, SignerError) and error.code == "idempotency_in_progress"
+
+
+def _retry_after(response: requests.Response) -> Optional[float]:
+    """``Retry-After`` in integer seconds (the HTTP-date form, which the signer does not send, is ignored)."""
+    value = response.headers.get("Retry-After", "").strip()
+    return float(value) if value.isdigit() else None
 
 
 def _split_pem(text: str) -> List[str]:
