@@ -312,7 +312,7 @@ def _retryable(status: int, error: Exception) -> bool:
 def _retry_after(response: requests.Response) -> Optional[float]:
     """``Retry-After`` in integer seconds (the HTTP-date form, which the signer does not send, is ignored)."""
     value = response.headers.get("Retry-After", "").strip()
-    return float(value) if value.isdigit() else None
+    return float(value) if re.fullmatch(r"[0-9]+", value) else None
 
 
 def _split_pem(text: str) -> List[str]:
