@@ -63,7 +63,8 @@ export interface SignerClientOptions {
  * `idempotency_in_progress`), under one `Idempotency-Key`: before attempt
  * n + 1 it waits the answer's `Retry-After`, else a random time up to
  * `min(maxDelayMs, baseDelayMs × 2^(n-1))`; a `Retry-After` beyond
- * `maxDelayMs` rejects at once.
+ * `maxDelayMs` rejects at once. Each attempt may take up to `timeoutMs`,
+ * so the worst case is about `maxAttempts × timeoutMs` plus the waits.
  */
 export interface RetryPolicy {
   /** Attempts in all, the first included (0 counts as 1). Default 3. */

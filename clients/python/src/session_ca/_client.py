@@ -47,6 +47,11 @@ class RetryPolicy:
     ``min(max_delay, base_delay * 2 ** (n - 1))`` seconds ("full jitter"). A
     ``Retry-After`` longer than ``max_delay`` ends the retries at once: the
     error is raised rather than slept on. The same policy as the Rust client's.
+
+    Each attempt may take up to the client's ``timeout`` to connect and as
+    much for each read, so the worst case is about ``max_attempts`` times
+    that, plus the waits: a caller with a deadline (a Lambda handler) sizes
+    ``timeout`` and ``max_attempts`` to fit it.
     """
 
     max_attempts: int = 3
