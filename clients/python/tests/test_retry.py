@@ -26,10 +26,9 @@ from session_ca import (
     new_idempotency_key,
 )
 
-from conftest import _start_signer
+from conftest import HMAC_SECRET, _start_signer
 
 QUICK = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=2.0)
-HMAC_SECRET = b"0123456789abcdef0123456789abcdef-retry-secret"
 
 # One step of a script: (status, headers, body), or None to drop the connection unanswered.
 Step = Optional[Tuple[int, Dict[str, str], bytes]]
