@@ -9,7 +9,13 @@
 # and stored), one after the other in one run, under wrk at each
 # concurrency: requests per second and server CPU per request
 # (utime+stime of the server process over the measured run,
-# /proc/PID/stat), and the ratios. Any non-2xx answer stops the script.
+# /proc/PID/stat), the ledger writer thread's share of that CPU
+# (/proc/PID/task/TID/stat of the thread named ledger-writer) and the
+# bytes the server had written to disk per request (write_bytes of
+# /proc/PID/io: WAL frames and checkpoints), and the ratios. The last two
+# columns depend little on what else the machine runs, so they compare
+# builds better than req/s on a busy machine. Any non-2xx answer stops the
+# script.
 #
 #   benches/ledger.sh                    # DURATION=10 WARMUP=2 CONCURRENCY="8 64"
 set -euo pipefail
@@ -24,8 +30,16 @@ trap 'rm -rf "$work"' EXIT
 export COMPARE_BODY=$PWD/benches/compare/session-ca-request.json
 lua=$PWD/benches/compare/post.lua
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-run() { # MODE CONCURRENCY -> "reqs_per_s cpu_us_per_req"
-  local mode=$1 c=$2 port=18443 out before after
+written() { awk '$1 == "write_bytes:" {print $2}' "/proc/$1/io"; }
+writer_ticks() { # PID -> CPU ticks of its ledger-writer thread (0 without one)
+  local comm
+  for comm in /proc/"$1"/task/*/comm; do
+    [[ $(<"$comm") == ledger-writer ]] && { awk '{print $14 + $15}' "${comm%/comm}/stat"; return; }
+  done
+  echo 0
+}
+run() { # MODE CONCURRENCY -> "reqs_per_s cpu_us_per_req writer_us_per_req kib_written_per_req"
+  local mode=$1 c=$2 port=18443 out before after writer_before writer_after bytes_before bytes_after
   rm -rf "$work/$mode" && mkdir -p "$work/$mode"
   local script=$lua
   unset SESSION_CA_STORE__URL SESSION_CA_PROFILES__DEFAULT__RATE_LIMIT SESSION_CA_STORE__SYNC
@@ -41,9 +55,9 @@ run() { # MODE CONCURRENCY -> "reqs_per_s cpu_us_per_req"
   trap 'kill $server 2>/dev/null || true' RETURN
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
   wrk -t "$(( c < 2 ? c : 2 ))" -c "$c" -d "${WARMUP}s" -s "$script" "http://127.0.0.1:$port/v1/certificates" >/dev/null
-  before=$(ticks $server)
+  before=$(ticks $server) writer_before=$(writer_ticks $server) bytes_before=$(written $server)
   out=$(wrk -t "$(( c < 2 ? c : 2 ))" -c "$c" -d "${DURATION}s" -s "$script" "http://127.0.0.1:$port/v1/certificates" | grep '^RESULT')
-  after=$(ticks $server)
+  after=$(ticks $server) writer_after=$(writer_ticks $server) bytes_after=$(written $server)
   kill $server; wait $server 2>/dev/null || true
   local requests duration status
   requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$out")
@@ -51,21 +65,22 @@ run() { # MODE CONCURRENCY -> "reqs_per_s cpu_us_per_req"
   status=$(sed -E 's/.*status=([0-9]+).*/\1/' <<<"$out")
   [[ $status == 0 ]] || { echo "benches/ledger.sh: $status non-2xx answers with the ledger $mode" >&2; exit 1; }
   awk -v r="$requests" -v d="$duration" -v t=$((after - before)) \
-    'BEGIN { printf "%.0f %.1f\n", r / (d / 1e6), t * 10000 / r }'
+    -v w=$((writer_after - writer_before)) -v b=$((bytes_after - bytes_before)) \
+    'BEGIN { printf "%.0f %.1f %.1f %.1f\n", r / (d / 1e6), t * 10000 / r, w * 10000 / r, b / 1024 / r }'
 }
-echo "| concurrency | ledger | req/s | server CPU per request |"
-echo "|---|---|---|---|"
+echo "| concurrency | ledger | req/s | server CPU per request | of it, the ledger writer | KiB written to disk per request |"
+echo "|---|---|---|---|---|---|"
 for c in $CONCURRENCY; do
-  read -r on_rps on_cpu < <(run on "$c")
-  read -r off_rps off_cpu < <(run off "$c")
-  read -r fleet_rps fleet_cpu < <(run fleet "$c")
-  read -r normal_rps normal_cpu < <(run normal "$c")
-  echo "| $c | off | $off_rps | ${off_cpu} µs |"
-  echo "| $c | on (SQLite) | $on_rps | ${on_cpu} µs |"
-  echo "| $c | on, store.sync = normal | $normal_rps | ${normal_cpu} µs |"
-  echo "| $c | on, with 3 rate limits and Idempotency-Key | $fleet_rps | ${fleet_cpu} µs |"
-  awk -v on="$on_rps" -v off="$off_rps" -v c="$c" 'BEGIN { printf "| %s | on ÷ off | %.2f | |\n", c, on / off }'
-  awk -v n="$normal_rps" -v off="$off_rps" -v c="$c" 'BEGIN { printf "| %s | normal ÷ off | %.2f | |\n", c, n / off }'
+  read -r on_rps on_cpu on_writer on_kib < <(run on "$c")
+  read -r off_rps off_cpu off_writer off_kib < <(run off "$c")
+  read -r fleet_rps fleet_cpu fleet_writer fleet_kib < <(run fleet "$c")
+  read -r normal_rps normal_cpu normal_writer normal_kib < <(run normal "$c")
+  echo "| $c | off | $off_rps | ${off_cpu} µs | ${off_writer} µs | $off_kib |"
+  echo "| $c | on (SQLite) | $on_rps | ${on_cpu} µs | ${on_writer} µs | $on_kib |"
+  echo "| $c | on, store.sync = normal | $normal_rps | ${normal_cpu} µs | ${normal_writer} µs | $normal_kib |"
+  echo "| $c | on, with 3 rate limits and Idempotency-Key | $fleet_rps | ${fleet_cpu} µs | ${fleet_writer} µs | $fleet_kib |"
+  awk -v on="$on_rps" -v off="$off_rps" -v c="$c" 'BEGIN { printf "| %s | on ÷ off | %.2f | | | |\n", c, on / off }'
+  awk -v n="$normal_rps" -v off="$off_rps" -v c="$c" 'BEGIN { printf "| %s | normal ÷ off | %.2f | | | |\n", c, n / off }'
   awk -v f="$fleet_rps" -v on="$on_rps" -v fc="$fleet_cpu" -v oc="$on_cpu" -v c="$c" \
-    'BEGIN { printf "| %s | fleet ÷ on | %.2f | %.2f |\n", c, f / on, fc / oc }'
+    'BEGIN { printf "| %s | fleet ÷ on | %.2f | %.2f | | |\n", c, f / on, fc / oc }'
 done
