@@ -12,10 +12,10 @@
 # /proc/PID/stat), the ledger writer thread's share of that CPU
 # (/proc/PID/task/TID/stat of the thread named ledger-writer) and the
 # bytes the server had written to disk per request (write_bytes of
-# /proc/PID/io: WAL frames and checkpoints), and the ratios. The last two
-# columns depend little on what else the machine runs, so they compare
-# builds better than req/s on a busy machine. Any non-2xx answer stops the
-# script.
+# /proc/PID/io: WAL frames and checkpoints), and the ratios. What else
+# runs on the machine disturbs the last two columns less than req/s, so
+# they compare builds better on a busy machine. Any non-2xx answer stops
+# the script.
 #
 #   benches/ledger.sh                    # DURATION=10 WARMUP=2 CONCURRENCY="8 64"
 set -euo pipefail
@@ -72,10 +72,10 @@ echo "| concurrency | ledger | req/s | server CPU per request | of it, the ledge
 echo "|---|---|---|---|---|---|"
 for c in $CONCURRENCY; do
   read -r on_rps on_cpu on_writer on_kib < <(run on "$c")
-  read -r off_rps off_cpu off_writer off_kib < <(run off "$c")
+  read -r off_rps off_cpu _ off_kib < <(run off "$c")
   read -r fleet_rps fleet_cpu fleet_writer fleet_kib < <(run fleet "$c")
   read -r normal_rps normal_cpu normal_writer normal_kib < <(run normal "$c")
-  echo "| $c | off | $off_rps | ${off_cpu} µs | ${off_writer} µs | $off_kib |"
+  echo "| $c | off | $off_rps | ${off_cpu} µs | — | $off_kib |"
   echo "| $c | on (SQLite) | $on_rps | ${on_cpu} µs | ${on_writer} µs | $on_kib |"
   echo "| $c | on, store.sync = normal | $normal_rps | ${normal_cpu} µs | ${normal_writer} µs | $normal_kib |"
   echo "| $c | on, with 3 rate limits and Idempotency-Key | $fleet_rps | ${fleet_cpu} µs | ${fleet_writer} µs | $fleet_kib |"
