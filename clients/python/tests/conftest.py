@@ -6,6 +6,7 @@ missing every test fails with a message saying so: nothing is skipped.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
@@ -15,7 +16,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from dataclasses import dataclass
+from email.message import Message
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import requests
@@ -47,6 +50,80 @@ def requirements() -> None:
     problems = _requirements()
     if problems:
         pytest.fail("the Python client's tests cannot run:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+# One step of a script: (status, headers, body), or None to drop the connection unanswered.
+Step = Optional[Tuple[int, Dict[str, str], bytes]]
+
+
+def refusal(status: int, code: str, headers: Optional[Dict[str, str]] = None) -> Step:
+    """The service's JSON error answer, as a step of a script."""
+    body = json.dumps({"error": {"code": code, "message": f"scripted {code}"}}).encode()
+    return status, {"Content-Type": "application/json", **(headers or {})}, body
+
+
+@dataclass
+class Received:
+    """A request as a scripted server received it (``headers``: case-insensitive lookups)."""
+
+    method: str
+    path: str
+    headers: Message
+    body: bytes
+
+
+class Scripted:
+    """A loopback HTTP server answering request N with step N of its script, recording each request."""
+
+    def __init__(self, steps: List[Step]) -> None:
+        self.steps = list(steps)
+        self.received: List[Received] = []
+        scripted = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                scripted.received.append(Received("POST", self.path, self.headers, body))
+                step = scripted.steps.pop(0) if scripted.steps else refusal(500, "script_exhausted")
+                if step is None:
+                    self.close_connection = True
+                    return
+                status, headers, answer = step
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[..., Scripted]]:
+    """Starts scripted servers (``scripted(step, ...)``) and stops them after the test."""
+    servers: List[Scripted] = []
+
+    def start(*steps: Step) -> Scripted:
+        server = Scripted(list(steps))
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
 
 
 class Process:

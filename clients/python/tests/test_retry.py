@@ -9,11 +9,8 @@ received.
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 import uuid
-from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import requests
@@ -26,57 +23,9 @@ from session_ca import (
     new_idempotency_key,
 )
 
-from conftest import HMAC_SECRET, _start_signer
+from conftest import HMAC_SECRET, Step, _start_signer, refusal
 
 QUICK = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=2.0)
-
-# One step of a script: (status, headers, body), or None to drop the connection unanswered.
-Step = Optional[Tuple[int, Dict[str, str], bytes]]
-
-
-def refusal(status: int, code: str, headers: Optional[Dict[str, str]] = None) -> Step:
-    body = json.dumps({"error": {"code": code, "message": f"scripted {code}"}}).encode()
-    return status, {"Content-Type": "application/json", **(headers or {})}, body
-
-
-class Scripted:
-    """A loopback HTTP server answering request N with step N of its script."""
-
-    def __init__(self, steps: List[Step]) -> None:
-        self.steps = list(steps)
-        self.received: List[Dict[str, str]] = []
-        scripted = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                length = int(self.headers.get("Content-Length", "0"))
-                self.rfile.read(length)
-                scripted.received.append({k.lower(): v for k, v in self.headers.items()})
-                step = scripted.steps.pop(0) if scripted.steps else refusal(500, "script_exhausted")
-                if step is None:
-                    self.close_connection = True
-                    return
-                status, headers, body = step
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -85,20 +34,6 @@ def issued(signer) -> Step:
     response = requests.post(signer.url + "/v1/certificates", json={}, timeout=10)
     assert response.status_code == 201, response.text
     return 201, {"Content-Type": "application/json"}, response.content
-
-
-@pytest.fixture
-def scripted() -> Iterator[List[Scripted]]:
-    servers: List[Scripted] = []
-    yield servers
-    for server in servers:
-        server.close()
-
-
-def script(servers: List[Scripted], *steps: Step) -> Scripted:
-    server = Scripted(list(steps))
-    servers.append(server)
-    return server
 
 
 @pytest.fixture(scope="module")
@@ -144,42 +79,42 @@ def test_new_keys_are_fresh_32_character_base64url():
 
 
 def test_a_503_is_retried_with_the_same_key_and_a_fresh_signature(scripted, issued):
-    server = script(scripted, refusal(503, "ledger_unavailable"), issued)
+    server = scripted(refusal(503, "ledger_unavailable"), issued)
     client = SignerClient(server.url, auth=HmacAuth("payments", HMAC_SECRET), retry=QUICK)
     cert = client.issue(transaction_id="tx-1")
     assert cert.serial == json.loads(issued[2])["serial"]
     assert len(server.received) == 2
     first, second = server.received
-    assert len(first["idempotency-key"]) == 32
-    assert second["idempotency-key"] == first["idempotency-key"]
-    assert second["authorization"] != first["authorization"]  # a fresh nonce
+    assert len(first.headers["Idempotency-Key"]) == 32
+    assert second.headers["Idempotency-Key"] == first.headers["Idempotency-Key"]
+    assert second.headers["Authorization"] != first.headers["Authorization"]  # a fresh nonce
 
 
 def test_each_call_has_its_own_key(scripted, issued):
-    server = script(scripted, issued, issued)
+    server = scripted(issued, issued)
     client = SignerClient(server.url, retry=QUICK)
     client.issue()
     client.issue()
-    assert server.received[0]["idempotency-key"] != server.received[1]["idempotency-key"]
+    assert server.received[0].headers["Idempotency-Key"] != server.received[1].headers["Idempotency-Key"]
 
 
 def test_in_progress_is_retried_after_retry_after(scripted, issued):
-    server = script(scripted, refusal(409, "idempotency_in_progress", {"Retry-After": "0"}), issued)
+    server = scripted(refusal(409, "idempotency_in_progress", {"Retry-After": "0"}), issued)
     SignerClient(server.url, retry=QUICK).issue()
     assert len(server.received) == 2
 
 
 def test_a_dropped_connection_and_gateway_errors_are_retried(scripted, issued):
-    server = script(scripted, None, refusal(502, "http_502"), issued)
+    server = scripted(None, refusal(502, "http_502"), issued)
     client = SignerClient(server.url, retry=QUICK)
     client.issue()
     assert len(server.received) == 3
-    assert len({r["idempotency-key"] for r in server.received}) == 1
+    assert len({r.headers["Idempotency-Key"] for r in server.received}) == 1
 
 
 def test_other_refusals_are_not_retried(scripted):
     for status, code in ((409, "crl_unavailable"), (422, "ttl_too_long"), (403, "revoked"), (401, "unauthenticated")):
-        server = script(scripted, refusal(status, code))
+        server = scripted(refusal(status, code))
         with pytest.raises(SignerError) as refused:
             SignerClient(server.url, retry=QUICK).issue()
         assert (refused.value.status, refused.value.code) == (status, code)
@@ -187,7 +122,7 @@ def test_other_refusals_are_not_retried(scripted):
 
 
 def test_a_retry_after_beyond_max_delay_is_raised_not_slept(scripted):
-    server = script(scripted, refusal(429, "rate_limited", {"Retry-After": "30"}))
+    server = scripted(refusal(429, "rate_limited", {"Retry-After": "30"}))
     with pytest.raises(SignerError) as limited:
         SignerClient(server.url, retry=QUICK).issue()
     assert (limited.value.status, limited.value.code) == (429, "rate_limited")
@@ -195,12 +130,12 @@ def test_a_retry_after_beyond_max_delay_is_raised_not_slept(scripted):
 
 
 def test_retries_end_at_max_attempts(scripted):
-    server = script(scripted, *[refusal(503, "ca_unavailable")] * 5)
+    server = scripted(*[refusal(503, "ca_unavailable")] * 5)
     with pytest.raises(SignerError) as unavailable:
         SignerClient(server.url, retry=QUICK).issue()
     assert (unavailable.value.status, unavailable.value.code) == (503, "ca_unavailable")
     assert len(server.received) == 3
-    server = script(scripted, refusal(503, "ca_unavailable"), refusal(503, "ca_unavailable"))
+    server = scripted(refusal(503, "ca_unavailable"), refusal(503, "ca_unavailable"))
     with pytest.raises(SignerError):
         SignerClient(server.url, retry=RetryPolicy.none()).issue()
     assert len(server.received) == 1

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.server
 import json
 import re
-import threading
-from typing import Dict, Iterator
 
 import pytest
 from botocore.auth import SigV4Auth as BotoSigV4
@@ -24,37 +21,15 @@ from botocore.credentials import Credentials
 
 from session_ca import SigV4Auth, SignerClient, SignerError
 
+from conftest import Scripted, refusal
+
 ACCESS_KEY, SECRET_KEY, TOKEN = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-token-1"
 
 
-class Recorder(http.server.ThreadingHTTPServer):
-    received: Dict[str, object]
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received = {"method": "POST", "path": self.path, "headers": self.headers, "body": body}
-        answer = json.dumps({"error": {"code": "caller_not_allowed", "message": "not in allowed_callers"}}).encode()
-        self.send_response(403)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("X-Request-Id", "req-123")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def recorder() -> Iterator[Recorder]:
-    server = Recorder(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def recorder(scripted) -> Scripted:
+    """Answers a request with the service's 403, as for a caller not allowed."""
+    return scripted(refusal(403, "caller_not_allowed", {"X-Request-Id": "req-123"}))
 
 
 def _independent_signature(method, path, headers, signed, body, amz_date, scope, secret):
@@ -67,10 +42,11 @@ def _independent_signature(method, path, headers, signed, body, amz_date, scope,
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
-def _check(received, base_url, access_key, secret_key, token, region, service):
-    headers = received["headers"]
-    body = received["body"]
-    assert received["path"] == "/prod/v1/certificates"
+def _check(sent, base_url, access_key, secret_key, token, region, service):
+    (received,) = sent  # one request: a 403 is not retried
+    headers = received.headers
+    body = received.body
+    assert (received.method, received.path) == ("POST", "/prod/v1/certificates")
     match = re.fullmatch(
         r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
         r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})",
@@ -97,12 +73,12 @@ def _check(received, base_url, access_key, secret_key, token, region, service):
     # and from the specification, without botocore
     lowered = {h.lower(): v for h, v in headers.items()}
     scope = f"{day}/{region}/{service}/aws4_request"
-    assert _independent_signature("POST", received["path"], lowered, signed, body, amz_date, scope,
+    assert _independent_signature("POST", received.path, lowered, signed, body, amz_date, scope,
                                   secret_key) == signature
 
 
 def test_explicit_credentials_sign_the_sent_request(recorder):
-    base_url = f"http://127.0.0.1:{recorder.server_address[1]}/prod"
+    base_url = recorder.url + "/prod"
     auth = SigV4Auth(region="eu-west-1", service="execute-api",
                      credentials=Credentials(ACCESS_KEY, SECRET_KEY, TOKEN))
     with pytest.raises(SignerError) as refused:
@@ -121,7 +97,7 @@ def test_the_default_chain_and_aws_region(recorder, monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "role-secret")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "role-token")
     monkeypatch.setenv("AWS_REGION", "us-east-2")
-    base_url = f"http://127.0.0.1:{recorder.server_address[1]}/prod"
+    base_url = recorder.url + "/prod"
     with pytest.raises(SignerError):
         SignerClient(base_url, auth=SigV4Auth()).issue(transaction_id="tx-sigv4")
     _check(recorder.received, base_url, "ASIAROLEKEY", "role-secret", "role-token", "us-east-2", "lambda")
