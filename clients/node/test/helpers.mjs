@@ -6,6 +6,7 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -196,4 +197,47 @@ export function httpsGet(url, agent) {
     req.on('timeout', () => req.destroy(new Error('timed out')));
     req.on('error', reject);
   });
+}
+
+/** The service's JSON error answer, as a step of a script: [status, headers, body]. */
+export function refusal(status, code, headers = {}) {
+  const body = Buffer.from(JSON.stringify({ error: { code, message: `scripted ${code}` } }));
+  return [status, { 'content-type': 'application/json', ...headers }, body];
+}
+
+const scripted = [];
+
+/**
+ * A loopback server answering request N with step N of its script
+ * ([status, headers, body], or `null`: the connection is dropped
+ * unanswered), recording each request's method, url, headers and body.
+ * `closeScripted` stops every one started.
+ */
+export async function script(...steps) {
+  /** @type {{ method: string, url: string, headers: Record<string, string>, body: Buffer }[]} */
+  const received = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      received.push({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks) });
+      const step = steps.length ? steps.shift() : refusal(500, 'script_exhausted');
+      if (step === null) {
+        req.socket.destroy();
+        return;
+      }
+      const [status, headers, body] = step;
+      res.writeHead(status, { ...headers, 'content-length': String(body.length) });
+      res.end(body);
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const entry = { server, received, url: `http://127.0.0.1:${server.address().port}` };
+  scripted.push(entry);
+  return entry;
+}
+
+/** Stops every server `script` started. */
+export function closeScripted() {
+  return Promise.all(scripted.splice(0).map((s) => new Promise((resolve) => s.server.close(resolve))));
 }

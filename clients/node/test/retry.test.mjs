@@ -6,14 +6,13 @@
 
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
   DEFAULT_RETRY, IDEMPOTENCY_HEADER, SignerClient, SignerError, newIdempotencyKey, retryDelayMs,
 } from '../src/index.js';
-import { makeCa, requireTools, startSigner, tempDir } from './helpers.mjs';
+import { closeScripted, makeCa, refusal, requireTools, script, startSigner, tempDir } from './helpers.mjs';
 
 const QUICK = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2_000 };
 const HMAC_SECRET = Buffer.from('0123456789abcdef0123456789abcdef-node-retry-test', 'utf8');
@@ -24,7 +23,6 @@ let ledgerDir;
 let signer;
 /** A 201 as a real signer answers it: [status, headers, body]. */
 let issued;
-const servers = [];
 
 before(async () => {
   bin = requireTools();
@@ -41,40 +39,11 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.server.close(resolve))));
+  await closeScripted();
   await signer?.stop();
   ca?.remove();
   ledgerDir?.remove();
 });
-
-/** @param {number} status @param {string} code @param {Record<string, string>} [headers] */
-function refusal(status, code, headers = {}) {
-  const body = Buffer.from(JSON.stringify({ error: { code, message: `scripted ${code}` } }));
-  return [status, { 'content-type': 'application/json', ...headers }, body];
-}
-
-/** A loopback server answering request N with step N (`null`: the connection is dropped unanswered). */
-async function script(...steps) {
-  const received = [];
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      received.push(req.headers);
-      const step = steps.length ? steps.shift() : refusal(500, 'script_exhausted');
-      if (step === null) {
-        req.socket.destroy();
-        return;
-      }
-      const [status, headers, body] = step;
-      res.writeHead(status, { ...headers, 'content-length': String(body.length) });
-      res.end(body);
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const entry = { server, received, url: `http://127.0.0.1:${server.address().port}` };
-  servers.push(entry);
-  return entry;
-}
 
 describe('idempotency keys against a signer with a store', () => {
   test('a given key is replayed by the signer; fresh keys are not', async () => {
@@ -120,9 +89,9 @@ describe('retries', () => {
     assert.equal(s.received.length, 2);
     const [first, second] = s.received;
     const header = IDEMPOTENCY_HEADER.toLowerCase();
-    assert.equal(first[header].length, 32);
-    assert.equal(second[header], first[header]);
-    assert.notEqual(second.authorization, first.authorization); // a fresh nonce
+    assert.equal(first.headers[header].length, 32);
+    assert.equal(second.headers[header], first.headers[header]);
+    assert.notEqual(second.headers.authorization, first.headers.authorization); // a fresh nonce
   });
 
   test('each call has its own key', async () => {
@@ -130,7 +99,7 @@ describe('retries', () => {
     const client = new SignerClient({ url: s.url, retry: QUICK });
     await client.issue();
     await client.issue();
-    assert.notEqual(s.received[0]['idempotency-key'], s.received[1]['idempotency-key']);
+    assert.notEqual(s.received[0].headers['idempotency-key'], s.received[1].headers['idempotency-key']);
   });
 
   test('in progress is retried after its Retry-After', async () => {
@@ -143,7 +112,7 @@ describe('retries', () => {
     const s = await script(null, refusal(502, 'http_502'), issued);
     await new SignerClient({ url: s.url, retry: QUICK }).issue();
     assert.equal(s.received.length, 3);
-    assert.equal(new Set(s.received.map((r) => r['idempotency-key'])).size, 1);
+    assert.equal(new Set(s.received.map((r) => r.headers['idempotency-key'])).size, 1);
   });
 
   test('other refusals are not retried', async () => {

@@ -4,12 +4,12 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import http from 'node:http';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 
 import { SignerClient, SignerError } from '../src/index.js';
+import { closeScripted, script } from './helpers.mjs';
 
 const CREDENTIALS = {
   accessKeyId: 'AKIDEXAMPLE',
@@ -33,27 +33,12 @@ const ISSUED = {
   request_id: 'aa9e0f34',
 };
 
-let server;
-let base;
-/** @type {{ method: string, url: string, headers: Record<string, string>, body: Buffer }[]} */
-const received = [];
-let answer = { status: 201, body: ISSUED };
+/** An answer of the signer (or a gateway in front of it) as a step of a script. */
+function answer(status, body) {
+  return [status, { 'content-type': 'application/json', 'x-request-id': 'rid-1' }, Buffer.from(JSON.stringify(body))];
+}
 
-before(async () => {
-  server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      received.push({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks) });
-      res.writeHead(answer.status, { 'content-type': 'application/json', 'x-request-id': 'rid-1' });
-      res.end(JSON.stringify(answer.body));
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${server.address().port}`;
-});
-
-after(() => new Promise((resolve) => server.close(resolve)));
+after(closeScripted);
 
 /** Parses `AWS4-HMAC-SHA256 Credential=.../scope, SignedHeaders=a;b, Signature=hex`. */
 function parseAuthorization(value) {
@@ -90,8 +75,7 @@ async function resign(request, { region, service, credentials }) {
 
 for (const [service, stage] of [['lambda', ''], ['execute-api', '/prod']]) {
   test(`SigV4 for ${service}: scope, signed headers, body hash and signature`, async () => {
-    received.length = 0;
-    answer = { status: 201, body: ISSUED };
+    const { url: base, received } = await script(answer(201, ISSUED));
     const client = new SignerClient({
       url: `${base}${stage}`,
       auth: { type: 'sigv4', region: 'eu-west-1', service, credentials: CREDENTIALS },
@@ -133,8 +117,7 @@ for (const [service, stage] of [['lambda', ''], ['execute-api', '/prod']]) {
 }
 
 test('SigV4 signs the query (dry runs) and GET /v1/ca', async () => {
-  received.length = 0;
-  answer = { status: 200, body: { dry_run: true } };
+  const { url: base, received } = await script(answer(200, { dry_run: true }), answer(200, { dry_run: true }));
   const client = new SignerClient({ url: base, auth: { type: 'sigv4', region: 'us-east-1', service: 'lambda', credentials: CREDENTIALS } });
   assert.deepEqual(await client.check({}), { dry_run: true });
   await client.caChain({ profile: 'payments' });
@@ -146,8 +129,7 @@ test('SigV4 signs the query (dry runs) and GET /v1/ca', async () => {
 });
 
 test('credentials come from a provider function, or from the environment as Lambda sets them', async () => {
-  received.length = 0;
-  answer = { status: 201, body: ISSUED };
+  const { url: base, received } = await script(answer(201, ISSUED), answer(201, ISSUED));
   let calls = 0;
   const provider = async () => {
     calls += 1;
@@ -190,7 +172,7 @@ test('credentials come from a provider function, or from the environment as Lamb
 });
 
 test('a gateway refusal that is not the signer JSON still becomes a SignerError', async () => {
-  answer = { status: 403, body: { message: 'Forbidden' } };
+  const { url: base } = await script(answer(403, { message: 'Forbidden' }));
   const client = new SignerClient({ url: base, auth: { type: 'sigv4', region: 'eu-west-1', service: 'execute-api', credentials: CREDENTIALS } });
   await assert.rejects(client.issue(), (error) => {
     assert.ok(error instanceof SignerError);
