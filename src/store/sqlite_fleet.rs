@@ -41,12 +41,13 @@ impl SqliteStore {
         let name = name.to_owned();
         self.write(Durability::Deferred, move |transaction| {
             // Inserted, or taken over from an expired claim: one row changed.
-            let changed = transaction.execute(
-                "INSERT INTO claims (name, expires_at) VALUES (?1, ?2) \
-                 ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at \
-                 WHERE claims.expires_at < ?3",
-                params![name, expires, now],
-            )?;
+            let changed = transaction
+                .prepare_cached(
+                    "INSERT INTO claims (name, expires_at) VALUES (?1, ?2) \
+                     ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at \
+                     WHERE claims.expires_at < ?3",
+                )?
+                .execute(params![name, expires, now])?;
             Ok(changed == 1)
         })
         .await
@@ -55,7 +56,7 @@ impl SqliteStore {
     pub(super) async fn begin_lease(&self, lease: &Lease) -> Result<Begun, StoreError> {
         let lease = lease.clone();
         self.write(Durability::Deferred, move |transaction| {
-            let taken = transaction.execute(
+            let mut begin = transaction.prepare_cached(
                 "INSERT INTO idempotency (id, fingerprint, token, lease_until, sealed, expires_at) \
                  VALUES (?1, ?2, ?3, ?4, NULL, ?5) \
                  ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint, \
@@ -63,15 +64,15 @@ impl SqliteStore {
                  expires_at = excluded.expires_at \
                  WHERE idempotency.expires_at < ?6 \
                  OR (idempotency.sealed IS NULL AND idempotency.lease_until < ?6)",
-                params![
-                    lease.id,
-                    lease.fingerprint,
-                    lease.token,
-                    lease.lease_until,
-                    lease.expires,
-                    lease.now
-                ],
             )?;
+            let taken = begin.execute(params![
+                lease.id,
+                lease.fingerprint,
+                lease.token,
+                lease.lease_until,
+                lease.expires,
+                lease.now
+            ])?;
             if taken == 1 {
                 return Ok(Begun::Started);
             }
@@ -106,11 +107,12 @@ impl SqliteStore {
             sealed.to_vec(),
         );
         self.write(Durability::Deferred, move |transaction| {
-            let changed = transaction.execute(
-                "UPDATE idempotency SET sealed = ?3, expires_at = ?4 \
-                 WHERE id = ?1 AND token = ?2 AND sealed IS NULL",
-                params![id, token, sealed, expires],
-            )?;
+            let changed = transaction
+                .prepare_cached(
+                    "UPDATE idempotency SET sealed = ?3, expires_at = ?4 \
+                     WHERE id = ?1 AND token = ?2 AND sealed IS NULL",
+                )?
+                .execute(params![id, token, sealed, expires])?;
             if changed == 1 {
                 Ok(())
             } else {
@@ -125,10 +127,11 @@ impl SqliteStore {
     pub(super) async fn abandon_lease(&self, lease: &Lease) -> Result<(), StoreError> {
         let (id, token) = (lease.id.clone(), lease.token.clone());
         self.write(Durability::Deferred, move |transaction| {
-            transaction.execute(
-                "DELETE FROM idempotency WHERE id = ?1 AND token = ?2 AND sealed IS NULL",
-                params![id, token],
-            )?;
+            transaction
+                .prepare_cached(
+                    "DELETE FROM idempotency WHERE id = ?1 AND token = ?2 AND sealed IS NULL",
+                )?
+                .execute(params![id, token])?;
             Ok(())
         })
         .await
