@@ -103,7 +103,7 @@ pub use store::dynamodb::{
 pub use store::open as open_ledger;
 pub use store::sqlite::SqliteStore;
 pub use store::{
-    Begun, CachedCrl, CrlCache, Hit, Idempotent, Lease, Ledger, LedgerKey, LedgerPage, LedgerQuery,
-    LedgerRecord, Reason, Revocation, Store, StoreError, StoreSpec, StoreSync, DEFAULT_RETENTION,
-    MAX_PAGE,
+    Begun, CachedCrl, Counts, CrlCache, Hit, Idempotent, Lease, Ledger, LedgerKey, LedgerPage,
+    LedgerQuery, LedgerRecord, Reason, Revocation, Store, StoreError, StoreSpec, StoreSync,
+    DEFAULT_RETENTION, MAX_PAGE,
 };

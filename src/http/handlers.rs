@@ -72,14 +72,19 @@ pub(crate) async fn issue_certificate(
     if query.dry_run {
         return dry_run(profile, &plan, &ca, now, &request_id);
     }
+    let session_sent = request.session_id.is_some();
+    let limited =
+        super::rate_limit::counters(&state, profile, &plan, session_sent, now.unix_timestamp());
     // A retry with its Idempotency-Key gets the first response; the first
-    // holds a lease until its response is sealed in the store.
-    let held = match idempotency::start(
+    // holds a lease until its response is sealed in the store, and is
+    // counted against the rate limits as it takes it.
+    let (held, counts) = match idempotency::start(
         &state,
         idempotency_key,
         caller.audit_label(),
         &body,
         profile.max_ttl,
+        &super::rate_limit::hits_of(&limited),
         now.unix_timestamp(),
     )
     .await?
@@ -91,11 +96,10 @@ pub(crate) async fn issue_certificate(
             super::revocations::refuse_if_any_revoked(&state, &keys, now).await?;
             return Ok(response);
         }
-        Start::Held(held) => Some(held),
-        Start::Plain => None,
+        Start::Held(held, counts) => (Some(held), counts),
+        Start::Plain => (None, None),
     };
-    let session_sent = request.session_id.is_some();
-    super::rate_limit::enforce(&state, profile, &plan, session_sent, now.unix_timestamp()).await?;
+    super::rate_limit::enforce(&state, profile, &limited, counts).await?;
     let issued = issuer::issue_async(&ca, &plan, now).await?;
     if issued.not_after < now + plan.ttl {
         audit::certificate_shortened(&plan.ca, ca.not_after, now);

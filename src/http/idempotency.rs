@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{AppError, AppState};
 use crate::crypto::{aead, hkdf, hmac, rand};
-use crate::store::{Begun, Idempotent, Lease, Store};
+use crate::store::{Begun, Counts, Hit, Idempotent, Lease, Store};
 
 /// The request header (`session_ca_client::idempotency::HEADER`), lower
 /// case as a `HeaderName` needs it.
@@ -132,8 +132,9 @@ pub(crate) enum Start {
     /// certificate (serial, session) for the revocation check.
     Replay(Response, Vec<crate::store::LedgerKey>),
     /// The lease is ours: issue, then [`Held::finish`]. (Boxed: the AES
-    /// key schedule is large.)
-    Held(Box<Held>),
+    /// key schedule is large.) With the rate limits' counts when they were
+    /// counted as the lease was taken.
+    Held(Box<Held>, Option<Counts>),
 }
 
 /// A lease on an idempotency entry. Dropped unfinished (the request
@@ -185,14 +186,17 @@ impl Drop for Held {
 /// Begins an issuance that may carry an `Idempotency-Key` (`key`, as
 /// [`key_of`] checked it): replays the
 /// first response, refuses a reused key or one still in use, or takes the
-/// lease. `window` is how long a response is kept (the profile's
-/// `max_ttl`); `now` Unix seconds.
+/// lease, counting `hits` (the rate limits' counters) in the same store
+/// call when it takes it at once (a replay is never counted). `window` is
+/// how long a response is kept (the profile's `max_ttl`); `now` Unix
+/// seconds.
 pub(crate) async fn start(
     state: &AppState,
     key: Option<&str>,
     caller: &str,
     body: &[u8],
     window: Duration,
+    hits: &[Hit],
     now: i64,
 ) -> Result<Start, AppError> {
     let Some(key) = key else {
@@ -216,16 +220,20 @@ pub(crate) async fn start(
     };
     let unavailable = |e: crate::store::StoreError| AppError::StoreUnavailable(e.to_string());
     let deadline = tokio::time::Instant::now() + WAIT;
-    let mut begun = store.begin(&lease).await.map_err(unavailable)?;
+    let (mut begun, counts) = store
+        .begin_counting(&lease, hits)
+        .await
+        .map_err(unavailable)?;
     loop {
         let entry = match begun {
             Begun::Started => {
-                return Ok(Start::Held(Box::new(Held {
+                let held = Held {
                     store: Arc::clone(store),
                     lease,
                     seal: derived.seal,
                     finished: false,
-                })))
+                };
+                return Ok(Start::Held(Box::new(held), counts));
             }
             Begun::Exists(entry) => entry,
         };

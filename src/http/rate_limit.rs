@@ -1,38 +1,54 @@
 //! Enforcing a profile's rate limits ([`crate::profile::rate_limit`]):
 //! one store call per admitted request counts it against every limit that
-//! applies, and the first limit exceeded refuses it with 429
+//! applies (with an `Idempotency-Key`, the same call that takes the key's
+//! lease), and the first limit exceeded refuses it with 429
 //! `rate_limited` and `Retry-After` (the end of that limit's window).
 
 use super::{AppError, AppState};
-use crate::profile::rate_limit::FailMode;
+use crate::profile::rate_limit::{Counted, FailMode};
 use crate::profile::{CertificatePlan, Profile};
+use crate::store::{Counts, Hit};
 
-/// Counts `plan` against `profile`'s limits at `now` (Unix seconds);
-/// `session_sent` says whether the request named its session. When the
-/// store cannot count, the profile's `on_store_error` decides: closed
-/// (503, the default) or open (admitted, with a warning).
-pub(crate) async fn enforce(
+/// The limits of `profile` that `plan` is counted against at `now` (Unix
+/// seconds); `session_sent` says whether the request named its session.
+/// None without limits, or without a store to count them in (the
+/// configuration refuses limits without a store).
+pub(crate) fn counters(
     state: &AppState,
     profile: &Profile,
     plan: &CertificatePlan,
     session_sent: bool,
     now: i64,
-) -> Result<(), AppError> {
-    let limits = &profile.rate_limit;
-    if !limits.any() {
-        return Ok(());
+) -> Vec<Counted> {
+    if !profile.rate_limit.any() || state.ledger.store().is_none() {
+        return Vec::new();
     }
-    // The configuration refuses limits without a store; with none, there
-    // is nothing to count in.
-    let Some(store) = state.ledger.store() else {
+    profile
+        .rate_limit
+        .counters(&profile.name, plan, session_sent, now)
+}
+
+/// Refuses the request when it exceeds one of `counted`'s limits: with
+/// `counts`, the store's answer when the idempotency lease was taken
+/// together with the counts ([`crate::store::Store::begin_counting`]),
+/// otherwise counting now. When the store cannot count, the profile's
+/// `on_store_error` decides: closed (503, the default) or open (admitted,
+/// with a warning).
+pub(crate) async fn enforce(
+    state: &AppState,
+    profile: &Profile,
+    counted: &[Counted],
+    counts: Option<Counts>,
+) -> Result<(), AppError> {
+    let Some(store) = state.ledger.store().filter(|_| !counted.is_empty()) else {
         return Ok(());
     };
-    let counted = limits.counters(&profile.name, plan, session_sent, now);
-    if counted.is_empty() {
-        return Ok(());
-    }
-    let hits: Vec<_> = counted.iter().map(|c| c.hit.clone()).collect();
-    let counts = match store.count(&hits).await {
+    let counts = match counts {
+        Some(counts) => counts,
+        None => store.count(&hits_of(counted)).await,
+    };
+    let limits = &profile.rate_limit;
+    let counts = match counts {
         Ok(counts) => counts,
         Err(e) => match limits.on_store_error {
             FailMode::Closed => return Err(AppError::StoreUnavailable(e.to_string())),
@@ -63,4 +79,9 @@ pub(crate) async fn enforce(
             retry_after: c.retry_after,
         }),
     }
+}
+
+/// The store's counters of `counted`, in order.
+pub(crate) fn hits_of(counted: &[Counted]) -> Vec<Hit> {
+    counted.iter().map(|c| c.hit.clone()).collect()
 }

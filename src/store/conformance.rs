@@ -520,4 +520,40 @@ pub async fn check_fleet(a: &dyn Store, b: &dyn Store) {
         .filter(|b| matches!(b, Ok(Begun::Started)))
         .count();
     assert_eq!(started, 1, "{name}: one of 16 concurrent begins: {begun:?}");
+
+    // Taking a lease and counting in one call: counted only when taken.
+    let limits = [Hit {
+        counter: "rate#p#caller#c3#60#1800000000".into(),
+        expires: t0 + 120,
+    }];
+    let taker = lease("e4", "token-a", "fp-1", t0, t0 + 30);
+    let (begun, counts) = a.begin_counting(&taker, &limits).await.unwrap();
+    assert_eq!(
+        begun,
+        Begun::Started,
+        "{name}: begin_counting takes a free lease"
+    );
+    assert_eq!(
+        counts.map(Result::unwrap),
+        Some(vec![1]),
+        "{name}: and counts"
+    );
+    let retry = lease("e4", "token-b", "fp-1", t0 + 1, t0 + 31);
+    let (begun, counts) = b.begin_counting(&retry, &limits).await.unwrap();
+    assert!(
+        matches!(begun, Begun::Exists(Idempotent::Pending { .. })),
+        "{name}: a retry finds the lease held: {begun:?}"
+    );
+    assert!(counts.is_none(), "{name}: and is not counted");
+    let (begun, counts) = b
+        .begin_counting(&lease("e5", "token-a", "fp-1", t0, t0 + 30), &[])
+        .await
+        .unwrap();
+    assert_eq!(begun, Begun::Started);
+    assert!(counts.is_none(), "{name}: no hits, no counts");
+    assert_eq!(
+        a.count(&limits).await.unwrap(),
+        [2],
+        "{name}: only the taken lease was counted"
+    );
 }

@@ -168,6 +168,9 @@ pub(crate) fn expiry_of(record: &LedgerRecord, retention: Duration) -> i64 {
         .saturating_add(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// What [`Store::count`] answered: each counter's new value, in order.
+pub type Counts = Result<Vec<u64>, StoreError>;
+
 /// The ledger's backend. A backend keeps each record `retention` past its
 /// certificate's `notAfter` (given at construction) and never returns one
 /// older than that.
@@ -233,6 +236,27 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// answers what is there. Atomic across clients: of concurrent
     /// callers, exactly one is [`Begun::Started`].
     fn begin<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<Begun, StoreError>>;
+    /// [`begin`](Self::begin), then, when it is [`Begun::Started`] and
+    /// `hits` is not empty, [`count`](Self::count) of `hits`: an issuance
+    /// with an `Idempotency-Key` under rate limits, whose replays are never
+    /// counted. The counts are `None` when nothing was counted; a failed
+    /// count after a taken lease is `Some(Err)`, so that the caller still
+    /// holds (and gives back) the lease. A store that can make both in one
+    /// write does (SQLite: one trip through the writer instead of two).
+    fn begin_counting<'a>(
+        &'a self,
+        lease: &'a Lease,
+        hits: &'a [Hit],
+    ) -> BoxFuture<'a, Result<(Begun, Option<Counts>), StoreError>> {
+        Box::pin(async move {
+            let begun = self.begin(lease).await?;
+            let counts = match begun {
+                Begun::Started if !hits.is_empty() => Some(self.count(hits).await),
+                _ => None,
+            };
+            Ok((begun, counts))
+        })
+    }
     /// The idempotency entry `id`, unless absent or past its `expires` at
     /// `now` (a consistent read).
     fn idempotent<'a>(

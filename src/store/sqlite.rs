@@ -27,8 +27,8 @@ use super::sqlite_revocations::{increment, read_revision, read_revocation, RuleV
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    expiry_of, Begun, Hit, Idempotent, Lease, LedgerKey, LedgerPage, LedgerQuery, LedgerRecord,
-    Revocation, Store, StoreError, StoreSync,
+    expiry_of, Begun, Counts, Hit, Idempotent, Lease, LedgerKey, LedgerPage, LedgerQuery,
+    LedgerRecord, Revocation, Store, StoreError, StoreSync,
 };
 use crate::ca::BoxFuture;
 
@@ -489,6 +489,14 @@ impl Store for SqliteStore {
 
     fn begin<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<Begun, StoreError>> {
         Box::pin(self.begin_lease(lease))
+    }
+
+    fn begin_counting<'a>(
+        &'a self,
+        lease: &'a Lease,
+        hits: &'a [Hit],
+    ) -> BoxFuture<'a, Result<(Begun, Option<Counts>), StoreError>> {
+        Box::pin(self.begin_counting_hits(lease, hits))
     }
 
     fn idempotent<'a>(

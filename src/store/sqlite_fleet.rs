@@ -8,26 +8,13 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::sqlite::{Durability, SqliteStore, WriteError};
-use super::{Begun, Hit, Idempotent, Lease, StoreError};
+use super::{Begun, Counts, Hit, Idempotent, Lease, StoreError};
 
 impl SqliteStore {
     pub(super) async fn count_hits(&self, hits: &[Hit]) -> Result<Vec<u64>, StoreError> {
         let hits = hits.to_vec();
         self.write(Durability::Deferred, move |transaction| {
-            let mut increment = transaction.prepare_cached(
-                "INSERT INTO rate_counters (name, value, expires_at) VALUES (?1, 1, ?2) \
-                 ON CONFLICT (name) DO UPDATE SET value = value + 1, \
-                 expires_at = max(expires_at, excluded.expires_at) RETURNING value",
-            )?;
-            let mut counts = Vec::with_capacity(hits.len());
-            for hit in &hits {
-                counts.push(
-                    increment.query_row(params![hit.counter, hit.expires], |row| {
-                        row.get::<_, u64>(0)
-                    })?,
-                );
-            }
-            Ok(counts)
+            Ok(count_in(transaction, &hits)?)
         })
         .await
     }
@@ -56,33 +43,27 @@ impl SqliteStore {
     pub(super) async fn begin_lease(&self, lease: &Lease) -> Result<Begun, StoreError> {
         let lease = lease.clone();
         self.write(Durability::Deferred, move |transaction| {
-            let mut begin = transaction.prepare_cached(
-                "INSERT INTO idempotency (id, fingerprint, token, lease_until, sealed, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4, NULL, ?5) \
-                 ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint, \
-                 token = excluded.token, lease_until = excluded.lease_until, sealed = NULL, \
-                 expires_at = excluded.expires_at \
-                 WHERE idempotency.expires_at < ?6 \
-                 OR (idempotency.sealed IS NULL AND idempotency.lease_until < ?6)",
-            )?;
-            let taken = begin.execute(params![
-                lease.id,
-                lease.fingerprint,
-                lease.token,
-                lease.lease_until,
-                lease.expires,
-                lease.now
-            ])?;
-            if taken == 1 {
-                return Ok(Begun::Started);
-            }
-            let entry = entry(transaction, &lease.id, lease.now)?;
-            // Not taken, so an entry in force is there.
-            entry.map(Begun::Exists).ok_or_else(|| {
-                WriteError::Store(StoreError::Unavailable(
-                    "an idempotency entry vanished inside its transaction".into(),
-                ))
-            })
+            begin_in(transaction, &lease)
+        })
+        .await
+    }
+
+    /// [`Store::begin_counting`] in one job of the writer: the lease and
+    /// the counts are in one savepoint, so they are written together or
+    /// not at all (an SQL error fails the group, lease and counts alike).
+    pub(super) async fn begin_counting_hits(
+        &self,
+        lease: &Lease,
+        hits: &[Hit],
+    ) -> Result<(Begun, Option<Counts>), StoreError> {
+        let (lease, hits) = (lease.clone(), hits.to_vec());
+        self.write(Durability::Deferred, move |transaction| {
+            let begun = begin_in(transaction, &lease)?;
+            let counts = match begun {
+                Begun::Started if !hits.is_empty() => Some(Ok(count_in(transaction, &hits)?)),
+                _ => None,
+            };
+            Ok((begun, counts))
         })
         .await
     }
@@ -136,6 +117,55 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// Adds one to each counter of `hits`; their new values, in order.
+fn count_in(transaction: &rusqlite::Transaction<'_>, hits: &[Hit]) -> rusqlite::Result<Vec<u64>> {
+    let mut increment = transaction.prepare_cached(
+        "INSERT INTO rate_counters (name, value, expires_at) VALUES (?1, 1, ?2) \
+         ON CONFLICT (name) DO UPDATE SET value = value + 1, \
+         expires_at = max(expires_at, excluded.expires_at) RETURNING value",
+    )?;
+    let mut counts = Vec::with_capacity(hits.len());
+    for hit in hits {
+        counts.push(
+            increment.query_row(params![hit.counter, hit.expires], |row| {
+                row.get::<_, u64>(0)
+            })?,
+        );
+    }
+    Ok(counts)
+}
+
+/// Takes the entry `lease.id` when it is free, or answers what is there.
+fn begin_in(transaction: &rusqlite::Transaction<'_>, lease: &Lease) -> Result<Begun, WriteError> {
+    let mut begin = transaction.prepare_cached(
+        "INSERT INTO idempotency (id, fingerprint, token, lease_until, sealed, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, NULL, ?5) \
+         ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint, \
+         token = excluded.token, lease_until = excluded.lease_until, sealed = NULL, \
+         expires_at = excluded.expires_at \
+         WHERE idempotency.expires_at < ?6 \
+         OR (idempotency.sealed IS NULL AND idempotency.lease_until < ?6)",
+    )?;
+    let taken = begin.execute(params![
+        lease.id,
+        lease.fingerprint,
+        lease.token,
+        lease.lease_until,
+        lease.expires,
+        lease.now
+    ])?;
+    if taken == 1 {
+        return Ok(Begun::Started);
+    }
+    let entry = entry(transaction, &lease.id, lease.now)?;
+    // Not taken, so an entry in force is there.
+    entry.map(Begun::Exists).ok_or_else(|| {
+        WriteError::Store(StoreError::Unavailable(
+            "an idempotency entry vanished inside its transaction".into(),
+        ))
+    })
 }
 
 /// The entry `id` in force at `now`, if any.

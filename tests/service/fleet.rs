@@ -144,6 +144,47 @@ async fn rate_limits_refuse_with_429_and_retry_after_until_the_window_ends() {
     assert_eq!(reply.status, StatusCode::CREATED);
 }
 
+#[tokio::test]
+async fn keyed_requests_are_counted_as_their_lease_is_taken_and_replays_never() {
+    // per_caller = 3/min. A keyed first request takes its lease and is
+    // counted in one store call; its replays, however many, are not.
+    let (_service, state, _store) = service_with_store(LIMITED).await;
+    let body = json!({"profile": "limited"}).to_string();
+    let first = send(&state, issue_request(&body, Some("limit-key-0123456789a"))).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.json());
+    for _ in 0..3 {
+        let replay = send(&state, issue_request(&body, Some("limit-key-0123456789a"))).await;
+        assert_eq!(replay.status, StatusCode::CREATED, "{}", replay.json());
+        assert_eq!(replay.headers["idempotent-replayed"], "true");
+    }
+    let second = send(&state, issue_request(&body, Some("limit-key-0123456789b"))).await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.json());
+    let third = send(&state, issue_request(&body, None)).await;
+    assert_eq!(third.status, StatusCode::CREATED, "{}", third.json());
+    // The fourth certificate is one too many, keyed or not.
+    let fourth = send(&state, issue_request(&body, Some("limit-key-0123456789c"))).await;
+    assert_eq!(
+        fourth.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        fourth.json()
+    );
+    assert!(
+        fourth.message().contains("per_caller"),
+        "{}",
+        fourth.message()
+    );
+    // Refused, the key has no response stored: a retry of it in the next
+    // window gets a certificate of its own, not a replay.
+    let mut later = state.clone();
+    later.clock = Arc::new(session_ca::FixedClock::new(
+        now() + time::Duration::minutes(1),
+    ));
+    let retried = send(&later, issue_request(&body, Some("limit-key-0123456789c"))).await;
+    assert_eq!(retried.status, StatusCode::CREATED, "{}", retried.json());
+    assert!(retried.headers.get("idempotent-replayed").is_none());
+}
+
 /// RSA keys are generated only by aws-lc builds (ring cannot).
 #[cfg(feature = "aws-lc")]
 #[tokio::test]
