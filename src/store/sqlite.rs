@@ -36,6 +36,8 @@ use crate::ca::BoxFuture;
 pub const MAX_GROUP: usize = 256;
 /// How often the writer deletes records past their retention.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How many prepared statements each connection keeps.
+const STATEMENTS_CACHED: usize = 64;
 /// How long a write waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -168,6 +170,10 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
              PRAGMA wal_autocheckpoint = 10000;",
         )
         .map_err(|e| unavailable(path, e))?;
+    // Room for every statement the writer runs (records, savepoints,
+    // pragmas, the fleet's and the revocations' writes), so that none is
+    // parsed again after being pushed out of rusqlite's default 16.
+    connection.set_prepared_statement_cache_capacity(STATEMENTS_CACHED);
     Ok(connection)
 }
 
