@@ -77,6 +77,25 @@ async fn records_of_session(store: &dyn Store, session: &str) -> usize {
         .len()
 }
 
+/// Asserts `reply` is a 429 `rate_limited` naming `limit`.
+fn assert_limited(reply: &Reply, limit: &str) {
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        reply.json()
+    );
+    assert_eq!(reply.code(), "rate_limited");
+    assert!(reply.message().contains(limit), "{}", reply.message());
+}
+
+/// `state` with its clock `after` [`now`].
+fn state_at(state: &AppState, after: time::Duration) -> AppState {
+    let mut later = state.clone();
+    later.clock = Arc::new(session_ca::FixedClock::new(now() + after));
+    later
+}
+
 const LIMITED: &str = r#"
 [profiles.limited]
 ca = "default"
@@ -99,13 +118,7 @@ async fn rate_limits_refuse_with_429_and_retry_after_until_the_window_ends() {
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json());
     }
     let refused = send(&state, issue_request(&session, None)).await;
-    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(refused.code(), "rate_limited");
-    assert!(
-        refused.message().contains("per_session"),
-        "{}",
-        refused.message()
-    );
+    assert_limited(&refused, "per_session");
     // The clock is on a minute: the window ends in 60 s.
     assert_eq!(refused.headers[header::RETRY_AFTER], "60");
     // Dry runs count for nothing; fresh sessions are under per_caller = 3/min,
@@ -121,22 +134,9 @@ async fn rate_limits_refuse_with_429_and_retry_after_until_the_window_ends() {
     assert_eq!(dry.status, StatusCode::OK, "{}", dry.json());
     let fresh = json!({"profile": "limited"}).to_string();
     let reply = send(&state, issue_request(&fresh, None)).await;
-    assert_eq!(
-        reply.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        reply.json()
-    );
-    assert!(
-        reply.message().contains("per_caller"),
-        "{}",
-        reply.message()
-    );
+    assert_limited(&reply, "per_caller");
     // A later window starts from zero.
-    let mut later = state.clone();
-    later.clock = Arc::new(session_ca::FixedClock::new(
-        now() + time::Duration::minutes(1),
-    ));
+    let later = state_at(&state, time::Duration::minutes(1));
     let reply = send(&later, issue_request(&session, None)).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json());
     // Other profiles are not limited.
@@ -163,23 +163,10 @@ async fn keyed_requests_are_counted_as_their_lease_is_taken_and_replays_never() 
     assert_eq!(third.status, StatusCode::CREATED, "{}", third.json());
     // The fourth certificate is one too many, keyed or not.
     let fourth = send(&state, issue_request(&body, Some("limit-key-0123456789c"))).await;
-    assert_eq!(
-        fourth.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        fourth.json()
-    );
-    assert!(
-        fourth.message().contains("per_caller"),
-        "{}",
-        fourth.message()
-    );
+    assert_limited(&fourth, "per_caller");
     // Refused, the key has no response stored: a retry of it in the next
     // window gets a certificate of its own, not a replay.
-    let mut later = state.clone();
-    later.clock = Arc::new(session_ca::FixedClock::new(
-        now() + time::Duration::minutes(1),
-    ));
+    let later = state_at(&state, time::Duration::minutes(1));
     let retried = send(&later, issue_request(&body, Some("limit-key-0123456789c"))).await;
     assert_eq!(retried.status, StatusCode::CREATED, "{}", retried.json());
     assert!(retried.headers.get("idempotent-replayed").is_none());
@@ -199,12 +186,7 @@ async fn rsa_keys_have_a_limit_of_their_own() {
     let first = send(&state, issue_request(&rsa, None)).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.json());
     let refused = send(&state, issue_request(&rsa, None)).await;
-    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(
-        refused.message().contains("rsa_per_caller"),
-        "{}",
-        refused.message()
-    );
+    assert_limited(&refused, "rsa_per_caller");
     // Other key types are counted only per caller.
     let other = send(&state, issue_request(&ecdsa, None)).await;
     assert_eq!(other.status, StatusCode::CREATED, "{}", other.json());
@@ -338,10 +320,7 @@ async fn a_retry_after_the_certificate_expired_gets_a_new_one() {
     let key = "expiry-key-0123456789abcdef";
     let first = send(&state, issue_request(&body, Some(key))).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.json());
-    let mut later = state.clone();
-    later.clock = Arc::new(session_ca::FixedClock::new(
-        now() + time::Duration::seconds(301),
-    ));
+    let later = state_at(&state, time::Duration::seconds(301));
     let retry = send(&later, issue_request(&body, Some(key))).await;
     assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.json());
     assert!(
