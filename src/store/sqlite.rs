@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::sqlite_fleet::migrate_idempotency;
 use super::sqlite_query::run_query;
 use super::sqlite_revocations::{increment, read_revision, read_revocation, RuleView};
 use tokio::sync::{mpsc, oneshot};
@@ -92,14 +93,14 @@ CREATE TABLE IF NOT EXISTS claims (
     name TEXT PRIMARY KEY,
     expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS idempotency (
-    id TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS idempotency_entries (
+    id TEXT NOT NULL UNIQUE,
     fingerprint TEXT NOT NULL,
     token TEXT NOT NULL,
     lease_until INTEGER NOT NULL,
     sealed BLOB,
     expires_at INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 ";
 
 /// The answer to a record: the store's [`revision`](Store::revision) as
@@ -208,10 +209,11 @@ impl SqliteStore {
                 Err(e) => return Err(unavailable(path, e)),
             }
         }
-        let writer = open(path)?;
+        let mut writer = open(path)?;
         writer
             .execute_batch(SCHEMA)
             .map_err(|e| unavailable(path, e))?;
+        migrate_idempotency(&mut writer).map_err(|e| unavailable(path, e))?;
         let reader = open(path)?;
         let checker = open(path)?;
         let (writes, queue) = mpsc::channel(4 * MAX_GROUP);
@@ -286,7 +288,7 @@ fn prune(connection: &Connection, path: &Path) {
         "revocations",
         "rate_counters",
         "claims",
-        "idempotency",
+        "idempotency_entries",
     ] {
         let sql = format!("DELETE FROM {table} WHERE expires_at < ?1");
         match connection.execute(&sql, [now]) {

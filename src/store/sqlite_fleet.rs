@@ -90,7 +90,7 @@ impl SqliteStore {
         self.write(Durability::Deferred, move |transaction| {
             let changed = transaction
                 .prepare_cached(
-                    "UPDATE idempotency SET sealed = ?3, expires_at = ?4 \
+                    "UPDATE idempotency_entries SET sealed = ?3, expires_at = ?4 \
                      WHERE id = ?1 AND token = ?2 AND sealed IS NULL",
                 )?
                 .execute(params![id, token, sealed, expires])?;
@@ -110,13 +110,41 @@ impl SqliteStore {
         self.write(Durability::Deferred, move |transaction| {
             transaction
                 .prepare_cached(
-                    "DELETE FROM idempotency WHERE id = ?1 AND token = ?2 AND sealed IS NULL",
+                    "DELETE FROM idempotency_entries WHERE id = ?1 AND token = ?2 AND sealed IS NULL",
                 )?
                 .execute(params![id, token])?;
             Ok(())
         })
         .await
     }
+}
+
+/// Moves the entries of the `idempotency` table of earlier versions into
+/// `idempotency_entries`, in one transaction, and drops the old table.
+/// The old table was keyed by the entry's random id (`WITHOUT ROWID`), so
+/// storing a sealed response (about 2.5 KB) rewrote a random leaf page and
+/// spilled into an overflow page of its own; in a rowid table it lands at
+/// the table's tail, and only the id's index is written at random. A
+/// process of an earlier version still running on the same file gets
+/// errors (503, fail closed) for keyed requests until it is restarted.
+pub(super) fn migrate_idempotency(connection: &mut rusqlite::Connection) -> rusqlite::Result<()> {
+    let transaction =
+        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let old: i64 = transaction.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'idempotency'",
+        [],
+        |row| row.get(0),
+    )?;
+    if old > 0 {
+        transaction.execute_batch(
+            "INSERT OR IGNORE INTO idempotency_entries \
+             (id, fingerprint, token, lease_until, sealed, expires_at) \
+             SELECT id, fingerprint, token, lease_until, sealed, expires_at FROM idempotency; \
+             DROP TABLE idempotency;",
+        )?;
+        tracing::info!("idempotency entries moved to their new table");
+    }
+    transaction.commit()
 }
 
 /// Adds one to each counter of `hits`; their new values, in order.
@@ -140,13 +168,13 @@ fn count_in(transaction: &rusqlite::Transaction<'_>, hits: &[Hit]) -> rusqlite::
 /// Takes the entry `lease.id` when it is free, or answers what is there.
 fn begin_in(transaction: &rusqlite::Transaction<'_>, lease: &Lease) -> Result<Begun, WriteError> {
     let mut begin = transaction.prepare_cached(
-        "INSERT INTO idempotency (id, fingerprint, token, lease_until, sealed, expires_at) \
+        "INSERT INTO idempotency_entries (id, fingerprint, token, lease_until, sealed, expires_at) \
          VALUES (?1, ?2, ?3, ?4, NULL, ?5) \
          ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint, \
          token = excluded.token, lease_until = excluded.lease_until, sealed = NULL, \
          expires_at = excluded.expires_at \
-         WHERE idempotency.expires_at < ?6 \
-         OR (idempotency.sealed IS NULL AND idempotency.lease_until < ?6)",
+         WHERE idempotency_entries.expires_at < ?6 \
+         OR (idempotency_entries.sealed IS NULL AND idempotency_entries.lease_until < ?6)",
     )?;
     let taken = begin.execute(params![
         lease.id,
@@ -176,7 +204,7 @@ fn entry(
 ) -> rusqlite::Result<Option<Idempotent>> {
     connection
         .prepare_cached(
-            "SELECT fingerprint, lease_until, sealed FROM idempotency \
+            "SELECT fingerprint, lease_until, sealed FROM idempotency_entries \
              WHERE id = ?1 AND expires_at >= ?2",
         )?
         .query_row(params![id, now], |row| {

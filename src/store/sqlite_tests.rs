@@ -114,6 +114,92 @@ fn an_unwritable_place_is_a_clear_error() {
 }
 
 #[tokio::test]
+async fn idempotency_entries_of_the_earlier_layout_are_moved_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite3");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    {
+        // The table as versions before the move made it, with one finished
+        // and one pending entry.
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE idempotency (id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, \
+             token TEXT NOT NULL, lease_until INTEGER NOT NULL, sealed BLOB, \
+             expires_at INTEGER NOT NULL) WITHOUT ROWID;",
+        )
+        .unwrap();
+        let mut insert = old
+            .prepare("INSERT INTO idempotency VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .unwrap();
+        let sealed: Option<Vec<u8>> = Some(b"sealed-response".to_vec());
+        insert
+            .execute(params!["done", "fp-1", "t-1", now + 30, sealed, now + 600])
+            .unwrap();
+        insert
+            .execute(params![
+                "held",
+                "fp-2",
+                "t-2",
+                now + 30,
+                None::<Vec<u8>>,
+                now + 600
+            ])
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path, Duration::from_secs(86_400)).unwrap();
+    assert_eq!(
+        store.idempotent("done", now).await.unwrap(),
+        Some(Idempotent::Done {
+            fingerprint: "fp-1".into(),
+            sealed: b"sealed-response".to_vec()
+        })
+    );
+    assert_eq!(
+        store.idempotent("held", now).await.unwrap(),
+        Some(Idempotent::Pending {
+            fingerprint: "fp-2".into(),
+            lease_until: now + 30
+        })
+    );
+    // The held lease is still held: a retry finds it, and its holder
+    // finishes it in the new table.
+    let holder = Lease {
+        id: "held".into(),
+        fingerprint: "fp-2".into(),
+        token: "t-2".into(),
+        now,
+        lease_until: now + 30,
+        expires: now + 600,
+    };
+    let retry = Lease {
+        token: "t-3".into(),
+        ..holder.clone()
+    };
+    assert!(matches!(
+        store.begin(&retry).await.unwrap(),
+        Begun::Exists(Idempotent::Pending { .. })
+    ));
+    store.finish(&holder, b"later").await.unwrap();
+    let tables: i64 = store
+        .read(|c| {
+            c.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'idempotency'",
+                [],
+                |row| row.get(0),
+            )
+        })
+        .unwrap();
+    assert_eq!(tables, 0, "the old table is dropped");
+    // Opening again (the move done) changes nothing.
+    drop(store);
+    let again = SqliteStore::open(&path, Duration::from_secs(86_400)).unwrap();
+    assert!(matches!(
+        again.idempotent("held", now).await.unwrap(),
+        Some(Idempotent::Done { sealed, .. }) if sealed == b"later"
+    ));
+}
+
+#[tokio::test]
 async fn shared_state_holds_across_two_clients_of_one_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.sqlite3");
