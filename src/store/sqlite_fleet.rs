@@ -125,8 +125,9 @@ impl SqliteStore {
 /// storing a sealed response (about 2.5 KB) rewrote a random leaf page and
 /// spilled into an overflow page of its own; in a rowid table it lands at
 /// the table's tail, and only the id's index is written at random. A
-/// process of an earlier version still running on the same file gets
-/// errors (503, fail closed) for keyed requests until it is restarted.
+/// process of an earlier version still running on the same file fails its
+/// writes to the old table, and the group commits they are in (503, fail
+/// closed), until it is restarted.
 pub(super) fn migrate_idempotency(connection: &mut rusqlite::Connection) -> rusqlite::Result<()> {
     let transaction =
         connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
