@@ -84,7 +84,7 @@ pub(crate) async fn issue_certificate(
         caller.audit_label(),
         &body,
         profile.max_ttl,
-        &super::rate_limit::hits_of(&limited),
+        &limited,
         now.unix_timestamp(),
     )
     .await?

@@ -27,7 +27,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::{AppError, AppState};
 use crate::crypto::{aead, hkdf, hmac, rand};
-use crate::store::{Begun, Counts, Hit, Idempotent, Lease, Store};
+use crate::profile::rate_limit::Counted;
+use crate::store::{Begun, Counts, Idempotent, Lease, Store};
 
 /// The request header (`session_ca_client::idempotency::HEADER`), lower
 /// case as a `HeaderName` needs it.
@@ -186,8 +187,8 @@ impl Drop for Held {
 /// Begins an issuance that may carry an `Idempotency-Key` (`key`, as
 /// [`key_of`] checked it): replays the
 /// first response, refuses a reused key or one still in use, or takes the
-/// lease, counting `hits` (the rate limits' counters) in the same store
-/// call when it takes it at once (a replay is never counted). `window` is
+/// lease, counting it against `limits` (the rate limits that apply) in the
+/// same store call when it takes it at once (a replay is never counted). `window` is
 /// how long a response is kept (the profile's `max_ttl`); `now` Unix
 /// seconds.
 pub(crate) async fn start(
@@ -196,7 +197,7 @@ pub(crate) async fn start(
     caller: &str,
     body: &[u8],
     window: Duration,
-    hits: &[Hit],
+    limits: &[Counted],
     now: i64,
 ) -> Result<Start, AppError> {
     let Some(key) = key else {
@@ -221,7 +222,7 @@ pub(crate) async fn start(
     let unavailable = |e: crate::store::StoreError| AppError::StoreUnavailable(e.to_string());
     let deadline = tokio::time::Instant::now() + WAIT;
     let (mut begun, counts) = store
-        .begin_counting(&lease, hits)
+        .begin_counting(&lease, &super::rate_limit::hits_of(limits))
         .await
         .map_err(unavailable)?;
     loop {
