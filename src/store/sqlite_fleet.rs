@@ -129,14 +129,23 @@ impl SqliteStore {
 /// writes to the old table, and the group commits they are in (503, fail
 /// closed), until it is restarted.
 pub(super) fn migrate_idempotency(connection: &mut rusqlite::Connection) -> rusqlite::Result<()> {
+    let has_old_table = |connection: &rusqlite::Connection| {
+        connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'idempotency'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|tables| tables > 0)
+    };
+    // A read first: a file with nothing to move takes no write lock.
+    if !has_old_table(connection)? {
+        return Ok(());
+    }
     let transaction =
         connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let old: i64 = transaction.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'idempotency'",
-        [],
-        |row| row.get(0),
-    )?;
-    if old > 0 {
+    // Asked again under the lock: another process may have moved them.
+    if has_old_table(&transaction)? {
         transaction.execute_batch(
             "INSERT OR IGNORE INTO idempotency_entries \
              (id, fingerprint, token, lease_until, sealed, expires_at) \
