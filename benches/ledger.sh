@@ -29,12 +29,12 @@ server=""
 trap 'rm -rf "$work"' EXIT
 export COMPARE_BODY=$PWD/benches/compare/session-ca-request.json
 lua=$PWD/benches/compare/post.lua
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ticks() { awk '{print $14 + $15}' "$1"; } # a stat file -> utime + stime in ticks
 written() { awk '$1 == "write_bytes:" {print $2}' "/proc/$1/io"; }
 writer_ticks() { # PID -> CPU ticks of its ledger-writer thread (0 without one)
   local comm
   for comm in /proc/"$1"/task/*/comm; do
-    [[ $(<"$comm") == ledger-writer ]] && { awk '{print $14 + $15}' "${comm%/comm}/stat"; return; }
+    [[ $(<"$comm") == ledger-writer ]] && { ticks "${comm%/comm}/stat"; return; }
   done
   echo 0
 }
@@ -55,9 +55,9 @@ run() { # MODE CONCURRENCY -> "reqs_per_s cpu_us_per_req writer_us_per_req kib_w
   trap 'kill $server 2>/dev/null || true' RETURN
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
   wrk -t "$(( c < 2 ? c : 2 ))" -c "$c" -d "${WARMUP}s" -s "$script" "http://127.0.0.1:$port/v1/certificates" >/dev/null
-  before=$(ticks $server) writer_before=$(writer_ticks $server) bytes_before=$(written $server)
+  before=$(ticks /proc/$server/stat) writer_before=$(writer_ticks $server) bytes_before=$(written $server)
   out=$(wrk -t "$(( c < 2 ? c : 2 ))" -c "$c" -d "${DURATION}s" -s "$script" "http://127.0.0.1:$port/v1/certificates" | grep '^RESULT')
-  after=$(ticks $server) writer_after=$(writer_ticks $server) bytes_after=$(written $server)
+  after=$(ticks /proc/$server/stat) writer_after=$(writer_ticks $server) bytes_after=$(written $server)
   kill $server; wait $server 2>/dev/null || true
   local requests duration status
   requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$out")
