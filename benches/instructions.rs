@@ -192,7 +192,7 @@ impl Operation {
             Operation::Lambda(service, runtime, event) => runtime.block_on(async {
                 // The event's JSON read into a request, as the runtime does
                 // for every invocation, then the handler.
-                let request = lambda_http::request::from_str(event).unwrap();
+                let request = session_ca::lambda_request_from_str(event).unwrap();
                 let response = service.clone().oneshot(request).await.unwrap();
                 assert_eq!(response.status(), 201);
                 axum::body::to_bytes(response.into_body(), 1 << 20)

@@ -64,7 +64,9 @@ pub use config::{
 };
 pub use config::{CrlConfig, DEFAULT_CRL_NEXT_UPDATE};
 pub use crl::{sign as sign_crl, CrlError};
-pub use http::lambda::{lambda_app, run as run_lambda};
+pub use http::lambda::{
+    lambda_app, request_from_str as lambda_request_from_str, run as run_lambda,
+};
 pub use http::server::{serve as serve_tcp, SHUTDOWN_GRACE};
 pub use http::{
     app, metrics_app, misconfigured, AppError, AppState, CRL_MEDIA_TYPE, DEFAULT_PROFILE,

@@ -2,9 +2,12 @@
 //! the event's request context, API Gateway stage prefixes, and the runtime loop.
 
 use axum::http::{Request, Uri};
-use lambda_http::request::RequestContext;
-use lambda_http::RequestExt;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_http::request::{LambdaRequest, RequestContext};
+use lambda_http::{LambdaEvent, RequestExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 
 /// What a path may not hold as it is (RFC 3986 §3.3: outside `pchar` and
 /// `/`): a space, `"`, `#`, `<`, `>`, `?`, `` ` ``, `{`, `}`, `|`, `\`, `^`,
@@ -224,7 +227,60 @@ pub fn lambda_app(
     tower::util::MapRequest::new(router, route_on_event_path::<lambda_http::Body>)
 }
 
-/// Runs the Lambda runtime loop until the execution environment ends.
+/// A Lambda HTTP event, read in one pass where its shape is plain.
+///
+/// lambda_http reads an event by trying each front door's shape in turn,
+/// the REST API's first: a Function URL or HTTP API event (`"version":
+/// "2.0"`), the one `deploy/template.yaml` sets up, is parsed whole as a
+/// REST API event (headers, query and context allocated) before that
+/// fails on its missing `httpMethod` and it is parsed again. Here the
+/// event's `version` is read first (skipping the rest, allocating nothing)
+/// and a `2.0` event is parsed once, as what it says it is; any other
+/// event, or a `2.0` event that does not parse as one, is read exactly as
+/// lambda_http reads it.
+#[derive(Debug)]
+pub struct Event(lambda_http::request::LambdaRequest);
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The one field of an event that names its payload format.
+        #[derive(Deserialize)]
+        struct Shape<'a> {
+            #[serde(borrow, default)]
+            version: Option<&'a str>,
+        }
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        let text = raw.get();
+        let version_2 =
+            serde_json::from_str::<Shape<'_>>(text).is_ok_and(|shape| shape.version == Some("2.0"));
+        if version_2 {
+            if let Ok(event) = serde_json::from_str::<ApiGatewayV2httpRequest>(text) {
+                return Ok(Event(LambdaRequest::ApiGatewayV2(event)));
+            }
+        }
+        serde_json::from_str::<LambdaRequest>(text)
+            .map(Event)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The request an event's JSON makes, read as [`run`] reads every
+/// invocation's event ([`Event`]): for tests and benchmarks.
+pub fn request_from_str(event: &str) -> Result<lambda_http::Request, serde_json::Error> {
+    serde_json::from_str::<Event>(event).map(|Event(event)| event.into())
+}
+
+/// Runs the Lambda runtime loop until the execution environment ends: as
+/// `lambda_http::run` does (its adapter turns each event into a request
+/// and the service's response into the front door's answer), with the
+/// event read by [`Event`].
 pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
-    lambda_http::run(lambda_app(state)).await
+    let adapter = lambda_http::Adapter::from(lambda_app(state));
+    let service = tower::util::MapRequest::new(adapter, lambda_request as fn(_) -> _);
+    lambda_http::lambda_runtime::run(service).await
+}
+
+/// The event lambda_http's adapter takes.
+fn lambda_request(event: LambdaEvent<Event>) -> LambdaEvent<LambdaRequest> {
+    LambdaEvent::new(event.payload.0, event.context)
 }

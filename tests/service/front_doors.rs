@@ -2,7 +2,7 @@
 //! (v2) events built from AWS's published shapes (tests/fixtures/lambda/aws)
 //! for stages named `prod`, `v1`, `certificates` and `$default`, on the
 //! execute-api endpoint and behind custom domains with and without a base
-//! path mapping, through `lambda_http::request::from_str` into the router;
+//! path mapping, through `session_ca::lambda_request_from_str` (as the runtime loop reads them) into the router;
 //! and what lambda_http makes of the responses (PEM as text, PKCS#12 binary).
 
 use axum::http::StatusCode;
@@ -121,7 +121,7 @@ fn http_event(
 }
 
 async fn call(state: &AppState, event: &str) -> axum::response::Response {
-    let request = lambda_http::request::from_str(event).expect("the event parses");
+    let request = session_ca::lambda_request_from_str(event).expect("the event parses");
     lambda_app(state.clone()).oneshot(request).await.unwrap()
 }
 

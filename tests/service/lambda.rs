@@ -1,5 +1,5 @@
 //! Lambda events (API Gateway REST v1, HTTP API v2, Function URL, ALB) fed
-//! through `lambda_http::request::from_str` into the same router `serve`
+//! through `session_ca::lambda_request_from_str` (as the runtime loop reads them) into the same router `serve`
 //! uses, with auth `iam`: who may call, and what lands in the certificate.
 
 use crate::common;
@@ -23,7 +23,8 @@ fn fixture(name: &str) -> lambda_http::Request {
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).unwrap();
-    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name} does not parse: {e}"))
+    session_ca::lambda_request_from_str(&text)
+        .unwrap_or_else(|e| panic!("{name} does not parse: {e}"))
 }
 
 async fn call(state: &AppState, request: lambda_http::Request) -> (StatusCode, Vec<u8>) {
@@ -176,4 +177,106 @@ async fn auth_iam_outside_lambda_is_401() {
     let reply = issue_json(&state, json!({"session_id": SESSION_ID})).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.code(), "unauthenticated");
+}
+
+/// Every event fixture's JSON: AWS's published shapes and ours.
+fn event_fixtures() -> Vec<(String, String)> {
+    let root = format!("{}/tests/fixtures/lambda", env!("CARGO_MANIFEST_DIR"));
+    let mut events = Vec::new();
+    for dir in [root.clone(), format!("{root}/aws")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                events.push((path.display().to_string(), text));
+            }
+        }
+    }
+    events.sort();
+    events
+}
+
+/// Asserts that two readings of the event `name` made the same request:
+/// method, URI, headers, body, parameters and request context (its front
+/// door, and its fields compared as JSON, as maps are in no order).
+fn assert_same_reading(ours: &lambda_http::Request, theirs: &lambda_http::Request, name: &str) {
+    use lambda_http::request::RequestContext;
+    assert_eq!(ours.method(), theirs.method(), "{name}");
+    assert_eq!(ours.uri(), theirs.uri(), "{name}");
+    assert_eq!(ours.headers(), theirs.headers(), "{name}");
+    assert_eq!(ours.body(), theirs.body(), "{name}");
+    assert_eq!(
+        ours.query_string_parameters_ref(),
+        theirs.query_string_parameters_ref(),
+        "{name}"
+    );
+    assert_eq!(
+        ours.path_parameters_ref(),
+        theirs.path_parameters_ref(),
+        "{name}"
+    );
+    let door = |request: &lambda_http::Request| match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(_)) => "REST API",
+        Some(RequestContext::ApiGatewayV2(_)) => "HTTP API",
+        Some(RequestContext::Alb(_)) => "ALB",
+        Some(_) => "other",
+        None => "none",
+    };
+    assert_eq!(door(ours), door(theirs), "{name}");
+    assert_eq!(
+        serde_json::to_value(ours.request_context_ref()).unwrap(),
+        serde_json::to_value(theirs.request_context_ref()).unwrap(),
+        "{name}"
+    );
+}
+
+/// The runtime loop reads an event (`session_ca::lambda_request_from_str`,
+/// one pass for an HTTP API or Function URL event) exactly as lambda_http
+/// reads it: for every fixture, and for every fixture that claims
+/// `"version": "2.0"` whatever its shape, the same front door, method,
+/// URI, headers, body, parameters and request context; and what is no
+/// front door's event is refused by both.
+#[test]
+fn events_are_read_as_lambda_http_reads_them() {
+    let events = event_fixtures();
+    assert!(events.len() >= 12, "fixtures: {}", events.len());
+    let mut version_2 = 0;
+    for (name, text) in &events {
+        let ours = session_ca::lambda_request_from_str(text)
+            .unwrap_or_else(|e| panic!("{name} does not parse: {e}"));
+        let theirs = lambda_http::request::from_str(text).unwrap();
+        assert_same_reading(&ours, &theirs, name);
+        if matches!(
+            ours.request_context_ref(),
+            Some(lambda_http::request::RequestContext::ApiGatewayV2(_))
+        ) {
+            version_2 += 1;
+        }
+        let mut claimed: Value = serde_json::from_str(text).unwrap();
+        claimed["version"] = "2.0".into();
+        let claimed = claimed.to_string();
+        let ours = session_ca::lambda_request_from_str(&claimed)
+            .unwrap_or_else(|e| panic!("{name}, claiming 2.0, does not parse: {e}"));
+        let theirs = lambda_http::request::from_str(&claimed).unwrap();
+        assert_same_reading(&ours, &theirs, &format!("{name}, claiming 2.0"));
+    }
+    assert!(
+        version_2 >= 4,
+        "HTTP API and Function URL events: {version_2}"
+    );
+    for not_an_event in [
+        r#"{"version": "2.0"}"#,
+        r#"{"version": "2.0", "rawPath": 7}"#,
+        r#"{"hello": "world"}"#,
+        "[]",
+    ] {
+        assert!(
+            session_ca::lambda_request_from_str(not_an_event).is_err(),
+            "{not_an_event}"
+        );
+        assert!(
+            lambda_http::request::from_str(not_an_event).is_err(),
+            "{not_an_event}"
+        );
+    }
 }

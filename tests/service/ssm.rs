@@ -559,7 +559,7 @@ async fn lambda_issue(state: &AppState) -> (StatusCode, serde_json::Value) {
         "/tests/fixtures/lambda/function_url_iam.json"
     ))
     .unwrap();
-    let request = lambda_http::request::from_str(&fixture).unwrap();
+    let request = session_ca::lambda_request_from_str(&fixture).unwrap();
     let response = session_ca::lambda_app(state.clone())
         .oneshot(request)
         .await

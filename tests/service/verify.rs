@@ -90,7 +90,7 @@ async fn issue_as_principal(state: &AppState, body: &Value) -> Issued {
     let text = body.to_string();
     event["headers"]["Content-Length"] = Value::String(text.len().to_string());
     event["body"] = Value::String(text);
-    let request = lambda_http::request::from_str(&event.to_string()).expect("event");
+    let request = session_ca::lambda_request_from_str(&event.to_string()).expect("event");
     let response = lambda_app(state.clone()).oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
