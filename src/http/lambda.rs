@@ -2,7 +2,8 @@
 //! the event's request context, API Gateway stage prefixes, and the runtime loop.
 
 use axum::http::{Request, Uri};
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_http::aws_lambda_events::alb::AlbTargetGroupRequest;
+use lambda_http::aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
 use lambda_http::request::{LambdaRequest, RequestContext};
 use lambda_http::{LambdaEvent, RequestExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
@@ -230,38 +231,66 @@ pub fn lambda_app(
 /// A Lambda HTTP event, read in one pass where its shape is plain.
 ///
 /// lambda_http reads an event by trying each front door's shape in turn,
-/// the REST API's first: a Function URL or HTTP API event (`"version":
-/// "2.0"`), the one `deploy/template.yaml` sets up, is parsed whole as a
-/// REST API event (headers, query and context allocated) before that
-/// fails on its missing `httpMethod` and it is parsed again. Here the
-/// event's `version` is read first (skipping the rest, allocating nothing)
-/// and a `2.0` event is parsed once, as what it says it is; any other
-/// event, or a `2.0` event that does not parse as one, is read exactly as
-/// lambda_http reads it.
+/// the REST API's first: a Function URL or HTTP API event, the kind
+/// `deploy/template.yaml` sets up, was parsed whole as a REST API event
+/// (headers, query and context allocated) before that failed on its
+/// missing `httpMethod` and it was parsed again. An event whose first
+/// member is `"version": "2.0"` (payload format 2.0, as AWS sends HTTP API
+/// and Function URL events) is parsed once, as that shape, here; any other
+/// event, or one that does not parse as that shape, is read in
+/// lambda_http's order ([`read_as_lambda_http`]).
 #[derive(Debug)]
-pub struct Event(lambda_http::request::LambdaRequest);
+pub struct Event(LambdaRequest);
 
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        /// The one field of an event that names its payload format.
-        #[derive(Deserialize)]
-        struct Shape<'a> {
-            #[serde(borrow, default)]
-            version: Option<&'a str>,
-        }
         let raw = Box::<RawValue>::deserialize(deserializer)?;
         let text = raw.get();
-        let version_2 =
-            serde_json::from_str::<Shape<'_>>(text).is_ok_and(|shape| shape.version == Some("2.0"));
-        if version_2 {
+        if starts_with_version_2(text) {
             if let Ok(event) = serde_json::from_str::<ApiGatewayV2httpRequest>(text) {
                 return Ok(Event(LambdaRequest::ApiGatewayV2(event)));
             }
         }
-        serde_json::from_str::<LambdaRequest>(text)
+        read_as_lambda_http(text)
             .map(Event)
             .map_err(serde::de::Error::custom)
     }
+}
+
+/// Whether the JSON object `text` opens with the member `"version":
+/// "2.0"` (JSON whitespace allowed around its tokens).
+fn starts_with_version_2(text: &str) -> bool {
+    fn skip(s: &str) -> &str {
+        s.trim_start_matches([' ', '\t', '\n', '\r'])
+    }
+    skip(text)
+        .strip_prefix('{')
+        .and_then(|rest| skip(rest).strip_prefix("\"version\""))
+        .and_then(|rest| skip(rest).strip_prefix(':'))
+        .is_some_and(|rest| skip(rest).starts_with("\"2.0\""))
+}
+
+/// An event read as lambda_http 1 reads it, for the front doors this
+/// crate enables (Cargo.toml: `apigw_rest`, `apigw_http`, `alb`): the
+/// first of those shapes it parses as, in that order, from the text
+/// already in hand (lambda_http would copy it again). The test
+/// `events_are_read_as_lambda_http_reads_them` holds the two readings
+/// equal on every event fixture.
+fn read_as_lambda_http(text: &str) -> Result<LambdaRequest, String> {
+    if let Ok(event) = serde_json::from_str::<ApiGatewayProxyRequest>(text) {
+        return Ok(LambdaRequest::ApiGatewayV1(event));
+    }
+    if let Ok(event) = serde_json::from_str::<ApiGatewayV2httpRequest>(text) {
+        return Ok(LambdaRequest::ApiGatewayV2(event));
+    }
+    serde_json::from_str::<AlbTargetGroupRequest>(text)
+        .map(LambdaRequest::Alb)
+        .map_err(|_| {
+            "this function expects a JSON payload from Amazon API Gateway (REST or HTTP \
+             API), an Application Load Balancer or a Lambda Function URL, but the data \
+             matches none of their events"
+                .to_owned()
+        })
 }
 
 /// The request an event's JSON makes, read as [`run`] reads every
@@ -283,4 +312,32 @@ pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
 /// The event lambda_http's adapter takes.
 fn lambda_request(event: LambdaEvent<Event>) -> LambdaEvent<LambdaRequest> {
     LambdaEvent::new(event.payload.0, event.context)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::starts_with_version_2;
+
+    #[test]
+    fn version_2_is_told_by_the_first_member_alone() {
+        for yes in [
+            r#"{"version":"2.0","routeKey":"$default"}"#,
+            " {\n\t\"version\" :\r\n \"2.0\" , \"rawPath\": \"/\"}",
+        ] {
+            assert!(starts_with_version_2(yes), "{yes:?}");
+        }
+        for no in [
+            r#"{"resource":"/","version":"2.0"}"#,
+            r#"{"version":"1.0","httpMethod":"GET"}"#,
+            r#"{"version":"2.01"}"#,
+            r#"{"versions":"2.0"}"#,
+            r#"{"version":2.0}"#,
+            r#"{"\u0076ersion":"2.0"}"#,
+            r#"["version","2.0"]"#,
+            "",
+            "{",
+        ] {
+            assert!(!starts_with_version_2(no), "{no:?}");
+        }
+    }
 }
