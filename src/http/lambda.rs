@@ -232,13 +232,18 @@ pub fn lambda_app(
 ///
 /// lambda_http reads an event by trying each front door's shape in turn,
 /// the REST API's first: a Function URL or HTTP API event, the kind
-/// `deploy/template.yaml` sets up, was parsed whole as a REST API event
-/// (headers, query and context allocated) before that failed on its
-/// missing `httpMethod` and it was parsed again. An event whose first
-/// member is `"version": "2.0"` (payload format 2.0, as AWS sends HTTP API
-/// and Function URL events) is parsed once, as that shape, here; any other
-/// event, or one that does not parse as that shape, is read in
-/// lambda_http's order ([`read_as_lambda_http`]).
+/// `deploy/template.yaml` sets up, was parsed as a REST API event up to
+/// its request context (headers and query allocated) before that failed
+/// on the missing `httpMethod`, and then parsed again. An event whose
+/// first member is `"version": "2.0"` (payload format 2.0, as AWS sends
+/// HTTP API and Function URL events) is parsed once, as that shape, here;
+/// any other event, or one that does not parse as that shape, is read in
+/// lambda_http's order ([`read_as_lambda_http`]). The one difference: an
+/// event that opens with `"version": "2.0"` and is also a whole REST API
+/// event (both `httpMethod` and `requestContext.http`), which no AWS
+/// front door sends and only a direct `lambda:Invoke` could, is read as
+/// the HTTP API event it says it is, where lambda_http would read it as a
+/// REST API event.
 #[derive(Debug)]
 pub struct Event(LambdaRequest);
 

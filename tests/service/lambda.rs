@@ -232,10 +232,11 @@ fn assert_same_reading(ours: &lambda_http::Request, theirs: &lambda_http::Reques
 
 /// The runtime loop reads an event (`session_ca::lambda_request_from_str`,
 /// one pass for an HTTP API or Function URL event) exactly as lambda_http
-/// reads it: for every fixture, and for every fixture that claims
-/// `"version": "2.0"` whatever its shape, the same front door, method,
-/// URI, headers, body, parameters and request context; and what is no
-/// front door's event is refused by both.
+/// reads it: for every fixture, for every fixture made to open with
+/// `"version": "2.0"` whatever its shape, and for every fixture with its
+/// members sorted (no `version` first), the same front door, method, URI,
+/// headers, body, parameters and request context; and what is no front
+/// door's event here (VPC Lattice, WebSocket) is refused by both.
 #[test]
 fn events_are_read_as_lambda_http_reads_them() {
     let events = event_fixtures();
@@ -261,6 +262,12 @@ fn events_are_read_as_lambda_http_reads_them() {
             .unwrap_or_else(|e| panic!("{name}, claiming 2.0, does not parse: {e}"));
         let theirs = lambda_http::request::from_str(&claimed).unwrap();
         assert_same_reading(&ours, &theirs, &format!("{name}, claiming 2.0"));
+        // Every member in alphabetical order, so `version` is not first:
+        // no shortcut, lambda_http's order throughout.
+        let sorted = serde_json::from_str::<Value>(text).unwrap().to_string();
+        let ours = session_ca::lambda_request_from_str(&sorted).unwrap();
+        let theirs = lambda_http::request::from_str(&sorted).unwrap();
+        assert_same_reading(&ours, &theirs, &format!("{name}, members sorted"));
     }
     assert!(
         version_2 >= 4,
@@ -281,5 +288,66 @@ fn events_are_read_as_lambda_http_reads_them() {
             lambda_http::request::from_str(not_an_event).is_err(),
             "{not_an_event}"
         );
+    }
+    // Front doors this build does not serve (lambda_http's `vpc_lattice`
+    // and `apigw_websockets` features are off), in AWS's documented
+    // shapes: both readings refuse them. Should another dependency turn
+    // one of those features on, lambda_http would read the event and this
+    // fails, as the reading here would no longer match.
+    let vpc_lattice_v2 = json!({
+        "version": "2.0",
+        "path": "/v1/certificates",
+        "method": "POST",
+        "headers": {"content-type": ["application/json"]},
+        "queryStringParameters": {},
+        "body": "{}",
+        "isBase64Encoded": false,
+        "requestContext": {
+            "serviceNetworkArn": "arn:aws:vpc-lattice:us-east-1:123456789012:servicenetwork/sn-0bf3f2882e9cc805a",
+            "serviceArn": "arn:aws:vpc-lattice:us-east-1:123456789012:service/svc-0a40eebed65f8d69c",
+            "targetGroupArn": "arn:aws:vpc-lattice:us-east-1:123456789012:targetgroup/tg-6d0ecf831eec9f09",
+            "identity": {"sourceVpcArn": "arn:aws:ec2:us-east-1:123456789012:vpc/vpc-0b8276c84697e7339", "type": "AWS_IAM", "principal": PAYMENTS_1},
+            "region": "us-east-1",
+            "timeEpoch": "1690497599177430"
+        }
+    });
+    let websocket_connect = json!({
+        "headers": {"Host": "abcd123.execute-api.us-east-1.amazonaws.com"},
+        "isBase64Encoded": false,
+        "requestContext": {
+            "routeKey": "$connect",
+            "eventType": "CONNECT",
+            "messageDirection": "IN",
+            "stage": "prod",
+            "connectedAt": 1_579_100_000_000_i64,
+            "requestTimeEpoch": 1_579_100_000_000_i64,
+            "identity": {"sourceIp": "203.0.113.7"},
+            "requestId": "Gu1PmFcsIAMF0cg=",
+            "domainName": "abcd123.execute-api.us-east-1.amazonaws.com",
+            "connectionId": "Gu1PmdySIAMCJhA=",
+            "apiId": "abcd123"
+        }
+    });
+    for (name, event) in [
+        ("VPC Lattice", vpc_lattice_v2),
+        ("WebSocket", websocket_connect),
+    ] {
+        // `version` first where the event has one, as AWS sends it.
+        let mut members = event.as_object().unwrap().clone();
+        let text = match members.remove("version") {
+            Some(version) => format!(
+                r#"{{"version":{version},{}"#,
+                &Value::Object(members).to_string()[1..]
+            ),
+            None => event.to_string(),
+        };
+        let ours = session_ca::lambda_request_from_str(&text);
+        let theirs = lambda_http::request::from_str(&text);
+        assert!(
+            ours.is_err(),
+            "{name}: read as {:?}",
+            ours.map(|r| r.uri().clone())
+        );
+        assert!(theirs.is_err(), "{name}: lambda_http reads it");
     }
 }
