@@ -19,6 +19,7 @@ pub mod sqlite;
 mod sqlite_fleet;
 mod sqlite_query;
 mod sqlite_revocations;
+mod sqlite_writer;
 
 use std::fmt;
 use std::sync::Arc;

@@ -7,7 +7,8 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::sqlite::{Durability, SqliteStore, WriteError};
+use super::sqlite::SqliteStore;
+use super::sqlite_writer::{Durability, WriteError};
 use super::{Begun, Counts, Hit, Idempotent, Lease, StoreError};
 
 impl SqliteStore {

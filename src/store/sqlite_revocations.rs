@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use rusqlite::{params, OptionalExtension};
 
-use super::sqlite::{Durability, SqliteStore};
+use super::sqlite::SqliteStore;
+use super::sqlite_writer::Durability;
 use super::{LedgerKey, Revocation, StoreError};
 use crate::ca::BoxFuture;
 

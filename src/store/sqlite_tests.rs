@@ -1,5 +1,6 @@
 //! The SQLite store's own tests (the shared behaviour is `conformance`).
 use super::*;
+use rusqlite::params;
 
 #[tokio::test]
 async fn the_sqlite_store_behaves_as_every_store() {
