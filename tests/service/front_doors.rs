@@ -2,7 +2,8 @@
 //! (v2) events built from AWS's published shapes (tests/fixtures/lambda/aws)
 //! for stages named `prod`, `v1`, `certificates` and `$default`, on the
 //! execute-api endpoint and behind custom domains with and without a base
-//! path mapping, through `session_ca::lambda_request_from_str` (as the runtime loop reads them) into the router;
+//! path mapping, read as the runtime loop reads them
+//! (`session_ca::lambda_request_from_str`) into the router;
 //! and what lambda_http makes of the responses (PEM as text, PKCS#12 binary).
 
 use axum::http::StatusCode;

@@ -1,6 +1,7 @@
-//! Lambda events (API Gateway REST v1, HTTP API v2, Function URL, ALB) fed
-//! through `session_ca::lambda_request_from_str` (as the runtime loop reads them) into the same router `serve`
-//! uses, with auth `iam`: who may call, and what lands in the certificate.
+//! Lambda events (API Gateway REST v1, HTTP API v2, Function URL, ALB) read
+//! as the runtime loop reads them (`session_ca::lambda_request_from_str`)
+//! and fed into the same router `serve` uses, with auth `iam`: who may
+//! call, and what lands in the certificate.
 
 use crate::common;
 
@@ -196,6 +197,23 @@ fn event_fixtures() -> Vec<(String, String)> {
     events
 }
 
+/// `event`'s JSON with its `version` member first, as AWS sends it (a
+/// `Value` alone writes every member in alphabetical order), and JSON
+/// whitespace around it; `version`, when given, replaces the event's own.
+/// An event with neither is written as it is.
+fn version_first(event: &Value, version: Option<&str>) -> String {
+    let mut members = event.as_object().unwrap().clone();
+    let own = members.remove("version");
+    let Some(version) = version.map(Value::from).or(own) else {
+        return event.to_string();
+    };
+    let rest = Value::Object(members).to_string();
+    match rest.as_str() {
+        "{}" => format!(r#"{{ "version" : {version} }}"#),
+        _ => format!(r#"{{ "version" : {version}, {}"#, &rest[1..]),
+    }
+}
+
 /// Asserts that two readings of the event `name` made the same request:
 /// method, URI, headers, body, parameters and request context (its front
 /// door, and its fields compared as JSON, as maps are in no order).
@@ -253,11 +271,7 @@ fn events_are_read_as_lambda_http_reads_them() {
         ) {
             version_2 += 1;
         }
-        // `"version": "2.0"` first, as AWS sends it (a `Value` alone would
-        // write it after the members sorted before it).
-        let mut claimed: Value = serde_json::from_str(text).unwrap();
-        claimed.as_object_mut().unwrap().remove("version");
-        let claimed = format!(r#"{{ "version" : "2.0", {}"#, &claimed.to_string()[1..]);
+        let claimed = version_first(&serde_json::from_str(text).unwrap(), Some("2.0"));
         let ours = session_ca::lambda_request_from_str(&claimed)
             .unwrap_or_else(|e| panic!("{name}, claiming 2.0, does not parse: {e}"));
         let theirs = lambda_http::request::from_str(&claimed).unwrap();
@@ -332,15 +346,7 @@ fn events_are_read_as_lambda_http_reads_them() {
         ("VPC Lattice", vpc_lattice_v2),
         ("WebSocket", websocket_connect),
     ] {
-        // `version` first where the event has one, as AWS sends it.
-        let mut members = event.as_object().unwrap().clone();
-        let text = match members.remove("version") {
-            Some(version) => format!(
-                r#"{{"version":{version},{}"#,
-                &Value::Object(members).to_string()[1..]
-            ),
-            None => event.to_string(),
-        };
+        let text = version_first(&event, None);
         let ours = session_ca::lambda_request_from_str(&text);
         let theirs = lambda_http::request::from_str(&text);
         assert!(
