@@ -64,27 +64,35 @@ pub fn horizon(config: &Config) -> i64 {
 }
 
 /// The certificates of CA `ca` that `rules` revoke at `now`, by serial:
-/// unexpired, issued before each rule's end; the earliest rule wins.
+/// those that expired after `expired_after` (unexpired ones, and on a CRL
+/// also those that expired within one `nextUpdate` period, see [`sign`]),
+/// issued before each rule's end. When several rules match one
+/// certificate, a compromise (`keyCompromise`, `cACompromise`,
+/// `aACompromise`) outranks any other reason, so that a key found
+/// compromised after a milder revocation says so (as the CA/Browser
+/// Forum's rules ask); otherwise the earliest rule wins.
 pub async fn revoked_certificates(
     store: &dyn Store,
     ca: &str,
     rules: &[Revocation],
     now: i64,
     since: i64,
+    expired_after: i64,
 ) -> Result<BTreeMap<String, (LedgerRecord, Revocation)>, StoreError> {
+    let rank = |rule: &Revocation| (!rule.reason.is_compromise(), rule.revoked_at);
     let mut revoked: BTreeMap<String, (LedgerRecord, Revocation)> = BTreeMap::new();
     for rule in rules {
         for record in matching(store, &rule.key, now, since).await? {
             if record.ca != ca
-                || record.not_after <= now
+                || record.not_after <= expired_after
                 || !rule.covers_issued_at(record.issued_at)
             {
                 continue;
             }
-            let earlier = revoked
+            let outranked = revoked
                 .get(&record.serial)
-                .is_some_and(|(_, seen)| seen.revoked_at <= rule.revoked_at);
-            if !earlier {
+                .is_some_and(|(_, seen)| rank(seen) <= rank(rule));
+            if !outranked {
                 revoked.insert(record.serial.clone(), (record, rule.clone()));
             }
         }
@@ -120,24 +128,29 @@ pub async fn matching(
     }
 }
 
-/// The CA certificate's subject key identifier: the CRL's AKI must match
-/// the AKI of the certificates it covers, which is this.
-fn subject_key_id(ca: &SigningCa) -> Result<Vec<u8>, CrlError> {
+/// The CA certificate's subject key identifier (the CRL's AKI must match
+/// the AKI of the certificates it covers, which is this), once the
+/// certificate is known to allow CRL signing (RFC 5280 §4.2.1.3).
+fn crl_key_identifier(ca: &SigningCa) -> Result<Vec<u8>, CrlError> {
     let (_, cert) = X509Certificate::from_der(ca.cert_der.as_ref())
         .map_err(|_| CrlError::Unsupported("the CA certificate does not parse".into()))?;
-    cert.extensions()
-        .iter()
-        .find_map(|ext| match ext.parsed_extension() {
-            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            CrlError::Unsupported(
-                "the CA certificate has no subject key identifier, which a CRL's authority key \
-                 identifier must name (RFC 5280 §5.2.1)"
-                    .into(),
-            )
-        })
+    let mut key_id = None;
+    for ext in cert.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => key_id = Some(id.0.to_vec()),
+            ParsedExtension::KeyUsage(usage) if !usage.crl_sign() => {
+                return Err(SignError::Rcgen(rcgen::Error::IssuerNotCrlSigner).into())
+            }
+            _ => {}
+        }
+    }
+    key_id.ok_or_else(|| {
+        CrlError::Unsupported(
+            "the CA certificate has no subject key identifier, which a CRL's authority key \
+             identifier must name (RFC 5280 §5.2.1)"
+                .into(),
+        )
+    })
 }
 
 fn serial_number(hex: &str) -> Option<SerialNumber> {
@@ -152,16 +165,30 @@ fn serial_number(hex: &str) -> Option<SerialNumber> {
 }
 
 /// Builds and signs the CRL of `ca` at `now` (advancing its CRL number).
+///
+/// A revoked certificate stays listed for one `crl.next_update` period
+/// after it expires: RFC 5280 §3.3 says an entry must not be removed
+/// before it has appeared on one regularly scheduled CRL issued beyond
+/// the certificate's validity period, and a CRL is signed again at least
+/// every half period while it is asked for.
 pub async fn sign(
     store: &dyn Store,
     ca: &SigningCa,
     config: &Config,
     now: OffsetDateTime,
 ) -> Result<Vec<u8>, CrlError> {
+    // Refused before the store is read or a CRL number spent: what the CA
+    // cannot sign, it cannot sign on any request (`GET /v1/crl` is public).
+    ca.can_sign_crl()?;
+    let key_identifier = crl_key_identifier(ca)?;
     let at = now.unix_timestamp();
-    let since = at.saturating_sub(horizon(config));
+    let listed_for = i64::try_from(config.crl.next_update.as_secs()).unwrap_or(i64::MAX / 4);
+    let since = at
+        .saturating_sub(horizon(config))
+        .saturating_sub(listed_for);
     let rules = store.revocations_since(since).await?;
-    let revoked = revoked_certificates(store, &ca.name, &rules, at, since).await?;
+    let expired_after = at.saturating_sub(listed_for);
+    let revoked = revoked_certificates(store, &ca.name, &rules, at, since, expired_after).await?;
     let mut revoked_certs = Vec::with_capacity(revoked.len());
     for (serial, (record, rule)) in &revoked {
         let Some(serial_number) = serial_number(serial) else {
@@ -186,7 +213,7 @@ pub async fn sign(
         crl_number: SerialNumber::from(number.to_be_bytes().to_vec()),
         issuing_distribution_point: None,
         revoked_certs,
-        key_identifier_method: KeyIdMethod::PreSpecified(subject_key_id(ca)?),
+        key_identifier_method: KeyIdMethod::PreSpecified(key_identifier),
     };
     Ok(ca.sign_crl(&params).await?.der().to_vec())
 }

@@ -397,16 +397,25 @@ impl SigningCa {
         &self,
         params: &rcgen::CertificateRevocationListParams,
     ) -> Result<rcgen::CertificateRevocationList, SignError> {
-        match (&self.signer, &self.holder) {
-            (_, KeyHolder::KmsDelegated { .. }) => Err(SignError::NoCrl(format!(
+        self.can_sign_crl()?;
+        match &self.signer {
+            Signer::Local(issuer) => Ok(params.signed_by(issuer)?),
+            Signer::Kms(key) => remote::sign_crl(&self.cert_der, key, params).await,
+        }
+    }
+
+    /// Whether this CA can sign a CRL at all, asked before any work is
+    /// done for one: not a KMS-delegated CA (see [`sign_crl`](Self::sign_crl)).
+    pub fn can_sign_crl(&self) -> Result<(), SignError> {
+        match &self.holder {
+            KeyHolder::KmsDelegated { .. } => Err(SignError::NoCrl(format!(
                 "CA {:?} signs with a delegated issuing key that each instance makes for \
                  itself, so no single CRL covers its certificates; revocation is enforced at \
                  issuance (403 revoked) and its certificates expire within minutes. Use \
                  kms direct custody (no `delegate`) for CRLs",
                 self.name
             ))),
-            (Signer::Local(issuer), _) => Ok(params.signed_by(issuer)?),
-            (Signer::Kms(key), _) => remote::sign_crl(&self.cert_der, key, params).await,
+            _ => Ok(()),
         }
     }
 

@@ -1,6 +1,8 @@
 //! `session-ca ledger`: the records a signer's ledger holds for a session,
 //! transaction, serial or requester, as JSON lines (every page).
-use anyhow::{bail, Result};
+use std::io::Write as _;
+
+use anyhow::{bail, Context as _, Result};
 use clap::Args;
 
 use super::signer_args::SignerArgs;
@@ -60,8 +62,14 @@ pub(super) async fn ledger(args: LedgerArgs) -> Result<()> {
             this_page.push(("cursor", cursor));
         }
         let (records, next) = signer.ledger_page(&this_page).await?;
+        let mut out = std::io::stdout().lock();
         for record in records {
-            println!("{record}");
+            match writeln!(out, "{record}") {
+                Ok(()) => {}
+                // The reader has what it wanted (`| head`): stop asking.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => return Err(e).context("writing the records to standard output"),
+            }
         }
         match next {
             Some(next) => cursor = Some(next),

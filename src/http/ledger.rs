@@ -50,12 +50,7 @@ impl LedgerParams {
         let keys = [
             self.session_id.map(LedgerKey::SessionId),
             self.transaction_id.map(LedgerKey::TransactionId),
-            self.serial.map(|s| {
-                // Any spelling of the number finds it; what is not hex, nothing.
-                LedgerKey::Serial(
-                    super::revocations::canonical_serial(&s).unwrap_or(s.to_ascii_lowercase()),
-                )
-            }),
+            self.serial.map(LedgerKey::Serial),
             self.requester.map(LedgerKey::Requester),
         ];
         let mut keys = keys.into_iter().flatten();
@@ -67,6 +62,8 @@ impl LedgerParams {
                 ))
             }
         };
+        // As a revocation reads it: any spelling of a serial finds it.
+        let key = super::revocations::checked_key(key).map_err(AppError::InvalidQuery)?;
         let limit = self.limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(AppError::InvalidQuery(format!(

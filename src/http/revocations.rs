@@ -137,6 +137,25 @@ pub(crate) fn canonical_serial(hex: &str) -> Option<String> {
     Some(crate::fmt::hex(&crate::x509::der_integer_content(&bytes)))
 }
 
+/// A key a revocation or a ledger query names, checked as both read it:
+/// 1 to [`MAX_VALUE_LEN`] characters, and a serial in hex (made canonical).
+/// The error names the key.
+pub(crate) fn checked_key(key: LedgerKey) -> Result<LedgerKey, String> {
+    let value = key.value();
+    if value.is_empty() || value.chars().count() > MAX_VALUE_LEN {
+        return Err(format!(
+            "{}: must be 1 to {MAX_VALUE_LEN} characters",
+            key.kind()
+        ));
+    }
+    Ok(match key {
+        LedgerKey::Serial(hex) => LedgerKey::Serial(canonical_serial(&hex).ok_or_else(|| {
+            "serial: must be hexadecimal (with or without a leading 00 octet)".to_owned()
+        })?),
+        other => other,
+    })
+}
+
 fn invalid(message: impl Into<String>) -> AppError {
     AppError::Request(RequestError::InvalidRequest(message.into()))
 }
@@ -170,21 +189,7 @@ impl RevocationBody {
                 ))
             }
         };
-        let value = key.value();
-        if value.is_empty() || value.chars().count() > MAX_VALUE_LEN {
-            return Err(invalid(format!(
-                "{}: must be 1 to {MAX_VALUE_LEN} characters",
-                key.kind()
-            )));
-        }
-        let key = match key {
-            LedgerKey::Serial(hex) => {
-                LedgerKey::Serial(canonical_serial(&hex).ok_or_else(|| {
-                    invalid("serial: must be hexadecimal (with or without a leading 00 octet)")
-                })?)
-            }
-            other => other,
-        };
+        let key = checked_key(key).map_err(invalid)?;
         let reason: Reason = self
             .reason
             .parse()

@@ -221,6 +221,73 @@ pub async fn check(store: &dyn Store) {
         store.query(&bad).await,
         Err(StoreError::BadQuery(_))
     ));
+
+    // A cursor is good for the query that gave it alone: not edited, not
+    // for another key or window (which would skip or repeat records).
+    let mut first = query(LedgerKey::SessionId("s-1".into()), now);
+    first.limit = 1;
+    let cursor = store.query(&first).await.unwrap().next.unwrap();
+    let (at, rest) = cursor.split_once('.').unwrap();
+    let edited = format!("{}.{rest}", at.parse::<i64>().unwrap() + 1);
+    let mut other_key = first.clone();
+    other_key.key = LedgerKey::SessionId("s-2".into());
+    let mut other_window = first.clone();
+    other_window.since = Some(t0);
+    for (cursor, mut asked, why) in [
+        (edited, first.clone(), "edited"),
+        (cursor.to_ascii_uppercase(), first.clone(), "upper case"),
+        (cursor.clone(), other_key, "another key"),
+        (cursor.clone(), other_window, "another window"),
+    ] {
+        asked.cursor = Some(cursor);
+        assert!(
+            matches!(store.query(&asked).await, Err(StoreError::BadQuery(_))),
+            "{}: a cursor {why}",
+            store.describe()
+        );
+    }
+    first.cursor = Some(cursor);
+    first.limit = 100;
+    assert_eq!(
+        serials(&store.query(&first).await.unwrap().records),
+        ["0a02", "0a04"],
+        "{}: the cursor of the query that gave it",
+        store.describe()
+    );
+}
+
+/// The retention the shorter-lived client of [`check_shortened_retention`]
+/// must have been built with: 10 days.
+pub const SHORTER_RETENTION_DAYS: i64 = 10;
+
+/// Two clients of one empty store: `written` built with
+/// [`RETENTION_DAYS`], `shorter` with [`SHORTER_RETENTION_DAYS`] (as after
+/// a restart with `store.retention` lowered). A record written under the
+/// longer retention is not returned past the shorter one, whatever expiry
+/// it was stamped with.
+pub async fn check_shortened_retention(written: &dyn Store, shorter: &dyn Store) {
+    let now: i64 = 1_800_000_000;
+    let day = 86_400;
+    let old = record("0b01", "s-kept", None, None, now - 20 * day);
+    let recent = record("0b02", "s-kept", None, None, now - day);
+    for r in [&old, &recent] {
+        written.record(r).await.unwrap();
+    }
+    let asked = query(LedgerKey::SessionId("s-kept".into()), now);
+    assert_eq!(
+        serials(&written.query(&asked).await.unwrap().records),
+        ["0b01", "0b02"],
+        "{}: within the retention it was written with",
+        written.describe()
+    );
+    assert_eq!(
+        serials(&shorter.query(&asked).await.unwrap().records),
+        ["0b02"],
+        "{}: past the retention kept now",
+        shorter.describe()
+    );
+    let by_serial = query(LedgerKey::Serial("0b01".into()), now);
+    assert!(shorter.query(&by_serial).await.unwrap().records.is_empty());
 }
 
 /// A rule revoking `key` at `at`, for `expires`.

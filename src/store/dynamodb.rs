@@ -36,8 +36,8 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use super::{
-    cursor_of, expiry_of, parse_cursor, Begun, Hit, Idempotent, Lease, LedgerKey, LedgerPage,
-    LedgerQuery, LedgerRecord, Revocation, Store, StoreError,
+    cursor_of, expiry_of, oldest_kept, parse_cursor, Begun, Hit, Idempotent, Lease, LedgerKey,
+    LedgerPage, LedgerQuery, LedgerRecord, Revocation, Store, StoreError,
 };
 use crate::ca::BoxFuture;
 
@@ -227,14 +227,17 @@ fn expiry_in(item: &HashMap<String, AttributeValue>) -> Option<i64> {
     }
 }
 
-/// Whether `record` (expiring at `expires`) answers `query`, beyond its key.
+/// Whether `record` (expiring at `expires`) answers `query`, beyond its key,
+/// under the `retention` kept now.
 fn selected(
     record: &LedgerRecord,
     expires: Option<i64>,
     query: &LedgerQuery,
     after: Option<&(i64, String)>,
+    retention: Duration,
 ) -> bool {
     expires.is_none_or(|at| at >= query.now)
+        && record.not_after >= oldest_kept(query.now, retention)
         && query.since.is_none_or(|since| record.issued_at >= since)
         && query.until.is_none_or(|until| record.issued_at < until)
         && after.is_none_or(|(at, serial)| {
@@ -291,7 +294,7 @@ impl DynamoDbStore {
         if let Some(item) = out.item() {
             let record = record_of(item)
                 .map_err(|e| self.unavailable(&format!("the item of serial {serial}"), e))?;
-            if selected(&record, expiry_in(item), query, after) {
+            if selected(&record, expiry_in(item), query, after, self.retention) {
                 records.push(record);
             }
         }
@@ -358,7 +361,7 @@ impl DynamoDbStore {
                 let record = record_of(item).map_err(|e| {
                     self.unavailable(&format!("an item of index {}", index.name), e)
                 })?;
-                if selected(&record, expiry_in(item), query, after) {
+                if selected(&record, expiry_in(item), query, after, self.retention) {
                     records.push(record);
                 }
             }
@@ -372,7 +375,7 @@ impl DynamoDbStore {
         records.sort_by(|a, b| (a.issued_at, &a.serial).cmp(&(b.issued_at, &b.serial)));
         let next = if records.len() > limit {
             records.truncate(limit);
-            records.last().map(cursor_of)
+            records.last().map(|last| cursor_of(last, query))
         } else {
             None
         };
@@ -394,7 +397,11 @@ impl Store for DynamoDbStore {
         query: &'a LedgerQuery,
     ) -> BoxFuture<'a, Result<LedgerPage, StoreError>> {
         Box::pin(async move {
-            let after = query.cursor.as_deref().map(parse_cursor).transpose()?;
+            let after = query
+                .cursor
+                .as_deref()
+                .map(|cursor| parse_cursor(cursor, query))
+                .transpose()?;
             let after = after.as_ref();
             match &query.key {
                 LedgerKey::Serial(serial) => self.by_serial(serial, query, after).await,

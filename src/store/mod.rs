@@ -169,6 +169,14 @@ pub(crate) fn expiry_of(record: &LedgerRecord, retention: Duration) -> i64 {
         .saturating_add(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The oldest `notAfter` a query returns at `now` under the retention the
+/// store keeps now: a record written under a longer retention (its expiry
+/// stamped then) is not returned past the current one, though it is
+/// deleted only at the expiry it was written with.
+pub(crate) fn oldest_kept(now: i64, retention: Duration) -> i64 {
+    now.saturating_sub(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// What [`Store::count`] answered: each counter's new value, in order.
 pub type Counts = Result<Vec<u64>, StoreError>;
 
@@ -361,17 +369,54 @@ impl Ledger {
     }
 }
 
-/// A cursor: the issuance time and serial of the last record of a page.
-pub(crate) fn cursor_of(record: &LedgerRecord) -> String {
-    format!("{}.{}", record.issued_at, record.serial)
+/// A cursor: the issuance time and serial of the last record of a page,
+/// and a check that binds them to the query that gave them (its key and
+/// window), so that a cursor edited, made up or carried over to another
+/// query is refused, not read as a place to start (which would skip or
+/// repeat records). The check is a digest, not a secret: cursors are for
+/// administrators, who could read any page anyway.
+pub(crate) fn cursor_of(record: &LedgerRecord, query: &LedgerQuery) -> String {
+    format!(
+        "{}.{}.{}",
+        record.issued_at,
+        record.serial,
+        cursor_check(record.issued_at, &record.serial, query)
+    )
 }
 
-/// The (issued_at, serial) a cursor names.
-pub(crate) fn parse_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
-    let bad = || StoreError::BadQuery(format!("cursor {cursor:?} is not one this ledger gave"));
-    let (at, serial) = cursor.split_once('.').ok_or_else(bad)?;
-    let at = at.parse().map_err(|_| bad())?;
-    if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+fn cursor_check(at: i64, serial: &str, query: &LedgerQuery) -> String {
+    let window = |t: Option<i64>| t.map(|t| t.to_string()).unwrap_or_default();
+    let bound = format!(
+        "session-ca ledger cursor 1\n{}\n{}\n{}\n{}\n{at}\n{serial}",
+        query.key.kind(),
+        query.key.value(),
+        window(query.since),
+        window(query.until),
+    );
+    crate::fmt::hex(&crate::crypto::sha256(bound.as_bytes()).as_ref()[..8])
+}
+
+/// The (issued_at, serial) a cursor of `query` names.
+pub(crate) fn parse_cursor(cursor: &str, query: &LedgerQuery) -> Result<(i64, String), StoreError> {
+    let bad = || {
+        StoreError::BadQuery(
+            "cursor: not one this ledger gave for this query (send the same key, since \
+             and until as the query whose page gave it)"
+                .to_owned(),
+        )
+    };
+    let mut parts = cursor.splitn(3, '.');
+    let (Some(at), Some(serial), Some(check)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let at: i64 = at.parse().map_err(|_| bad())?;
+    if serial.is_empty()
+        || serial.len() > 64
+        || !serial
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        || check != cursor_check(at, serial, query)
+    {
         return Err(bad());
     }
     Ok((at, serial.to_owned()))

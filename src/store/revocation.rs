@@ -94,6 +94,15 @@ impl Reason {
         }
     }
 
+    /// Whether it says a key was compromised (`keyCompromise`,
+    /// `cACompromise`, `aACompromise`).
+    pub fn is_compromise(self) -> bool {
+        matches!(
+            self,
+            Reason::KeyCompromise | Reason::CaCompromise | Reason::AaCompromise
+        )
+    }
+
     /// rcgen's name for it.
     pub fn to_rcgen(self) -> rcgen::RevocationReason {
         use rcgen::RevocationReason as R;

@@ -220,9 +220,10 @@ impl Store for SqliteStore {
             let reader = Arc::clone(&self.reader);
             let query = query.clone();
             let path = self.path.clone();
+            let retention = self.retention;
             tokio::task::spawn_blocking(move || {
                 let connection = reader.lock().map_err(|_| unavailable(&path, "poisoned"))?;
-                run_query(&connection, &query).map_err(|e| match e {
+                run_query(&connection, &query, retention).map_err(|e| match e {
                     StoreError::Unavailable(m) => unavailable(&path, m),
                     other => other,
                 })

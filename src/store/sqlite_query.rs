@@ -1,10 +1,13 @@
 //! Reading the SQLite ledger's records: a page of a query, by one key,
 //! oldest first (on the reading connection, in tokio's blocking pool).
 
+use std::time::Duration;
+
 use rusqlite::{params, Connection};
 
 use super::{
-    cursor_of, parse_cursor, LedgerKey, LedgerPage, LedgerQuery, LedgerRecord, StoreError,
+    cursor_of, oldest_kept, parse_cursor, LedgerKey, LedgerPage, LedgerQuery, LedgerRecord,
+    StoreError,
 };
 
 pub(super) fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRecord> {
@@ -27,9 +30,23 @@ pub(super) fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRec
     })
 }
 
+/// The statement of a query by `column`: ?1 its value, ?2 now, ?3 and ?4
+/// the window, ?5 and ?6 the cursor's place, ?7 the rows wanted, ?8 the
+/// oldest `notAfter` the retention keeps.
+pub(super) fn query_sql(column: &str) -> String {
+    format!(
+        "SELECT * FROM certificates WHERE {column} = ?1 AND expires_at >= ?2 \
+         AND issued_at >= ?3 AND issued_at < ?4 AND (issued_at, serial) > (?5, ?6) \
+         AND not_after >= ?8 ORDER BY issued_at, serial LIMIT ?7"
+    )
+}
+
+/// A page of `query`: records past their stamped expiry, or older than
+/// `retention` allows now, are not returned.
 pub(super) fn run_query(
     connection: &Connection,
     query: &LedgerQuery,
+    retention: Duration,
 ) -> Result<LedgerPage, StoreError> {
     let (column, value) = match &query.key {
         LedgerKey::SessionId(v) => ("session_id", v),
@@ -38,17 +55,12 @@ pub(super) fn run_query(
         LedgerKey::Requester(v) => ("requester", v),
     };
     let (after_at, after_serial) = match &query.cursor {
-        Some(cursor) => parse_cursor(cursor)?,
+        Some(cursor) => parse_cursor(cursor, query)?,
         None => (i64::MIN, String::new()),
     };
     let limit = query.limit.clamp(1, super::MAX_PAGE);
-    let sql = format!(
-        "SELECT * FROM certificates WHERE {column} = ?1 AND expires_at >= ?2 \
-         AND issued_at >= ?3 AND issued_at < ?4 AND (issued_at, serial) > (?5, ?6) \
-         ORDER BY issued_at, serial LIMIT ?7"
-    );
     let mut statement = connection
-        .prepare_cached(&sql)
+        .prepare_cached(&query_sql(column))
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let rows = statement
         .query_map(
@@ -60,6 +72,7 @@ pub(super) fn run_query(
                 after_at,
                 after_serial,
                 i64::from(limit) + 1,
+                oldest_kept(query.now, retention),
             ],
             read_record,
         )
@@ -69,7 +82,7 @@ pub(super) fn run_query(
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let next = if records.len() > limit as usize {
         records.truncate(limit as usize);
-        records.last().map(cursor_of)
+        records.last().map(|last| cursor_of(last, query))
     } else {
         None
     };

@@ -90,10 +90,17 @@ async fn a_kms_ca_signs_its_crl_in_direct_custody_and_says_why_not_when_delegate
     )
     .await;
     delegated.ledger = ledger;
-    let reply = get(&delegated, "/v1/crl").await;
-    assert_eq!(
-        (reply.status.as_u16(), reply.code().as_str()),
-        (409, "crl_unavailable")
-    );
-    assert!(reply.message().contains("delegate"), "{}", reply.message());
+    let store = Arc::clone(delegated.ledger.store().unwrap());
+    let before = store.next_crl_number("default").await.unwrap();
+    for _ in 0..2 {
+        let reply = get(&delegated, "/v1/crl").await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.code().as_str()),
+            (409, "crl_unavailable")
+        );
+        assert!(reply.message().contains("delegate"), "{}", reply.message());
+    }
+    // Refused before any work: no CRL number spent on a CRL that cannot
+    // be signed (the route is public).
+    assert_eq!(store.next_crl_number("default").await.unwrap(), before + 1);
 }

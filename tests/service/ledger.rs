@@ -72,6 +72,18 @@ async fn revocations_and_crl_numbers_hold_across_two_clients_of_one_table() {
 
 #[ignore = "needs moto_server; run scripts/test"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shorter_retention_hides_older_records_at_once() {
+    let (moto, written, _setup) = ledger("session-ca-shorter").await;
+    let shorter = DynamoDbStore::new(
+        dynamodb_client(&moto.settings()).await,
+        "session-ca-shorter",
+        std::time::Duration::from_secs(store_conformance::SHORTER_RETENTION_DAYS as u64 * 86_400),
+    );
+    store_conformance::check_shortened_retention(&written, &shorter).await;
+}
+
+#[ignore = "needs moto_server; run scripts/test"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_state_holds_across_two_clients_of_one_table() {
     let (moto, a, _setup) = ledger("session-ca-fleet").await;
     let b = DynamoDbStore::new(

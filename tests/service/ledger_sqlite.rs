@@ -257,6 +257,22 @@ async fn the_ledger_answers_queries_by_every_key_in_pages() {
         ("session_id=a&limit=0", "limit must be between 1 and 1000"),
         ("session_id=a&surprise=1", "surprise"),
         ("session_id=a&cursor=nope", "cursor"),
+        // A cursor is good only for the query that gave it.
+        (
+            &*format!("session_id=other-session&limit=2&cursor={cursor}"),
+            "cursor",
+        ),
+        (
+            &*format!("session_id={session}&since=2025-01-01T00:00:00Z&cursor={cursor}"),
+            "cursor",
+        ),
+        ("session_id=", "session_id: must be 1 to 500 characters"),
+        (
+            &*format!("requester={}", "r".repeat(501)),
+            "requester: must be 1 to 500",
+        ),
+        ("serial=not-hex", "serial: must be hexadecimal"),
+        ("serial=0a:7f", "serial: must be hexadecimal"),
     ] {
         let reply = get(&state, &format!("/v1/certificates?{query}")).await;
         assert_eq!(

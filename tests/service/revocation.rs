@@ -87,7 +87,13 @@ async fn a_revocation_refuses_what_it_names_and_lists_what_it_matches() {
     let (_service, state) = with_ledger().await;
     let other_session = "0f2c9f0e-5b7a-4e8e-9d51-3d3b2b7f6a10";
     let third_session = "7d1c5c8e-0b7e-4f61-8f7c-6f0e2f7e9a11";
-    let revoked_a = serial_of(&issue_for(&state, SESSION_ID, "tx-a").await);
+    let first = issue_for(&state, SESSION_ID, "tx-a").await;
+    let revoked_a = serial_of(&first);
+    let first_not_after = time::OffsetDateTime::parse(
+        first.json()["not_after"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
     let revoked_b = serial_of(&issue_for(&state, SESSION_ID, "tx-b").await);
     let by_serial = serial_of(&issue_for(&state, other_session, "tx-c").await);
     let untouched = serial_of(&issue_for(&state, third_session, "tx-d").await);
@@ -204,8 +210,45 @@ async fn a_revocation_refuses_what_it_names_and_lists_what_it_matches() {
     assert!(next_number > number, "{next_number} after {number}");
     // RFC 5280 §5.3.1: the reason unspecified is left out.
     assert!(entries.contains(&(bare(&untouched), None)));
-    // Certificates that have expired leave the CRL.
-    let (entries, _) = read_crl(&get(&later_by(&state, 20), "/v1/crl").await.body);
+    assert!(entries.contains(&(bare(&by_serial), Some(4))));
+    // A compromise found later outranks the milder reason given first.
+    let reply = revoke(
+        &state,
+        json!({"transaction_id": "tx-c", "reason": "keyCompromise"}),
+    )
+    .await;
+    assert_eq!(reply.status, 201);
+    let (entries, _) = read_crl(&get(&state, "/v1/crl").await.body);
+    assert!(
+        entries.contains(&(bare(&by_serial), Some(1))),
+        "{entries:?}"
+    );
+    assert!(
+        !entries.contains(&(bare(&by_serial), Some(4))),
+        "{entries:?}"
+    );
+    // A certificate that has expired stays listed for one `nextUpdate`
+    // period (RFC 5280 §3.3: on a CRL issued after its validity ended),
+    // then leaves.
+    let next_update = state.config.crl.next_update;
+    let minutes_after = |at: time::OffsetDateTime| (at - t0()).whole_minutes() + 1;
+    let (entries, _) = read_crl(
+        &get(&later_by(&state, minutes_after(first_not_after)), "/v1/crl")
+            .await
+            .body,
+    );
+    assert!(
+        entries.contains(&(bare(&revoked_a), Some(1))),
+        "{entries:?}"
+    );
+    let (entries, _) = read_crl(
+        &get(
+            &later_by(&state, minutes_after(first_not_after + next_update)),
+            "/v1/crl",
+        )
+        .await
+        .body,
+    );
     assert!(entries.is_empty(), "{entries:?}");
 
     let pem = get(&state, "/v1/crl?format=pem").await;
