@@ -123,6 +123,30 @@ async fn serve_records_every_certificate_before_answering_and_fails_closed() {
         .collect();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["serial"], issued["serial"]);
+    // A reader that has gone (`| head -0`) ends it quietly, with success:
+    // the pipe is closed before the first page can have arrived.
+    let mut reader_gone = std::process::Command::new(BIN)
+        .args([
+            "ledger",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--transaction-id",
+            "tx-ledger",
+        ])
+        .current_dir(dir.path())
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(reader_gone.stdout.take());
+    let out = reader_gone.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = tools::session_ca_in(
         BIN,
         dir.path(),
