@@ -15,7 +15,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use session_ca_client::hmac::{string_to_sign, Secret, SCHEME};
+use session_ca_client::hmac::{canonical_path_and_query, string_to_sign, Secret, SCHEME};
 
 /// The server side: the keys by id, the allowed skew, and the signatures
 /// seen within the window.
@@ -83,8 +83,18 @@ impl HmacAuth {
                 max_skew: self.max_skew.as_secs(),
             });
         }
-        let message = string_to_sign(method, path_and_query, fields.timestamp, fields.nonce, body);
-        if !secret.verify(&message, &fields.signature) {
+        let signed_over = |path_and_query: &str| {
+            let message =
+                string_to_sign(method, path_and_query, fields.timestamp, fields.nonce, body);
+            secret.verify(&message, &fields.signature)
+        };
+        // The query as it arrived, or in canonical form: a REST API or an
+        // ALB in front (through lambda_http) rebuilds it from the
+        // parameters it parsed, in an order of its own.
+        let verified = signed_over(path_and_query)
+            || (path_and_query.contains('?')
+                && signed_over(&canonical_path_and_query(path_and_query)));
+        if !verified {
             return Err(HmacError::BadSignature);
         }
         let mut id = [0u8; 16];

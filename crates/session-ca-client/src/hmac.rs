@@ -27,12 +27,21 @@
 //! within the window, so a captured request cannot be replayed against the
 //! same process. Secrets never reach `Debug` output, logs or errors.
 //!
+//! A front door that rebuilds the query from the parameters it parsed
+//! (API Gateway's REST APIs and Application Load Balancers, through
+//! lambda_http) may pass on another order and spelling than the client
+//! sent. The server therefore also accepts a signature over the query in
+//! [canonical form](canonical_path_and_query) (parameters decoded, sorted,
+//! encoded again), and a client that sends its query in that form (as
+//! [`SignerClient`] does) signs what every front door passes on.
+//!
 //! This module is the client's half, which [`SignerClient::with_hmac`]
 //! uses: the secret, the string to sign and the header. The server's half
 //! (parsing the header, the clock window, the replay window) is in the
 //! service, which checks a signature with [`Secret::verify`].
 //!
 //! [`SignerClient::with_hmac`]: crate::SignerClient::with_hmac
+//! [`SignerClient`]: crate::SignerClient
 
 use std::fmt;
 use std::time::Duration;
@@ -95,6 +104,28 @@ pub fn string_to_sign(
         "{SCHEME}\n{method}\n{path_and_query}\n{timestamp}\n{nonce}\n{}",
         hex(body_hash.as_ref())
     )
+}
+
+/// `path_and_query` with its query in canonical form: the parameters read
+/// as `application/x-www-form-urlencoded` (as axum and lambda_http read
+/// them), sorted by name, then value, and written again in that encoding
+/// (`form_urlencoded`, as lambda_http writes a query it rebuilds). Without
+/// a query, or with an empty one, the path alone.
+pub fn canonical_path_and_query(path_and_query: &str) -> String {
+    let Some((path, query)) = path_and_query.split_once('?') else {
+        return path_and_query.to_owned();
+    };
+    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    if pairs.is_empty() {
+        return path.to_owned();
+    }
+    pairs.sort();
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("{path}?{query}")
 }
 
 /// A fresh nonce: 16 bytes from the OS CSPRNG, as 32 hex digits.
@@ -187,6 +218,23 @@ mod tests {
     /// The header's Signature field, decoded.
     fn signature_of(header: &str) -> Vec<u8> {
         unhex(header.rsplit_once("Signature=").unwrap().1)
+    }
+
+    #[test]
+    fn a_query_in_canonical_form_is_sorted_and_spelled_one_way() {
+        let canonical = "/v1/certificates?limit=10&since=2026-01-01T00%3A00%3A00Z\
+                         &transaction_id=tx+1%2F2%7E";
+        for sent in [
+            canonical,
+            "/v1/certificates?transaction_id=tx%201/2~&limit=10&since=2026-01-01T00:00:00Z",
+            "/v1/certificates?since=2026-01-01T00%3a00%3a00Z&transaction_id=tx+1%2f2%7e&limit=10",
+        ] {
+            assert_eq!(canonical_path_and_query(sent), canonical, "{sent}");
+        }
+        // Repeated names keep every value, sorted too; no query, no `?`.
+        assert_eq!(canonical_path_and_query("/p?b=2&a=9&a=1"), "/p?a=1&a=9&b=2");
+        assert_eq!(canonical_path_and_query("/v1/ca"), "/v1/ca");
+        assert_eq!(canonical_path_and_query("/v1/ca?"), "/v1/ca");
     }
 
     #[test]

@@ -351,12 +351,12 @@ impl SignerClient {
         query: &[(&str, &str)],
     ) -> Result<(Vec<serde_json::Value>, Option<String>), ClientError> {
         let mut url = self.url("v1/certificates")?;
-        {
-            let mut pairs = url.query_pairs_mut();
-            for (name, value) in query {
-                pairs.append_pair(name, value);
-            }
-        }
+        // Sent in canonical order (the encoding is `form_urlencoded`'s
+        // already), so that the HMAC signature covers the query a REST API
+        // or an ALB passes on whatever order it rebuilds it in.
+        let mut sorted = query.to_vec();
+        sorted.sort();
+        url.query_pairs_mut().extend_pairs(sorted);
         let get = self
             .authorize(self.http.get(url.clone()), "GET", &url, None, b"", true)
             .await?;
