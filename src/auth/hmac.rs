@@ -69,6 +69,23 @@ impl HmacAuth {
         body: &[u8],
         now: i64,
     ) -> Result<String, HmacError> {
+        self.verify_at(authorization, method, path_and_query, None, body, now)
+    }
+
+    /// As [`verify`](Self::verify), for a request routed on
+    /// `path_and_query` that the client sent to `client_path` (behind an
+    /// API Gateway stage or a custom domain's base path, which the client
+    /// signs as part of its URL's path): a signature over either path is
+    /// good.
+    pub fn verify_at(
+        &self,
+        authorization: Option<&str>,
+        method: &str,
+        path_and_query: &str,
+        client_path: Option<&str>,
+        body: &[u8],
+        now: i64,
+    ) -> Result<String, HmacError> {
         let header = authorization.ok_or(HmacError::Missing)?;
         let fields = parse_header(header)?;
         let secret = self
@@ -91,9 +108,18 @@ impl HmacAuth {
         // The query as it arrived, or in canonical form: a REST API or an
         // ALB in front (through lambda_http) rebuilds it from the
         // parameters it parsed, in an order of its own.
-        let verified = signed_over(path_and_query)
-            || (path_and_query.contains('?')
-                && signed_over(&canonical_path_and_query(path_and_query)));
+        let signed_over_either = |path_and_query: &str| {
+            signed_over(path_and_query)
+                || (path_and_query.contains('?')
+                    && signed_over(&canonical_path_and_query(path_and_query)))
+        };
+        let verified = signed_over_either(path_and_query)
+            || client_path.is_some_and(|path| {
+                signed_over_either(&match path_and_query.split_once('?') {
+                    Some((_, query)) => format!("{path}?{query}"),
+                    None => path.to_owned(),
+                })
+            });
         if !verified {
             return Err(HmacError::BadSignature);
         }

@@ -67,8 +67,13 @@ pub struct Credentials<'a> {
     pub authorization: Option<&'a str>,
     /// The request method.
     pub method: &'a str,
-    /// The path with its query, as sent.
+    /// The path with its query, as routed (relative to the API behind an
+    /// API Gateway stage or base path).
     pub path_and_query: &'a str,
+    /// The path of the client's URL, when a front door routed the request
+    /// on another (an API Gateway stage or a custom domain's base path in
+    /// front of the route).
+    pub client_path: Option<&'a str>,
     /// The whole body.
     pub body: &'a [u8],
     /// The signer's clock, unix seconds.
@@ -82,6 +87,7 @@ impl fmt::Debug for Credentials<'_> {
             .field("authorization", &self.authorization.map(|_| "[elided]"))
             .field("method", &self.method)
             .field("path_and_query", &self.path_and_query)
+            .field("client_path", &self.client_path)
             .field("body_len", &self.body.len())
             .field("now", &self.now)
             .finish()
@@ -112,10 +118,11 @@ impl Auth {
                 .map(|arn| Caller::Principal(arn.to_owned()))
                 .ok_or(AuthError::NoIamPrincipal),
             Auth::Hmac(hmac) => hmac
-                .verify(
+                .verify_at(
                     request.authorization,
                     request.method,
                     request.path_and_query,
+                    request.client_path,
                     request.body,
                     request.now,
                 )

@@ -36,6 +36,7 @@ impl FromRequest<AppState> for Authenticated {
         let authorization = parts.headers.get(header::AUTHORIZATION).cloned();
         let method = parts.method.clone();
         let uri = parts.uri.clone();
+        let client_path = parts.extensions.get::<lambda::ClientPath>().cloned();
         let body = Bytes::from_request(Request::from_parts(parts, body), state).await;
 
         let auth = &state.config.auth;
@@ -60,6 +61,7 @@ impl FromRequest<AppState> for Authenticated {
                 .map(|v| v.to_str().unwrap_or("\u{fffd}")),
             method: method.as_str(),
             path_and_query: uri.path_and_query().map_or(uri.path(), |p| p.as_str()),
+            client_path: client_path.as_ref().map(|p| p.0.as_str()),
             body: signed_body,
             now: state.clock.now().unix_timestamp(),
         };

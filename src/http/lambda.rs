@@ -84,6 +84,10 @@ pub fn gateway_request_id(context: &RequestContext) -> Option<&str> {
 /// Behind a custom domain whose API mapping has a path, an HTTP API's
 /// `$default` route cannot tell the mapping from the route: use a
 /// `{proxy+}` route there (see deploy/README.md).
+///
+/// The path of the client's URL, when it is another (the stage or base
+/// path in front), goes with the request as [`ClientPath`]: HMAC callers
+/// sign their URL's path.
 pub fn route_on_event_path<B>(mut request: Request<B>) -> Request<B> {
     let Some(path) = event_path(&request) else {
         return request;
@@ -92,6 +96,9 @@ pub fn route_on_event_path<B>(mut request: Request<B>) -> Request<B> {
     // where API Gateway decoded it, so `%3F` stays in the path and never
     // becomes a query, and `%23` never cuts it short.
     let path = utf8_percent_encode(&path, NOT_IN_PATH).to_string();
+    if let Some(client) = client_path(&request).filter(|client| *client != path) {
+        request.extensions_mut().insert(ClientPath(client));
+    }
     let path_and_query = match request.uri().query() {
         Some(q) => format!("{path}?{q}"),
         None => path,
@@ -104,6 +111,24 @@ pub fn route_on_event_path<B>(mut request: Request<B>) -> Request<B> {
         }
     }
     request
+}
+
+/// The path of the client's URL behind API Gateway, when a stage or a
+/// custom domain's base path lies in front of the route the request is
+/// routed on (see [`route_on_event_path`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientPath(pub String);
+
+/// The path of the client's URL as the event tells it: a REST API's
+/// `requestContext.path` (with the stage on the `execute-api` endpoint,
+/// with the base path behind a custom domain), an HTTP API's `rawPath`.
+fn client_path<B>(request: &Request<B>) -> Option<String> {
+    let path = match request.request_context_ref()? {
+        RequestContext::ApiGatewayV1(c) => c.path.as_deref()?,
+        RequestContext::ApiGatewayV2(_) => request.raw_http_path(),
+        _ => return None,
+    };
+    Some(utf8_percent_encode(path, NOT_IN_PATH).to_string())
 }
 
 /// The event's path relative to the API (see [`route_on_event_path`]), or

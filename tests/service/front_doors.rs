@@ -350,13 +350,16 @@ async fn only_administrators_read_the_ledger() {
     assert_eq!(page["next"], Value::Null);
 }
 
-/// An HMAC-signed ledger query through a REST API and through an ALB:
-/// lambda_http rebuilds the query from the parameters the event holds, in
-/// an order of its own (a `HashMap`'s), so the signer also checks the
-/// signature over the query in canonical form, which the Rust client
-/// sends. A query other than the one signed is still refused.
+/// HMAC-signed requests through every front door, signed as the client
+/// sees its URL: with the stage (REST API and HTTP API on the
+/// `execute-api` endpoint) or the base path (custom domain) in front of
+/// the route the signer routes on, and a query of several parameters,
+/// which a REST API or an ALB passes on rebuilt by lambda_http in an order
+/// of its own (a `HashMap`'s), so the signer also checks the signature
+/// over the query in canonical form, which the Rust client sends. A query
+/// or path other than the one signed is still refused.
 #[tokio::test]
-async fn hmac_signed_queries_pass_front_doors_that_rebuild_the_query() {
+async fn hmac_signed_requests_pass_every_front_door() {
     use session_ca_client::hmac::{authorization_with_nonce, canonical_path_and_query, Secret};
     const SECRET: &str = "fedcba9876543210fedcba9876543210-ledger";
     let service = crate::common::TestService::new().await;
@@ -398,83 +401,115 @@ async fn hmac_signed_queries_pass_front_doors_that_rebuild_the_query() {
         ("since", "2020-01-01T00:00:00Z"),
         ("until", "2099-01-01T00:00:00Z"),
     ];
-    let sent = canonical_path_and_query(&format!(
-        "/v1/certificates?{}",
+    let route = "/v1/certificates";
+    // The query in canonical form, as the Rust client sends it.
+    let query = canonical_path_and_query(&format!(
+        "/?{}",
         form_urlencoded::Serializer::new(String::new())
             .extend_pairs(params)
             .finish()
-    ));
+    ))["/?".len()..]
+        .to_owned();
     let secret = Secret::new(SECRET.as_bytes()).unwrap();
-    let timestamp = now;
-    let mut nonce = 0;
-    let mut authorization = |signed: &str| {
-        nonce += 1;
+    let nonce = std::cell::Cell::new(0);
+    let authorization = |signed: &str| {
+        nonce.set(nonce.get() + 1);
         authorization_with_nonce(
             "ledger-fn",
             &secret,
             "GET",
             signed,
-            timestamp,
-            &format!("front-door-nonce-{nonce:04}"),
+            now,
+            &format!("front-door-nonce-{:04}", nonce.get()),
             b"",
         )
     };
-    let single: Value = params
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), json!(v)))
-        .collect::<serde_json::Map<_, _>>()
-        .into();
-    let multi: Value = params
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), json!([v])))
-        .collect::<serde_json::Map<_, _>>()
-        .into();
-    let rest = |authorization: String| {
-        let mut event: Value = serde_json::from_str(&rest_event(
-            "prod",
-            Door::CustomDomain { base_path: "" },
-            "GET",
-            "/v1/certificates",
-            None,
-        ))
-        .unwrap();
-        event["queryStringParameters"] = single.clone();
-        event["multiValueQueryStringParameters"] = multi.clone();
+    let as_map = |value: &dyn Fn(&str) -> Value| -> Value {
+        params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), value(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let rest = |stage: &str, door: Door, authorization: String| {
+        let mut event: Value =
+            serde_json::from_str(&rest_event(stage, door, "GET", route, None)).unwrap();
+        event["queryStringParameters"] = as_map(&|v| json!(v));
+        event["multiValueQueryStringParameters"] = as_map(&|v| json!([v]));
         event["headers"]["Authorization"] = json!(authorization);
+        event.to_string()
+    };
+    let http = |stage: &str, door: Door, authorization: String| {
+        let mut event: Value =
+            serde_json::from_str(&http_event(stage, door, true, "GET", route, None)).unwrap();
+        event["rawQueryString"] = json!(query);
+        event["queryStringParameters"] = as_map(&|v| json!(v));
+        event["headers"]["authorization"] = json!(authorization);
         event.to_string()
     };
     let alb = |authorization: String| {
         let mut event = aws_event("example-alb-lambda-target-request-headers-only.json");
         event["httpMethod"] = json!("GET");
-        event["path"] = json!("/v1/certificates");
+        event["path"] = json!(route);
         // ALB passes the parameters on as the client encoded them.
-        let encoded = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-        event["queryStringParameters"] = params
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), json!(encoded(v))))
-            .collect::<serde_json::Map<_, _>>()
-            .into();
+        event["queryStringParameters"] =
+            as_map(&|v| json!(form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()));
         event["headers"]["authorization"] = json!(authorization);
         event["body"] = json!("");
-        event["isBase64Encoded"] = json!(false);
         event.to_string()
     };
-    for (door, event) in [
-        ("REST API", rest(authorization(&sent))),
-        ("ALB", alb(authorization(&sent))),
+    let rest_doors = [
+        ("prod", Door::ExecuteApi),
+        ("prod", Door::CustomDomain { base_path: "" }),
+        ("prod", Door::CustomDomain { base_path: "ca" }),
+    ];
+    let http_doors = [
+        ("prod", Door::ExecuteApi),
+        ("$default", Door::ExecuteApi),
+        ("prod", Door::CustomDomain { base_path: "ca" }),
+    ];
+    // Each door, signed over its URL's path and over a query other than
+    // the one sent.
+    for (signed_query, expected) in [
+        (query.clone(), StatusCode::OK),
+        (
+            query.replace("limit=10", "limit=11"),
+            StatusCode::UNAUTHORIZED,
+        ),
     ] {
-        let (status, text) = status_and_text(call(&state, &event).await).await;
-        assert_eq!(status, StatusCode::OK, "{door}: {text}");
-        let page: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(page["certificates"][0]["serial"], "0a01", "{door}: {text}");
+        let signed = |url_path: String| authorization(&format!("{url_path}?{signed_query}"));
+        let mut events = Vec::new();
+        for (stage, door) in rest_doors {
+            let event = rest(stage, door, signed(door.url_path(stage, route)));
+            events.push((format!("REST API {stage} {door:?}"), event));
+        }
+        for (stage, door) in http_doors {
+            let event = http(stage, door, signed(door.url_path(stage, route)));
+            events.push((format!("HTTP API {stage} {door:?}"), event));
+        }
+        events.push(("ALB".to_owned(), alb(signed(route.to_owned()))));
+        for (door, event) in events {
+            let (status, text) = status_and_text(call(&state, &event).await).await;
+            assert_eq!(status, expected, "{door}: {text}");
+            if expected == StatusCode::OK {
+                let page: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(page["certificates"][0]["serial"], "0a01", "{door}: {text}");
+            }
+        }
     }
-    // Signed over another query: refused, whichever way it is read.
-    let other = sent.replace("limit=10", "limit=11");
-    for (door, event) in [
-        ("REST API", rest(authorization(&other))),
-        ("ALB", alb(authorization(&other))),
+    // The route's own path (as a client that knows the route signs) is
+    // good too; a path that is neither is not.
+    let (stage, door) = rest_doors[0];
+    for (signed_path, expected) in [
+        (route.to_owned(), StatusCode::OK),
+        (format!("/test{route}"), StatusCode::UNAUTHORIZED),
     ] {
+        let event = rest(
+            stage,
+            door,
+            authorization(&format!("{signed_path}?{query}")),
+        );
         let (status, text) = status_and_text(call(&state, &event).await).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{door}: {text}");
+        assert_eq!(status, expected, "signed over {signed_path}: {text}");
     }
 }

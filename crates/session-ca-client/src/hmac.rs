@@ -18,8 +18,8 @@
 //! <lower-case hex SHA-256 of the body>
 //! ```
 //!
-//! (the method, the path with its query as sent, the timestamp and the
-//! nonce as in the header; the nonce is 16 to 64 characters of `A-Z a-z 0-9
+//! (the method, the path of the URL called with its query as sent, the
+//! timestamp and the nonce as in the header; the nonce is 16 to 64 characters of `A-Z a-z 0-9
 //! - _`, fresh for every request, so two identical requests in the same
 //! second still have different signatures). The server refuses timestamps more than `max_skew` (300 s by
 //! default) from its clock, compares signatures in constant time
