@@ -345,6 +345,23 @@ impl RawConfig {
                 ..
             }) = cas.get(&profile.ca)
             {
+                if profile.crl_url.is_some() {
+                    // Each instance certifies an issuing key of its own, so
+                    // no one CRL is signed by these certificates' issuer: a
+                    // distribution point would name a CRL that never
+                    // verifies, and relying parties that fetch it and fail
+                    // closed would refuse every certificate.
+                    return Err(invalid(
+                        format!("profiles.{name}.crl_url"),
+                        format!(
+                            "CA {:?} is KMS-delegated (cas.{}.delegate): each instance signs \
+                             with an issuing key of its own, so no CRL can cover its \
+                             certificates; remove crl_url (revocation is enforced at issuance) \
+                             or use KMS direct custody",
+                            profile.ca, profile.ca
+                        ),
+                    ));
+                }
                 if profile.max_ttl * 3 > *period {
                     return Err(invalid(
                         format!("cas.{}.delegate", profile.ca),

@@ -328,6 +328,22 @@ fn kms_sources_and_their_settings() {
         assert!(err.contains(field), "{ca}: want field {field} in: {err}");
         assert!(err.contains(needle), "{ca}: want {needle:?} in: {err}");
     }
+    // No CRL can cover a delegated CA's certificates: no distribution point.
+    let crl_url = "crl_url = \"http://ca.internal/v1/crl\"\n";
+    let err = load(&format!(
+        "[cas.default]\nsource = \"kms:alias/x\"\nchain = \"file:d\"\ndelegate = \"1h\"\n\
+         [profiles.default]\n{crl_url}"
+    ))
+    .expect_err("crl_url with a delegated CA")
+    .to_string();
+    assert!(
+        err.contains("profiles.default.crl_url") && err.contains("KMS-delegated"),
+        "{err}"
+    );
+    load(&format!(
+        "[cas.default]\nsource = \"kms:alias/x\"\nchain = \"file:d\"\n[profiles.default]\n{crl_url}"
+    ))
+    .expect("crl_url with KMS direct custody");
 }
 
 #[test]
