@@ -55,7 +55,7 @@ impl Verifier {
             Forwarded::AlbPassthrough(value)
             | Forwarded::AlbVerifyLeaf(value)
             | Forwarded::Nginx(value) => url_decoded(value)?,
-            Forwarded::Envoy(value) => url_decoded(envoy_certificate(value)?)?,
+            Forwarded::Envoy(value) => url_decoded(&envoy_certificate(value)?)?,
             Forwarded::ApiGatewayPem(value) => value.to_owned(),
         };
         let chain = CertificateDer::pem_slice_iter(pem.as_bytes())
@@ -82,30 +82,23 @@ fn url_decoded(value: &str) -> Result<String, VerifyError> {
 }
 
 /// The `Chain` (else `Cert`) value of the last element of an Envoy
-/// `x-forwarded-client-cert` header: elements are separated by `,`, pairs
-/// by `;`, and a value may be quoted (the separators count only outside
-/// quotes).
-fn envoy_certificate(header: &str) -> Result<&str, VerifyError> {
-    let elements = split_outside_quotes(header, ',');
-    let last = elements.last().copied().unwrap_or_default();
-    let mut cert = None;
-    let mut chain = None;
-    for pair in split_outside_quotes(last, ';') {
-        let Some((key, value)) = pair.split_once('=') else {
-            continue;
-        };
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(value);
-        match key.trim() {
-            k if k.eq_ignore_ascii_case("Chain") => chain = Some(value),
-            k if k.eq_ignore_ascii_case("Cert") => cert = Some(value),
-            _ => {}
+/// `x-forwarded-client-cert` header (see [`envoy_elements`]). Two of
+/// either in that element, or neither, is refused.
+fn envoy_certificate(header: &str) -> Result<String, VerifyError> {
+    let elements = envoy_elements(header)?;
+    let last = elements.last().map(Vec::as_slice).unwrap_or_default();
+    let value_of = |name: &str| -> Result<Option<&str>, VerifyError> {
+        let mut values = last
+            .iter()
+            .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str());
+        match (values.next(), values.next()) {
+            (_, Some(_)) => Err(malformed_xfcc(&format!("two {name} in its last element"))),
+            (value, None) => Ok(value.filter(|v| !v.is_empty())),
         }
-    }
-    chain.or(cert).filter(|v| !v.is_empty()).ok_or_else(|| {
+    };
+    let (chain, cert) = (value_of("Chain")?, value_of("Cert")?);
+    chain.or(cert).map(str::to_owned).ok_or_else(|| {
         VerifyError::MalformedForwarded(
             "the last element of x-forwarded-client-cert has no Cert or Chain (configure Envoy \
              with set_current_client_cert_details: cert: true or chain: true)"
@@ -114,20 +107,67 @@ fn envoy_certificate(header: &str) -> Result<&str, VerifyError> {
     })
 }
 
-/// `text` split at `separator` where it is not inside double quotes.
-fn split_outside_quotes(text: &str, separator: char) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut start, mut quoted) = (0, false);
-    for (i, c) in text.char_indices() {
-        if c == '"' {
-            quoted = !quoted;
-        } else if c == separator && !quoted {
-            parts.push(&text[start..i]);
-            start = i + c.len_utf8();
+fn malformed_xfcc(why: &str) -> VerifyError {
+    VerifyError::MalformedForwarded(format!("x-forwarded-client-cert: {why}"))
+}
+
+/// The elements of an Envoy `x-forwarded-client-cert` header, each its
+/// `key=value` pairs: elements are separated by `,`, pairs by `;`, and a
+/// value is either bare (no `,`, `;` or `"`) or a quoted string in which
+/// `\` escapes the next character (as Envoy writes a `"`, `,` or `;` of a
+/// subject). The grammar is strict: an unterminated quoted string, a quote
+/// in a bare value or text after a quoted one is refused, so that a value
+/// a client put in front of the proxy's own element cannot swallow the
+/// separator before it and pass off the client's text as the last element.
+fn envoy_elements(header: &str) -> Result<Vec<Vec<(&str, String)>>, VerifyError> {
+    let mut elements = vec![Vec::new()];
+    let mut rest = header;
+    loop {
+        let (key, after) = rest
+            .split_once('=')
+            .ok_or_else(|| malformed_xfcc("a pair without '='"))?;
+        let key = key.trim();
+        if key.is_empty() || key.contains([',', ';', '"']) {
+            return Err(malformed_xfcc("a malformed key"));
         }
+        rest = after.trim_start();
+        let value = if let Some(quoted) = rest.strip_prefix('"') {
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let end = loop {
+                match chars.next() {
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, escaped)) => value.push(escaped),
+                        None => return Err(malformed_xfcc("an unterminated quoted value")),
+                    },
+                    Some((i, '"')) => break i,
+                    Some((_, c)) => value.push(c),
+                    None => return Err(malformed_xfcc("an unterminated quoted value")),
+                }
+            };
+            rest = quoted[end + 1..].trim_start();
+            value
+        } else {
+            let stop = rest.find([',', ';', '"']).unwrap_or(rest.len());
+            if rest[stop..].starts_with('"') {
+                return Err(malformed_xfcc("a quote inside a bare value"));
+            }
+            let value = rest[..stop].trim_end().to_owned();
+            rest = &rest[stop..];
+            value
+        };
+        if let Some(element) = elements.last_mut() {
+            element.push((key, value));
+        }
+        let mut next = rest.chars();
+        match next.next() {
+            None => return Ok(elements),
+            Some(';') => {}
+            Some(',') => elements.push(Vec::new()),
+            Some(_) => return Err(malformed_xfcc("text after a quoted value")),
+        }
+        rest = next.as_str();
     }
-    parts.push(&text[start..]);
-    parts
 }
 
 #[cfg(test)]
@@ -231,10 +271,6 @@ mod tests {
     #[test]
     fn envoy_elements_and_pairs_split_outside_quotes() {
         assert_eq!(
-            split_outside_quotes(r#"a="x,y";b=1,c=2"#, ','),
-            vec![r#"a="x,y";b=1"#, "c=2"]
-        );
-        assert_eq!(
             envoy_certificate(r#"Cert="old",By=z;Cert="new";Subject="CN=a;b""#).unwrap(),
             "new"
         );
@@ -242,5 +278,53 @@ mod tests {
             envoy_certificate(r#"By=z;Cert="leaf";Chain="chain""#).unwrap(),
             "chain"
         );
+        // Envoy escapes a subject's quote; an empty Chain does not hide Cert.
+        assert_eq!(
+            envoy_certificate(r#"By=z;Subject="CN=a\"\,b";Chain="";Cert=leaf"#).unwrap(),
+            "leaf"
+        );
+        assert_eq!(
+            envoy_elements(r#"a="x,y";b=1,c=2"#).unwrap(),
+            vec![
+                vec![("a", "x,y".to_owned()), ("b", "1".to_owned())],
+                vec![("c", "2".to_owned())]
+            ]
+        );
+    }
+
+    #[test]
+    fn an_envoy_element_a_client_sent_cannot_pass_for_the_proxys() {
+        // The client's own element ends in an open quote, which would
+        // swallow the comma before the element the proxy appends.
+        let proxy = r#"By=b;Hash=h;Cert="real";Subject="CN=s";URI="#;
+        for client in [
+            r#"By=a;Cert=victim;X=""#,
+            r#"By=a;Cert=victim;X="\"#,
+            r#"By=a;Cert=victim;X="a\"#,
+            r#"By=a;Cert=victim;X="a\""b"#,
+            r#"By=a;Cert="victim"x"#,
+            r#"By=a;Cert=vic"tim"#,
+        ] {
+            let header = format!("{client},{proxy}");
+            let err = envoy_certificate(&header).unwrap_err();
+            assert!(
+                matches!(err, VerifyError::MalformedForwarded(_)),
+                "{header}: {err}"
+            );
+        }
+        // A well-formed element before the proxy's is simply not the last.
+        assert_eq!(
+            envoy_certificate(&format!("By=a;Cert=victim,{proxy}")).unwrap(),
+            "real"
+        );
+        for header in ["", "Cert", "Cert=a;Cert=b", "=x", "Cert=\"a"] {
+            assert!(
+                matches!(
+                    envoy_certificate(header),
+                    Err(VerifyError::MalformedForwarded(_))
+                ),
+                "{header:?}"
+            );
+        }
     }
 }
