@@ -50,6 +50,26 @@ export function retryDelayMs(policy, attempts, retryAfterMs) {
   return Math.random() * cap;
 }
 
+/**
+ * `DEFAULT_RETRY` with the settings `given` sets; a setting left
+ * `undefined` keeps its default, and one that is not a finite number ≥ 0
+ * is refused (a NaN would make every comparison false and retry forever).
+ * @param {Partial<{ maxAttempts: number, baseDelayMs: number, maxDelayMs: number }>} [given]
+ */
+function retryPolicy(given = {}) {
+  /** @type {{ maxAttempts: number, baseDelayMs: number, maxDelayMs: number }} */
+  const policy = { ...DEFAULT_RETRY };
+  for (const [name, value] of Object.entries(given ?? {})) {
+    if (!(name in DEFAULT_RETRY)) throw new TypeError(`SignerClient: unknown retry setting ${name}`);
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+      throw new TypeError(`SignerClient: retry.${name} must be a finite number >= 0, got ${String(value)}`);
+    }
+    policy[/** @type {keyof typeof policy} */ (name)] = value;
+  }
+  return Object.freeze(policy);
+}
+
 /** Marks the errors of the HTTP exchange itself (connection, TLS, timeout), which a retry may get past. */
 const TRANSPORT = Symbol('session-ca transport error');
 
@@ -235,7 +255,7 @@ export class SignerClient {
     this.#basePath = base.pathname.replace(/\/+$/, ''); // a stage path such as /prod stays
     this.#ca = options.ca;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.#retry = { ...DEFAULT_RETRY, ...(options.retry ?? {}) };
+    this.#retry = retryPolicy(options.retry);
     const auth = options.auth ?? { type: 'none' };
     this.#auth = auth;
     if (auth.type === 'sigv4') {
@@ -628,7 +648,21 @@ function retireAgent(agent) {
   }
 }
 
-/** A cache key for agent options (functions such as checkServerIdentity count by name only). @param {object} options */
+/** Each function an agent's options held, by a number of its own (its name says nothing: every inline `checkServerIdentity` has the same). */
+const functionIds = new WeakMap();
+let lastFunctionId = 0;
+
+/**
+ * A cache key for agent options: equal for equal values and for the very
+ * same functions, so that options with another `checkServerIdentity` (a
+ * pinning check) never get an agent made with the first one. Pass the same
+ * function object to keep the same agent.
+ * @param {object} options
+ */
 function optionsKey(options) {
-  return JSON.stringify(options, (_, value) => (typeof value === 'function' ? `fn:${value.name}` : value));
+  return JSON.stringify(options, (_, value) => {
+    if (typeof value !== 'function') return value;
+    if (!functionIds.has(value)) functionIds.set(value, ++lastFunctionId);
+    return `fn#${functionIds.get(value)}`;
+  });
 }

@@ -146,6 +146,16 @@ describe('retries', () => {
     assert.equal(once.received.length, 1);
   });
 
+  test('a retry setting left undefined keeps its default, and a bad one is refused', async () => {
+    const s = await script(...Array.from({ length: 5 }, () => refusal(503, 'ca_unavailable')));
+    const client = new SignerClient({ url: s.url, retry: { maxAttempts: undefined, baseDelayMs: 1 } });
+    await assert.rejects(client.issue(), { status: 503 });
+    assert.equal(s.received.length, DEFAULT_RETRY.maxAttempts);
+    for (const retry of [{ maxAttempts: Number.NaN }, { maxDelayMs: -1 }, { baseDelayMs: '5' }, { attempts: 2 }]) {
+      assert.throws(() => new SignerClient({ url: s.url, retry }), TypeError, JSON.stringify(retry));
+    }
+  });
+
   test('a malformed 201 is not retried', async () => {
     const s = await script([201, { 'content-type': 'application/json' }, Buffer.from('not json')], issued);
     await assert.rejects(new SignerClient({ url: s.url, retry: QUICK }).issue(), SyntaxError);

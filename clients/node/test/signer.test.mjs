@@ -163,6 +163,16 @@ describe('mTLS with the session certificate', () => {
     assert.ok(response.body.includes(SESSION), 'the backend saw our session id as the subject CN');
     assert.equal(presented(response.body), (await session.current()).certificate.trim());
     assert.equal(await session.httpsAgent({ ca: identity.certPem }), agent, 'same agent until renewal');
+    // Another pinning check, though named the same, is another agent; the same function, the same agent.
+    // (Both functions are named `checkServerIdentity`, after the property.)
+    const pinA = { ca: identity.certPem, checkServerIdentity: (host, cert) => undefined };
+    const pinB = { ca: identity.certPem, checkServerIdentity: (host, cert) => new Error(`not pinned: ${host} ${cert?.subject}`) };
+    assert.equal(pinA.checkServerIdentity.name, pinB.checkServerIdentity.name);
+    const withA = await session.httpsAgent(pinA);
+    const withB = await session.httpsAgent(pinB);
+    assert.notEqual(withB, withA);
+    assert.equal(withB.options.checkServerIdentity, pinB.checkServerIdentity);
+    assert.equal(await session.httpsAgent({ ...pinA }), withA);
     await session.close();
   });
 

@@ -83,9 +83,12 @@ class Scripted:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                self.do_POST()
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                scripted.received.append(Received("POST", self.path, self.headers, body))
+                scripted.received.append(Received(self.command, self.path, self.headers, body))
                 step = scripted.steps.pop(0) if scripted.steps else refusal(500, "script_exhausted")
                 if step is None:
                     self.close_connection = True

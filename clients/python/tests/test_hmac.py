@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import subprocess
 
 import pytest
 
-from conftest import HMAC_KEY_ID, HMAC_SECRET
+from conftest import HMAC_KEY_ID, HMAC_SECRET, refusal
 from session_ca import AuthError, HmacAuth, SessionCertificate, SignerClient, SignerError
 from session_ca._auth import _hmac_string_to_sign
+from session_ca._client import trust_context
 
 
 def test_string_to_sign_matches_the_rust_client():
@@ -60,3 +62,34 @@ def test_no_signature_gets_the_services_401(hmac_signer):
     with pytest.raises(SignerError) as refused:
         SignerClient(hmac_signer.url).issue()
     assert (refused.value.status, refused.value.code) == (401, "unauthenticated")
+
+
+def test_a_netrc_entry_for_the_signer_does_not_replace_the_signature(scripted, monkeypatch, tmp_path):
+    # requests would otherwise put Basic auth from ~/.netrc over the Authorization header.
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-password\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    server = scripted(refusal(403, "caller_not_allowed"))
+    with pytest.raises(SignerError):
+        SignerClient(server.url, auth=HmacAuth(HMAC_KEY_ID, HMAC_SECRET)).issue(transaction_id="tx-netrc")
+    (received,) = server.received
+    assert received.headers["Authorization"].startswith("SESSION-CA-HMAC-SHA256 KeyId=test-client, ")
+
+
+def test_pem_text_with_comments_before_its_blocks_is_pem_not_a_path(tmp_path):
+    # As certifi's bundle and `openssl pkcs12` output open: text before the first block.
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "ca.pem"), "-subj", "/CN=Commented CA",
+         "-days", "1"],
+        check=True, capture_output=True,
+    )
+    pem = (tmp_path / "ca.pem").read_text()
+    commented = "# Issuer: CN=Commented CA\n# Label: \"Commented CA\"\n" * 3 + "Bag Attributes\n" + pem
+    assert trust_context(commented).cert_store_stats()["x509_ca"] == 1
+    assert trust_context(commented.encode()).cert_store_stats()["x509_ca"] == 1
+    client = SignerClient("https://signer.example", ca_bundle=commented)
+    assert client._verify is True  # kept in memory, not handed to requests as a path
+    assert trust_context(str(tmp_path / "ca.pem")).cert_store_stats()["x509_ca"] == 1

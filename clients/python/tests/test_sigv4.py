@@ -101,3 +101,27 @@ def test_the_default_chain_and_aws_region(recorder, monkeypatch, tmp_path):
     with pytest.raises(SignerError):
         SignerClient(base_url, auth=SigV4Auth()).issue(transaction_id="tx-sigv4")
     _check(recorder.received, base_url, "ASIAROLEKEY", "role-secret", "role-token", "us-east-2", "lambda")
+
+
+def test_the_ca_chain_is_signed_too(scripted):
+    # A Function URL or an API Gateway with IAM auth checks every path, /v1/ca too.
+    chain = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    server = scripted((200, {"Content-Type": "application/x-pem-file"}, chain.encode()))
+    base_url = server.url + "/prod"
+    auth = SigV4Auth(region="eu-west-1", service="lambda", credentials=Credentials(ACCESS_KEY, SECRET_KEY, TOKEN))
+    assert SignerClient(base_url, auth=auth).ca_chain(profile="payments") == [chain]
+    (received,) = server.received
+    assert (received.method, received.path) == ("GET", "/prod/v1/ca?profile=payments")
+    headers = received.headers
+    match = re.fullmatch(
+        r"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/\d{8}/eu-west-1/lambda/aws4_request, "
+        r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})",
+        headers["Authorization"],
+    )
+    assert match, headers["Authorization"]
+    signed = match.group(1).split(";")
+    request = AWSRequest(method="GET", url=base_url + "/v1/ca?profile=payments", data=b"",
+                         headers={h: headers[h] for h in signed})
+    request.context["timestamp"] = headers["X-Amz-Date"]
+    boto = BotoSigV4(Credentials(ACCESS_KEY, SECRET_KEY, TOKEN), "lambda", "eu-west-1")
+    assert boto.signature(boto.string_to_sign(request, boto.canonical_request(request)), request) == match.group(2)

@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 
-from ._auth import Auth
+from ._auth import Auth, SigV4Auth
 from ._errors import SignerError, SignerUnreachable, UnexpectedResponse
 from ._tls import ContextAdapter
 
@@ -133,8 +133,16 @@ class IssuedCertificate:
 
 
 def _is_pem(value: PemOrPath) -> bool:
-    head = value[:64] if isinstance(value, bytes) else value[:64].encode("utf-8", "replace")
-    return b"-----BEGIN" in head
+    """Whether ``value`` is PEM text rather than a path: a PEM block anywhere in it (a
+    bundle may open with comments, as certifi's does, or with ``Bag Attributes``)."""
+    return (b"-----BEGIN" in value) if isinstance(value, bytes) else ("-----BEGIN" in value)
+
+
+def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """The session's own ``auth``, which changes nothing: requests looks up ``~/.netrc``
+    only when no auth is set, and a netrc entry for the signer's host would replace the
+    signature's ``Authorization`` header with Basic auth (and send that password)."""
+    return request
 
 
 def trust_context(trust: Optional[PemOrPath]) -> ssl.SSLContext:
@@ -186,6 +194,7 @@ class SignerClient:
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self._http = requests.Session()
+        self._http.auth = _no_netrc
         # Passed with every request, so that REQUESTS_CA_BUNDLE cannot override a given bundle.
         self._verify: Union[bool, str] = True
         if ca_bundle is not None:
@@ -291,9 +300,19 @@ class SignerClient:
             ) from None
 
     def ca_chain(self, profile: Optional[str] = None) -> List[str]:
-        """The profile's CA chain (``GET /v1/ca``) as PEM certificates, issuing CA first."""
+        """The profile's CA chain (``GET /v1/ca``) as PEM certificates, issuing CA first.
+
+        Signed with SigV4 when that is the client's auth (a Function URL or an API Gateway
+        with IAM auth checks every path), as the Rust client does; the signer itself does not
+        authenticate this route, so an HMAC signature is not sent.
+        """
         url = self.url + "/v1/ca"
-        response = self._send("GET", url, params={"profile": profile} if profile else None)
+        if profile:
+            url += "?" + urlencode({"profile": profile})
+        headers: Dict[str, str] = {}
+        if isinstance(self.auth, SigV4Auth):
+            headers.update(self.auth.headers("GET", url, b"", dict(headers)))
+        response = self._send("GET", url, headers=headers)
         if response.status_code != 200:
             raise _rejection(response)
         return _split_pem(response.text)
