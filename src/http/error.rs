@@ -102,7 +102,8 @@ pub enum AppError {
     NotConfigured(String),
     /// The `Idempotency-Key` header is malformed.
     #[error(
-        "the Idempotency-Key header must be 16 to 128 characters of A-Z, a-z, 0-9, '-' and '_'"
+        "the Idempotency-Key header must be given once, 16 to 128 characters of A-Z, a-z, 0-9, \
+         '-' and '_'"
     )]
     InvalidIdempotencyKey,
     /// The `Idempotency-Key` was used by this caller for another request.

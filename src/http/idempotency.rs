@@ -59,9 +59,14 @@ struct Derived {
 
 /// The `Idempotency-Key` header, checked: `None` when absent.
 pub(crate) fn key_of(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
-    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        // Which one the caller meant is not ours to guess.
+        return Err(AppError::InvalidIdempotencyKey);
+    }
     // One definition of the key's shape, the client's.
     let key = value.to_str().unwrap_or("");
     session_ca_client::idempotency::check_key(key).map_err(|_| AppError::InvalidIdempotencyKey)?;

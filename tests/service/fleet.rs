@@ -278,6 +278,18 @@ async fn an_idempotent_retry_gets_the_first_response_and_no_second_certificate()
             reply.message()
         );
     }
+    // So is the header given twice, even with two well-formed keys.
+    let mut twice = issue_request(&body, Some(key));
+    twice.headers_mut().append(
+        "idempotency-key",
+        header::HeaderValue::from_static("another-key-0123456789"),
+    );
+    let reply = send(&state, twice).await;
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    assert!(reply.message().contains("once"), "{}", reply.message());
 
     // The stored response is sealed: neither the private key, nor its
     // base64 body, nor the certificate is in the file in any form.

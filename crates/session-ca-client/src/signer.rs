@@ -24,7 +24,9 @@ pub struct SignerClient {
 }
 
 /// An issuance and how it came about (see [`SignerClient::issue_detailed`]).
-#[derive(Debug)]
+/// Its `Debug` leaves out the idempotency key (with the caller's identity,
+/// it opens the response the signer keeps sealed) and, as
+/// [`IssueResponse`]'s does, the private key.
 #[non_exhaustive]
 pub struct IssueOutcome {
     /// The certificate and its key.
@@ -38,6 +40,17 @@ pub struct IssueOutcome {
     pub idempotency_key: String,
     /// How many requests were sent, the first included.
     pub attempts: u32,
+}
+
+impl fmt::Debug for IssueOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssueOutcome")
+            .field("response", &self.response)
+            .field("replayed", &self.replayed)
+            .field("idempotency_key", &"[elided]")
+            .field("attempts", &self.attempts)
+            .finish()
+    }
 }
 
 /// How requests are authenticated.
@@ -687,6 +700,28 @@ mod tests {
             shown.contains("payments") && !shown.contains("0707"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn an_outcomes_debug_shows_no_idempotency_key_or_private_key() {
+        let outcome = IssueOutcome {
+            response: serde_json::from_value(serde_json::json!({
+                "serial": "01", "certificate": "CERT", "private_key": "SECRET-KEY",
+                "ca_chain": [], "not_before": "", "not_after": "", "renew_after": "",
+                "key_type": "ecdsa-p256", "fingerprint_sha256": "", "x5t#S256": "",
+                "profile": "default", "session_id": "s", "request_id": "r"
+            }))
+            .unwrap(),
+            replayed: true,
+            idempotency_key: "IDEMPOTENCY-KEY-0123456789".into(),
+            attempts: 2,
+        };
+        let shown = format!("{outcome:?}");
+        assert!(
+            !shown.contains("IDEMPOTENCY-KEY") && !shown.contains("SECRET-KEY"),
+            "{shown}"
+        );
+        assert!(shown.contains("attempts: 2"), "{shown}");
     }
 
     #[test]
