@@ -369,6 +369,75 @@ async fn validity_is_checked_at_the_verifier_clock_with_the_skew() {
     assert!(matches!(err, VerifyError::Expired { .. }), "{err:?}");
 }
 
+/// The skew widens a certificate's validity, never a CRL's: a leaf expired
+/// within the skew is checked again at the shifted instant, and a CRL past
+/// its nextUpdate at the real time is still stale then. A CRL document with
+/// text before its PEM block is read as PEM.
+#[tokio::test]
+async fn the_skew_never_stretches_a_crl_past_its_next_update() {
+    let service = TestService::new().await;
+    let issued = Issued::from_body(
+        issue_json(
+            &service.state,
+            json!({"session_id": SESSION_ID, "ttl_seconds": 300}),
+        )
+        .await
+        .json(),
+    );
+    let ca_pem = ca_pem_of(&service.state).await;
+    let not_after = t0() + Duration::seconds(300);
+    let issuer = rcgen_issuer(&service).await;
+    let crl_until = |next_update: OffsetDateTime, number: u64| {
+        rcgen::CertificateRevocationListParams {
+            this_update: t0(),
+            next_update,
+            crl_number: rcgen::SerialNumber::from(number.to_be_bytes().to_vec()),
+            issuing_distribution_point: None,
+            revoked_certs: Vec::new(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&issuer)
+        .unwrap()
+        .pem()
+        .unwrap()
+    };
+    // Checked 45 s after the leaf's notAfter (inside the 60 s skew).
+    let checked = not_after + Duration::seconds(45);
+    let with_crl = |pem: &str| {
+        Verifier::builder()
+            .ca_pem(&ca_pem)
+            .crl_pem(pem)
+            .clock(clock(checked))
+            .build()
+            .unwrap()
+    };
+    let leaf = [issued.leaf.clone()];
+    with_crl(&crl_until(not_after + Duration::seconds(120), 1))
+        .verify(&leaf)
+        .expect("a fresh CRL, and the leaf within the skew");
+    // The CRL's nextUpdate passed 15 s ago: stale, though the shifted
+    // instant the leaf is checked at lies before it.
+    let stale_at = not_after + Duration::seconds(30);
+    let verifier = with_crl(&crl_until(stale_at, 1));
+    match verifier.verify(&leaf) {
+        Err(VerifyError::StaleCrl {
+            next_update,
+            checked_at,
+            ..
+        }) => assert_eq!((next_update, checked_at), (stale_at, checked)),
+        other => panic!("want StaleCrl, got {other:?}"),
+    }
+    // A newer CRL, as `openssl crl -text` writes it (text first), replaces it.
+    let newer = crl_until(not_after + Duration::seconds(120), 2);
+    verifier
+        .crls()
+        .update(format!(
+            "Certificate Revocation List (CRL):\n        Version 2 (0x1)\n{newer}"
+        ))
+        .unwrap();
+    verifier.verify(&leaf).expect("the newer CRL is fresh");
+}
+
 /// The test CA of a [`TestService`] as an rcgen issuer, to sign crafted
 /// certificates that the signer itself would never produce.
 async fn rcgen_issuer(service: &TestService) -> rcgen::Issuer<'static, KeyPair> {

@@ -80,7 +80,7 @@ pub(crate) struct LoadedCrl {
     pub(crate) issuer_der: Vec<u8>,
     issuer: String,
     this_update: OffsetDateTime,
-    next_update: OffsetDateTime,
+    pub(crate) next_update: OffsetDateTime,
     revoked: usize,
     /// The CRL number's magnitude, big-endian without leading zeros.
     number: Option<Vec<u8>>,
@@ -202,7 +202,12 @@ impl CrlSet {
     /// revoked certificate.
     pub fn update(&self, document: impl AsRef<[u8]>) -> Result<usize, VerifyError> {
         let document = document.as_ref();
-        let crls = if document.trim_ascii_start().starts_with(b"-----BEGIN") {
+        // PEM when it holds a PEM block anywhere (text may come first, as
+        // `openssl crl -text` writes it; RFC 7468 §2), else DER.
+        let crls = if document
+            .windows(b"-----BEGIN".len())
+            .any(|w| w == b"-----BEGIN")
+        {
             crls_of_pem(document)?
         } else {
             vec![CertificateRevocationListDer::from(document)]

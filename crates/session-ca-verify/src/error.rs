@@ -19,9 +19,12 @@ pub enum VerifyErrorKind {
     /// The verifier was configured wrongly by its caller.
     Misuse,
     /// The certificate's revocation status cannot be established: the CRL
-    /// for its issuer is missing, stale or unusable, or could not be
-    /// fetched. Not the peer's fault; the backend's CRL supply needs
-    /// attention (a refresh), and the certificate is refused meanwhile.
+    /// for its issuer is missing or stale, or could not be fetched. Not
+    /// the peer's fault; the backend's CRL supply needs attention (a
+    /// refresh), and the certificate is refused meanwhile. (A document
+    /// that arrived but is not a usable CRL of a configured CA is
+    /// [`VerifyError::UnusableCrl`], [`Misuse`](Self::Misuse): the URL or
+    /// the CA set is wrong, and retrying will not help.)
     RevocationUnavailable,
 }
 

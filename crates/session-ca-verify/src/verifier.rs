@@ -215,6 +215,21 @@ impl Verifier {
             Some(retried) => retried,
         };
         let anchor = result.map_err(|e| self.trust_error(e, &cert, presented, &crls, now))?;
+        // The skew widens the certificates' validity, never a CRL's: the
+        // path checked at the shifted instant also checked the CRL there,
+        // and a CRL past its nextUpdate now is stale, whatever that instant.
+        if retry_at.is_some() {
+            if let Some(stale) = crls
+                .iter()
+                .find(|crl| crl.issuer_der == cert.issuer().as_raw() && crl.next_update < now)
+            {
+                return Err(VerifyError::StaleCrl {
+                    issuer: cert.issuer().to_string(),
+                    next_update: stale.next_update,
+                    checked_at: now,
+                });
+            }
+        }
 
         // webpki takes a trust anchor as a bare name and key, without its
         // validity; like OpenSSL, refuse a path that ends in an anchor past
