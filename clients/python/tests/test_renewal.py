@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from session_ca import SessionCertificate, SignerClient
+import pytest
+
+from session_ca import SessionCertificate, SignerClient, SignerUnreachable
 
 
 def test_the_session_renews_before_a_request_when_due(signer, backend):
@@ -58,3 +60,24 @@ def test_concurrent_callers_share_one_issuance(signer):
     for t in threads:
         t.join()
     assert len(set(serials)) == 1
+
+
+def test_a_failed_renewal_keeps_the_certificate_held(signer):
+    class FlakyClient(SignerClient):
+        down = False
+
+        def issue(self, **kwargs):
+            if self.down:
+                raise SignerUnreachable("the signer is down (scripted)")
+            return super().issue(**kwargs)
+
+    client = FlakyClient(signer.url)
+    certificate = SessionCertificate(client, transaction_id="tx-renew-fails")
+    first = certificate.current()
+    client.down = True
+    with pytest.raises(SignerUnreachable):
+        certificate.renew()
+    assert certificate.current() is first  # still valid, still served
+    client.down = False
+    renewed = certificate.renew()
+    assert renewed.serial != first.serial and certificate.current() is renewed

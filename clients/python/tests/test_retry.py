@@ -125,8 +125,16 @@ def test_a_retry_after_beyond_max_delay_is_raised_not_slept(scripted):
     server = scripted(refusal(429, "rate_limited", {"Retry-After": "30"}))
     with pytest.raises(SignerError) as limited:
         SignerClient(server.url, retry=QUICK).issue()
-    assert (limited.value.status, limited.value.code) == (429, "rate_limited")
+    assert (limited.value.status, limited.value.code, limited.value.retry_after) == (429, "rate_limited", 30.0)
     assert len(server.received) == 1
+
+
+def test_a_gateways_refusal_keeps_its_text_without_control_characters(scripted):
+    server = scripted((403, {"Content-Type": "text/plain"}, b"Forbidden\r\n\x1b[31mby the gateway\x07"))
+    with pytest.raises(SignerError) as refused:
+        SignerClient(server.url, retry=QUICK).issue()
+    assert (refused.value.status, refused.value.code, refused.value.retry_after) == (403, None, None)
+    assert refused.value.message == "Forbidden   [31mby the gateway "
 
 
 def test_retries_end_at_max_attempts(scripted):

@@ -169,8 +169,9 @@ class SignerClient:
     Gateway stage, ``https://abc.execute-api.eu-west-1.amazonaws.com/prod``).
     ``auth`` is ``None`` (a local ``serve`` without authentication),
     :class:`~session_ca.SigV4Auth` or :class:`~session_ca.HmacAuth`.
-    ``ca_bundle`` adds trust for an ``https://`` signer: PEM text/bytes (kept in
-    memory) or a path; ``None`` uses the system's roots. ``timeout`` is in
+    ``ca_bundle`` is what an ``https://`` signer's certificate is checked
+    against, instead of the system's roots: PEM text/bytes (kept in memory) or
+    a path; ``None`` uses the system's roots. ``timeout`` is in
     seconds, for connecting and for each read. ``retry`` is the
     :class:`RetryPolicy` of :meth:`issue` (default: 3 attempts, backoff from
     0.2 s, at most 2 s; ``RetryPolicy.none()`` for a single attempt).
@@ -346,10 +347,12 @@ def _split_pem(text: str) -> List[str]:
 
 def _rejection(response: requests.Response) -> Exception:
     request_id = response.headers.get("X-Request-Id")
+    retry_after = _retry_after(response)
     try:
         error = response.json()["error"]
         code, message = str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError):
-        text = response.text[:200].replace("\n", " ")
-        return SignerError(response.status_code, None, text or response.reason or "no body", request_id)
-    return SignerError(response.status_code, code, message, request_id)
+        # Another party's answer (a gateway's): its start, with no control characters.
+        text = "".join(c if c.isprintable() else " " for c in response.text[:200])
+        return SignerError(response.status_code, None, text or response.reason or "no body", request_id, retry_after)
+    return SignerError(response.status_code, code, message, request_id, retry_after)

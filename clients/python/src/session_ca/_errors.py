@@ -14,8 +14,11 @@ class SignerError(SessionCAError):
 
     ``status`` is the HTTP status, ``code`` the service's stable error code
     (``unauthenticated``, ``ttl_too_long``, ...; ``None`` when the body was not
-    the service's error JSON, e.g. a gateway's answer), ``message`` its text and
-    ``request_id`` the ``X-Request-Id`` of the response, if any.
+    the service's error JSON, e.g. a gateway's answer), ``message`` its text,
+    ``request_id`` the ``X-Request-Id`` of the response, if any, and
+    ``retry_after`` its ``Retry-After`` in seconds, if any (set when the wait it
+    asked for was longer than the retry policy allows, so the caller can wait
+    itself).
     """
 
     def __init__(
@@ -24,11 +27,13 @@ class SignerError(SessionCAError):
         code: Optional[str],
         message: str,
         request_id: Optional[str] = None,
+        retry_after: Optional[float] = None,
     ) -> None:
         self.status = status
         self.code = code
         self.message = message
         self.request_id = request_id
+        self.retry_after = retry_after
         text = f"the signer refused the request: HTTP {status}"
         if code:
             text += f" {code}"

@@ -69,24 +69,31 @@ class SessionCertificate:
             if held is not None and now < held.renew_after.timestamp():
                 return held
             try:
-                issued = self.client.issue(**self._request)
+                return self._issue()
             except SessionCAError as e:
                 if held is not None and now < held.not_after.timestamp():
                     logger.warning("session-ca: renewal failed, keeping serial %s until it expires: %s", held.serial, e)
                     return held
                 raise
-            if issued.private_key is None:
-                raise SessionCAError("the signer returned no private key (CSR mode is not supported here)")
-            if self._request["session_id"] is None:
-                self._request["session_id"] = issued.session_id
-            self._certificate = issued
-            return issued
 
     def renew(self) -> IssuedCertificate:
-        """Issue a new certificate now, whatever ``renew_after`` says."""
+        """Issue a new certificate now, whatever ``renew_after`` says.
+
+        Raises if the signer does not issue one; the certificate held, while
+        still valid, stays the :meth:`current` one.
+        """
         with self._lock:
-            self._certificate = None
-        return self.current()
+            return self._issue()
+
+    def _issue(self) -> IssuedCertificate:
+        """Issues a certificate and holds it (called with the lock held)."""
+        issued = self.client.issue(**self._request)
+        if issued.private_key is None:
+            raise SessionCAError("the signer returned no private key (CSR mode is not supported here)")
+        if self._request["session_id"] is None:
+            self._request["session_id"] = issued.session_id
+        self._certificate = issued
+        return issued
 
     def ssl_context(self, trust: Optional[PemOrPath] = None) -> ssl.SSLContext:
         """A TLS client context with the current certificate, its chain and key loaded from memory.
