@@ -48,9 +48,20 @@ impl Verifier {
     /// module's caveat on trusting it) and reads its claims, exactly as
     /// [`Verifier::verify`] does for a handshake's chain. A value that is
     /// not what that proxy sends (not URL-encoded PEM, encoded twice,
-    /// truncated, no certificate) is refused with
-    /// [`VerifyError::MalformedForwarded`].
+    /// truncated, no certificate in it) is refused with
+    /// [`VerifyError::MalformedForwarded`]; an empty one (the client sent
+    /// no certificate) with [`VerifyError::NoCertificate`].
     pub fn verify_forwarded(&self, forwarded: Forwarded<'_>) -> Result<SessionClaims, VerifyError> {
+        let (Forwarded::AlbPassthrough(value)
+        | Forwarded::AlbVerifyLeaf(value)
+        | Forwarded::Nginx(value)
+        | Forwarded::Envoy(value)
+        | Forwarded::ApiGatewayPem(value)) = forwarded;
+        if value.trim().is_empty() {
+            // What a proxy passes on when the client sent no certificate
+            // (nginx's `ssl_verify_client optional`, say).
+            return Err(VerifyError::NoCertificate);
+        }
         let pem = match forwarded {
             Forwarded::AlbPassthrough(value)
             | Forwarded::AlbVerifyLeaf(value)
@@ -249,7 +260,6 @@ mod tests {
                 "no PEM CERTIFICATE",
             ),
             ("truncated", Forwarded::Nginx(truncated), "malformed PEM"),
-            ("empty", Forwarded::AlbVerifyLeaf(""), "no PEM CERTIFICATE"),
             ("bad escape", Forwarded::Nginx("%C3%28"), "not UTF-8"),
             (
                 "Envoy without a certificate",
@@ -260,6 +270,13 @@ mod tests {
             let err = verifier.verify_forwarded(forwarded).unwrap_err();
             assert_eq!(err.kind(), VerifyErrorKind::NotTrusted, "{name}");
             assert!(err.to_string().contains(want), "{name}: {err}");
+        }
+        // Nothing forwarded: no certificate, not a forged one.
+        for empty in ["", " "] {
+            assert!(matches!(
+                verifier.verify_forwarded(Forwarded::Nginx(empty)),
+                Err(VerifyError::NoCertificate)
+            ));
         }
         // A CA certificate is not a client certificate, however forwarded.
         let err = verifier
