@@ -79,7 +79,10 @@ pub use issuer::{
     issue, issue_async, validity, IssueError, IssuedCertificate, Validity, RENEW_AT_FRACTION,
 };
 pub use keys::{FreshKey, KeyError, KeyType, SecretPem};
-pub use metrics::emf::{Emf, DEFAULT_NAMESPACE as DEFAULT_METRICS_NAMESPACE};
+pub use metrics::emf::{
+    is_valid_namespace as is_valid_metrics_namespace, Emf,
+    DEFAULT_NAMESPACE as DEFAULT_METRICS_NAMESPACE,
+};
 pub use metrics::prometheus::{
     Registry as PrometheusRegistry, CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE,
 };

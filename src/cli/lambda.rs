@@ -20,9 +20,12 @@ pub(super) async fn run() -> Result<()> {
             // Answer every event with a 503 naming the setting rather than
             // failing the init, which callers would only see as an opaque 502.
             tracing::error!(error = %e, "invalid configuration; answering every request with 503 not_configured");
-            return lambda_http::run(session_ca::misconfigured(&e.public_summary()))
-                .await
-                .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"));
+            return lambda_http::run(session_ca::misconfigured(
+                &e.public_summary(),
+                metrics_despite_the_configuration(),
+            ))
+            .await
+            .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"));
         }
     };
     tracing::debug!("configuration loaded");
@@ -43,6 +46,7 @@ pub(super) async fn run() -> Result<()> {
     } else {
         Metrics::Off
     };
+    let refusals_counted = metrics.clone();
     let ledger = match session_ca::open_ledger(
         &config.store.spec,
         config.store.retention,
@@ -56,7 +60,7 @@ pub(super) async fn run() -> Result<()> {
             // Fail closed: no certificate without its record.
             tracing::error!(error = %e, "cannot open the ledger; answering every request with 503 not_configured");
             let reason = format!("the ledger (store.url) cannot be opened: {e}");
-            return lambda_http::run(session_ca::misconfigured(&reason))
+            return lambda_http::run(session_ca::misconfigured(&reason, refusals_counted))
                 .await
                 .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"));
         }
@@ -75,4 +79,20 @@ pub(super) async fn run() -> Result<()> {
     session_ca::run_lambda(state)
         .await
         .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
+}
+
+/// The EMF metrics of a Lambda whose configuration was refused: its
+/// `not_configured` refusals are still counted, under the namespace the
+/// environment names when that one is valid (else the default), unless
+/// metrics are turned off there.
+fn metrics_despite_the_configuration() -> Metrics {
+    let enabled = std::env::var("SESSION_CA_METRICS__ENABLED").ok();
+    if enabled.as_deref().map(str::trim) == Some("false") {
+        return Metrics::Off;
+    }
+    let namespace = std::env::var("SESSION_CA_METRICS__NAMESPACE")
+        .ok()
+        .filter(|ns| session_ca::is_valid_metrics_namespace(ns))
+        .unwrap_or_else(|| session_ca::DEFAULT_METRICS_NAMESPACE.to_owned());
+    Metrics::Emf(Arc::new(Emf::stdout(&namespace)))
 }

@@ -387,13 +387,7 @@ impl RawConfig {
             })?),
         };
         let namespace = &self.metrics.namespace;
-        if namespace.is_empty()
-            || namespace.len() > 255
-            || namespace.starts_with("AWS/")
-            || !namespace
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-/#:".contains(&b))
-        {
+        if !crate::metrics::emf::is_valid_namespace(namespace) {
             return Err(invalid(
                 "metrics.namespace".into(),
                 "must be 1-255 characters of A-Z, a-z, 0-9 and . _ - / # :, not starting \

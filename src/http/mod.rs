@@ -114,7 +114,10 @@ pub fn metrics_app(state: AppState) -> Router {
 /// The service of a Lambda whose configuration was refused at start-up
 /// (`reason`, which names the setting): every request gets 503
 /// `not_configured` with that reason, and `GET /healthz` says it too.
-pub fn misconfigured(reason: &str) -> Router {
+/// Each refusal is counted in `metrics` (`Refusals`, `ErrorCode =
+/// not_configured`), so that an alarm sees a function that answers but
+/// issues nothing.
+pub fn misconfigured(reason: &str, metrics: Metrics) -> Router {
     let reason: Arc<str> = reason.into();
     let health = {
         let reason = reason.clone();
@@ -127,7 +130,7 @@ pub fn misconfigured(reason: &str) -> Router {
             async move { AppError::NotConfigured(reason.to_string()) }
         })
         .layer(axum::middleware::from_fn_with_state(
-            Metrics::Off,
+            metrics,
             layers::observe,
         ))
 }

@@ -43,6 +43,17 @@ impl std::fmt::Debug for Emf {
     }
 }
 
+/// Whether `namespace` is one CloudWatch takes for custom metrics: 1-255
+/// characters of `A-Z a-z 0-9 . _ - / # :`, not starting with `AWS/`.
+pub fn is_valid_namespace(namespace: &str) -> bool {
+    !namespace.is_empty()
+        && namespace.len() <= 255
+        && !namespace.starts_with("AWS/")
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/#:".contains(&b))
+}
+
 impl Emf {
     /// Lines to stdout, under CloudWatch namespace `namespace`.
     pub fn stdout(namespace: &str) -> Emf {

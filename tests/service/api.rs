@@ -933,7 +933,7 @@ async fn error_table() -> BTreeSet<String> {
     // 503 from a Lambda whose configuration was refused at start-up.
     let reason = "the embedded default configuration: profiles.default.subject: not set";
     let reply = send_to(
-        session_ca::misconfigured(reason),
+        session_ca::misconfigured(reason, session_ca::Metrics::Off),
         Request::post("/v1/certificates")
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from("{}"))
@@ -952,7 +952,7 @@ async fn a_refused_configuration_is_named_on_every_path() {
     let reason = "the embedded default configuration: profiles.default.subject: not set";
     for path in ["/v1/ca", "/nope"] {
         let reply = send_to(
-            session_ca::misconfigured(reason),
+            session_ca::misconfigured(reason, session_ca::Metrics::Off),
             Request::get(path).body(Body::empty()).unwrap(),
         )
         .await;
@@ -960,8 +960,38 @@ async fn a_refused_configuration_is_named_on_every_path() {
         assert_eq!(reply.code(), "not_configured", "{path}");
         assert!(reply.headers.contains_key("x-request-id"), "{path}");
     }
+    // Each refusal is counted, so an alarm sees a function that answers
+    // but issues nothing.
+    #[derive(Clone, Default)]
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let capture = Capture::default();
+    let emf = session_ca::Emf::to_writer("SessionCA/test", Box::new(capture.clone()));
     let reply = send_to(
-        session_ca::misconfigured(reason),
+        session_ca::misconfigured(reason, session_ca::Metrics::Emf(std::sync::Arc::new(emf))),
+        Request::post("/v1/certificates")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.code(), "not_configured");
+    let lines = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let line: Value = serde_json::from_str(lines.lines().next().expect("an EMF line")).unwrap();
+    assert_eq!(
+        (&line["Refusals"], &line["ErrorCode"]),
+        (&json!(1), &json!("not_configured")),
+        "{line}"
+    );
+    let reply = send_to(
+        session_ca::misconfigured(reason, session_ca::Metrics::Off),
         Request::get("/healthz").body(Body::empty()).unwrap(),
     )
     .await;
