@@ -30,8 +30,10 @@ pub(crate) fn body_error(rejection: &BytesRejection, config: &Config) -> AppErro
     }
 }
 
-/// Query of `POST /v1/certificates`.
+/// Query of `POST /v1/certificates`. An unknown parameter is refused: a
+/// misspelt `dry_run` (`?dryrun=true`) would otherwise issue for real.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct IssueQuery {
     /// Check the request and answer with the plan, issuing nothing.
     #[serde(default)]

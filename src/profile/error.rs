@@ -58,6 +58,19 @@ pub enum PolicyError {
          the key store with a FIPS-validated tool"
     )]
     Pkcs12NotInFipsBuild,
+    /// `pkcs12: true` for a certificate whose subject holds a character
+    /// outside the Basic Multilingual Plane: the key store names each
+    /// certificate by its subject in a BMPString, which cannot carry it.
+    #[error(
+        "pkcs12: the certificate's subject ({field}) holds a character outside the Basic \
+         Multilingual Plane (above U+FFFE, such as an emoji), which a PKCS#12 friendly name \
+         (a BMPString) cannot carry; take private_key (PEM), or use another {field}"
+    )]
+    Pkcs12SubjectNotBmp {
+        /// The field the character is in: `session_id`, or the profile's
+        /// subject attribute.
+        field: String,
+    },
     /// `ttl_seconds` is zero.
     #[error("ttl_seconds must be at least 1")]
     TtlTooShort,
@@ -151,7 +164,8 @@ impl PolicyError {
             PolicyError::MissingField(_) => "missing_field",
             PolicyError::InvalidField { .. }
             | PolicyError::NotAUuid { .. }
-            | PolicyError::Pkcs12NotInFipsBuild => "invalid_field",
+            | PolicyError::Pkcs12NotInFipsBuild
+            | PolicyError::Pkcs12SubjectNotBmp { .. } => "invalid_field",
             PolicyError::UnknownClaim { .. } => "unknown_claim",
             PolicyError::MissingClaim(_) => "missing_claim",
             PolicyError::ClaimWrongType { .. } => "claim_wrong_type",

@@ -211,6 +211,21 @@ impl Profile {
             None if self.require_session_id => return Err(PolicyError::MissingField("session_id")),
             None => uuid::Uuid::new_v4().to_string(),
         };
+        if request.pkcs12 {
+            // The key store names each certificate by its subject in a
+            // BMPString: refused here, before anything is signed.
+            let outside_bmp = |text: &str| text.chars().any(|c| u32::from(c) > 0xFFFE);
+            if outside_bmp(&session_id) {
+                return Err(PolicyError::Pkcs12SubjectNotBmp {
+                    field: "session_id".into(),
+                });
+            }
+            if let Some((attribute, _)) = self.subject.iter().find(|(_, v)| outside_bmp(v)) {
+                return Err(PolicyError::Pkcs12SubjectNotBmp {
+                    field: format!("profiles.{}.subject.{}", self.name, attribute.short_name()),
+                });
+            }
+        }
         let transaction_id = match &request.transaction_id {
             Some(id) => {
                 check_identifier("transaction_id", id, MAX_TRANSACTION_ID_CHARS)?;

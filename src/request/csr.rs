@@ -219,7 +219,7 @@ fn key_type_of(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<Csr
     }
     if *algorithm == OID_PKCS1_RSAENCRYPTION {
         let bits = match spki.parsed() {
-            Ok(PublicKey::RSA(rsa)) => rsa.key_size(),
+            Ok(PublicKey::RSA(rsa)) => modulus_bits(rsa.modulus),
             _ => {
                 return Err(CsrError::Malformed(
                     "the RSA public key is malformed".into(),
@@ -275,8 +275,36 @@ pub enum CsrError {
     BadSignature,
 }
 
+/// The size in bits of an RSA modulus (big-endian, maybe with leading
+/// zero octets): x509-parser's `key_size` counts whole octets after the
+/// first when its top bit is clear, so a 2052-bit key read as 2048.
+fn modulus_bits(modulus: &[u8]) -> usize {
+    let start = modulus
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(modulus.len());
+    match modulus.get(start) {
+        None => 0,
+        Some(&top) => (modulus.len() - start - 1) * 8 + (8 - top.leading_zeros() as usize),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_rsa_modulus_counts_its_bits() {
+        assert_eq!(modulus_bits(&[0x80; 256]), 2048);
+        assert_eq!(modulus_bits(&[&[0x00][..], &[0x80; 256]].concat()), 2048);
+        let mut over = vec![0xff; 257];
+        over[0] = 0x09; // 2052 bits: 4 in the first octet
+        assert_eq!(modulus_bits(&over), 2052);
+        over[0] = 0x01;
+        assert_eq!(modulus_bits(&over), 2049);
+        assert_eq!(modulus_bits(&[0x7f; 256]), 2047);
+        assert_eq!(modulus_bits(&[0, 0]), 0);
+    }
+
     use super::*;
     use rcgen::PublicKeyData as _;
 

@@ -1162,6 +1162,43 @@ async fn pkcs12_output_is_refused_on_a_fips_build() {
     );
 }
 
+/// A PKCS#12 key store names each certificate by its subject in a
+/// BMPString: a session id with a character outside the Basic Multilingual
+/// Plane is refused before anything is signed (it was a 500 after signing),
+/// and is fine without `pkcs12`.
+#[cfg(not(feature = "fips"))]
+#[tokio::test]
+async fn a_pkcs12_subject_outside_the_bmp_is_refused_before_signing() {
+    let service = TestService::new().await;
+    for session in ["\u{1F600}", "a\u{FFFF}"] {
+        let body = json!({"profile": "plain", "session_id": session, "pkcs12": true});
+        let reply = issue_json(&service.state, body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{session:?}"
+        );
+        check_error(&reply, "invalid_field", "a session id outside the BMP");
+        assert!(
+            reply.message().contains("Basic Multilingual Plane")
+                && reply.message().contains("session_id"),
+            "{}",
+            reply.message()
+        );
+        let without = json!({"profile": "plain", "session_id": session});
+        assert_eq!(
+            issue_json(&service.state, without).await.status,
+            StatusCode::CREATED
+        );
+    }
+    // The highest BMP character a friendly name can hold is fine.
+    let body = json!({"profile": "plain", "session_id": "a\u{FFFD}", "pkcs12": true});
+    assert_eq!(
+        issue_json(&service.state, body).await.status,
+        StatusCode::CREATED
+    );
+}
+
 // A FIPS build refuses `pkcs12: true` (above).
 #[cfg(not(feature = "fips"))]
 #[tokio::test]
@@ -1389,4 +1426,19 @@ async fn a_dry_run_is_refused_as_the_issuance_would_be() {
     );
     let reply = post_to(&service.state, "/v1/certificates?dry_run=false", json!({})).await;
     assert_eq!(reply.status, StatusCode::CREATED, "dry_run=false issues");
+    // A misspelt dry_run is refused, never taken for a real issuance.
+    for query in ["dryrun=true", "dry-run=true", "dry_run=true&x=1"] {
+        let reply = post_to(
+            &service.state,
+            &format!("/v1/certificates?{query}"),
+            json!({}),
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_query"),
+            "{query}"
+        );
+        assert!(reply.json().get("certificate").is_none());
+    }
 }

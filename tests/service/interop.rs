@@ -508,6 +508,12 @@ async fn bad_csrs_get_a_400_that_says_why() {
         "rsa1024",
         &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"],
     );
+    // A few bits over 2048: its modulus has 257 octets, the first below 0x80.
+    let rsa2052 = openssl_csr(
+        dir,
+        "rsa2052",
+        &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2052"],
+    );
     openssl_ok(
         &[
             "genpkey",
@@ -543,6 +549,11 @@ async fn bad_csrs_get_a_400_that_says_why() {
             "RSA-1024",
             rsa1024,
             "RSA key of 1024 bits; RSA keys must be at least 2048 bits",
+        ),
+        (
+            "RSA-2052",
+            rsa2052,
+            "an RSA key of 2052 bits (RSA keys must be 2048, 3072 or 4096 bits)",
         ),
         ("DSA", dsa, "DSA key"),
         ("SHA-1", sha1, "SHA-1"),
