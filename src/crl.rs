@@ -70,7 +70,9 @@ pub fn horizon(config: &Config) -> i64 {
 /// certificate, a compromise (`keyCompromise`, `cACompromise`,
 /// `aACompromise`) outranks any other reason, so that a key found
 /// compromised after a milder revocation says so (as the CA/Browser
-/// Forum's rules ask); otherwise the earliest rule wins.
+/// Forum's rules ask); otherwise the earliest rule gives the reason. The
+/// revocation time is always the earliest of them: a later rule never
+/// moves a certificate's revocation date forward.
 pub async fn revoked_certificates(
     store: &dyn Store,
     ca: &str,
@@ -89,11 +91,22 @@ pub async fn revoked_certificates(
             {
                 continue;
             }
-            let outranked = revoked
-                .get(&record.serial)
-                .is_some_and(|(_, seen)| rank(seen) <= rank(rule));
-            if !outranked {
-                revoked.insert(record.serial.clone(), (record, rule.clone()));
+            match revoked.get_mut(&record.serial) {
+                // The reason is the top-ranked rule's; the time stays the
+                // earliest any rule gave (a date never moves later).
+                Some((_, seen)) if rank(seen) <= rank(rule) => {
+                    seen.revoked_at = seen.revoked_at.min(rule.revoked_at);
+                }
+                Some((_, seen)) => {
+                    let earliest = seen.revoked_at.min(rule.revoked_at);
+                    *seen = Revocation {
+                        revoked_at: earliest,
+                        ..rule.clone()
+                    };
+                }
+                None => {
+                    revoked.insert(record.serial.clone(), (record, rule.clone()));
+                }
             }
         }
     }

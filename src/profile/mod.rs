@@ -213,7 +213,8 @@ impl Profile {
         };
         if request.pkcs12 {
             // The key store names each certificate by its subject in a
-            // BMPString: refused here, before anything is signed.
+            // BMPString: refused here, before anything is signed. (The der
+            // crate refuses U+FFFF too, a noncharacter.)
             let outside_bmp = |text: &str| text.chars().any(|c| u32::from(c) > 0xFFFE);
             if outside_bmp(&session_id) {
                 return Err(PolicyError::Pkcs12SubjectNotBmp {

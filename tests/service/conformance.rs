@@ -250,5 +250,34 @@ fn the_live_service_answers_as_the_openapi_spec_says() {
     let (tested_of, total) = selected.split_once('/').unwrap();
     assert_eq!(tested_of, total, "operations left out:\n{text}");
     assert_eq!(after("Tested:"), total, "operations not tested:\n{text}");
-    assert!(text.contains("No issues found"), "{text}");
+    // Every case passed every check...
+    let (generated, passed) = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" generated, "))
+        .unwrap_or_else(|| panic!("no test case count in:\n{text}"));
+    assert_eq!(format!("{generated} passed"), passed, "{text}");
+    // ...and nothing was flagged, but for one warning the spec cannot
+    // avoid: no schema can say "exactly one of these four parameters" of
+    // GET /v1/certificates (the spec says it in prose), so its generated
+    // queries mostly carry several keys and are refused (400
+    // invalid_query), and a fuzzing phase that happens to send no
+    // single-key query is reported as "mostly rejected". What must be
+    // accepted there is checked by ledger_accepts_schema_valid_queries.
+    if !text.contains("No issues found") {
+        let section = text
+            .split("= WARNINGS =")
+            .nth(1)
+            .and_then(|rest| rest.split("= SUMMARY =").next())
+            .unwrap_or_else(|| panic!("issues, but no WARNINGS section:\n{text}"));
+        let flagged: Vec<&str> = section
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- "))
+            .collect();
+        assert!(
+            flagged == ["GET /v1/certificates"]
+                && section.contains("Schema validation mismatch")
+                && section.matches(" operation").count() == 1,
+            "{text}"
+        );
+    }
 }

@@ -211,14 +211,22 @@ async fn a_revocation_refuses_what_it_names_and_lists_what_it_matches() {
     // RFC 5280 §5.3.1: the reason unspecified is left out.
     assert!(entries.contains(&(bare(&untouched), None)));
     assert!(entries.contains(&(bare(&by_serial), Some(4))));
-    // A compromise found later outranks the milder reason given first.
+    // A compromise found later outranks the milder reason given first,
+    // and the revocation date stays the first one's.
     let reply = revoke(
-        &state,
+        &later_by(&state, 1),
         json!({"transaction_id": "tx-c", "reason": "keyCompromise"}),
     )
     .await;
     assert_eq!(reply.status, 201);
-    let (entries, _) = read_crl(&get(&state, "/v1/crl").await.body);
+    let crl = get(&later_by(&state, 2), "/v1/crl").await.body;
+    let (_, parsed) = CertificateRevocationList::from_der(&crl).unwrap();
+    let entry = parsed
+        .iter_revoked_certificates()
+        .find(|e| bare(&crate::common::hex(e.raw_serial())) == bare(&by_serial))
+        .expect("listed");
+    assert_eq!(entry.revocation_date.timestamp(), t0().unix_timestamp());
+    let (entries, _) = read_crl(&crl);
     assert!(
         entries.contains(&(bare(&by_serial), Some(1))),
         "{entries:?}"

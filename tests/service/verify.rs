@@ -370,8 +370,8 @@ async fn validity_is_checked_at_the_verifier_clock_with_the_skew() {
 }
 
 /// The skew widens a certificate's validity, never a CRL's: a leaf expired
-/// within the skew is checked again at the shifted instant, and a CRL past
-/// its nextUpdate at the real time is still stale then. A CRL document with
+/// (or not yet valid) within the skew is checked again at the shifted
+/// instant, and a CRL's nextUpdate is still checked at the real time. A CRL document with
 /// text before its PEM block is read as PEM.
 #[tokio::test]
 async fn the_skew_never_stretches_a_crl_past_its_next_update() {
@@ -389,7 +389,7 @@ async fn the_skew_never_stretches_a_crl_past_its_next_update() {
     let issuer = rcgen_issuer(&service).await;
     let crl_until = |next_update: OffsetDateTime, number: u64| {
         rcgen::CertificateRevocationListParams {
-            this_update: t0(),
+            this_update: t0() - Duration::minutes(10),
             next_update,
             crl_number: rcgen::SerialNumber::from(number.to_be_bytes().to_vec()),
             issuing_distribution_point: None,
@@ -436,6 +436,21 @@ async fn the_skew_never_stretches_a_crl_past_its_next_update() {
         ))
         .unwrap();
     verifier.verify(&leaf).expect("the newer CRL is fresh");
+
+    // Nor is a CRL cut short: a leaf not yet valid (within the skew) is
+    // checked at an instant ahead, where a CRL still fresh now would be
+    // past its nextUpdate.
+    let not_before = t0() - Duration::seconds(30);
+    let early = not_before - Duration::seconds(45);
+    let ahead = Verifier::builder()
+        .ca_pem(&ca_pem)
+        .crl_pem(crl_until(early + Duration::seconds(30), 3))
+        .clock(clock(early))
+        .build()
+        .unwrap();
+    ahead
+        .verify(&leaf)
+        .expect("a CRL fresh now, and the leaf within the skew");
 }
 
 /// The test CA of a [`TestService`] as an rcgen issuer, to sign crafted

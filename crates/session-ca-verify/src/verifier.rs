@@ -156,16 +156,30 @@ impl Verifier {
                 why: "no CRL is loaded yet, and this verifier requires one (require_crls)".into(),
             });
         }
-        let revocation = webpki::RevocationOptionsBuilder::new(&crl_refs)
-            .ok()
-            .map(|options| {
-                options
-                    .with_depth(webpki::RevocationCheckDepth::EndEntity)
-                    .with_status_policy(webpki::UnknownStatusPolicy::Deny)
-                    .with_expiration_policy(webpki::ExpirationPolicy::Enforce)
-                    .build()
-            });
+        let now = self.inner.clock.now();
+        let revocation_with = |expiration: webpki::ExpirationPolicy| {
+            webpki::RevocationOptionsBuilder::new(&crl_refs)
+                .ok()
+                .map(|options| {
+                    options
+                        .with_depth(webpki::RevocationCheckDepth::EndEntity)
+                        .with_status_policy(webpki::UnknownStatusPolicy::Deny)
+                        .with_expiration_policy(expiration)
+                        .build()
+                })
+        };
+        // At the real time webpki checks each CRL's nextUpdate; at an
+        // instant shifted by the skew it must not (a CRL's validity is not
+        // stretched, nor cut short), and freshness is checked at the real
+        // time below instead.
+        let enforced = revocation_with(webpki::ExpirationPolicy::Enforce);
+        let unexpired_checked_apart = revocation_with(webpki::ExpirationPolicy::Ignore);
         let path_at = |at: OffsetDateTime| {
+            let revocation = if at == now {
+                enforced
+            } else {
+                unexpired_checked_apart
+            };
             end_entity
                 .verify_for_usage(
                     webpki::ALL_VERIFICATION_ALGS,
@@ -185,7 +199,6 @@ impl Verifier {
                 })
         };
 
-        let now = self.inner.clock.now();
         let skew = self.inner.skew;
         let (early, late) = skewed(now, skew);
         // webpki checks one instant; the skew is applied by checking again
@@ -216,8 +229,8 @@ impl Verifier {
         };
         let anchor = result.map_err(|e| self.trust_error(e, &cert, presented, &crls, now))?;
         // The skew widens the certificates' validity, never a CRL's: the
-        // path checked at the shifted instant also checked the CRL there,
-        // and a CRL past its nextUpdate now is stale, whatever that instant.
+        // path checked at the shifted instant did not check the CRL's
+        // nextUpdate, which is checked here at the real time.
         if retry_at.is_some() {
             if let Some(stale) = crls
                 .iter()

@@ -16,9 +16,9 @@ class SignerError(SessionCAError):
     (``unauthenticated``, ``ttl_too_long``, ...; ``None`` when the body was not
     the service's error JSON, e.g. a gateway's answer), ``message`` its text,
     ``request_id`` the ``X-Request-Id`` of the response, if any, and
-    ``retry_after`` its ``Retry-After`` in seconds, if any (set when the wait it
-    asked for was longer than the retry policy allows, so the caller can wait
-    itself).
+    ``retry_after`` its ``Retry-After`` in seconds, if any (what to wait
+    before trying again, when the retry policy gave up: e.g. a wait longer
+    than it allows).
     """
 
     def __init__(
