@@ -106,9 +106,15 @@ impl SignerClient {
             base.set_path(&path);
         }
         crate::crypto::install_rustls_provider();
+        // No redirects: a 3xx is an unexpected answer, never followed. reqwest
+        // would re-send the body, the Idempotency-Key and the SigV4 headers
+        // to wherever it points (stripping only Authorization), and turn a
+        // POST into a GET on a 301/302; the Python and Node clients do not
+        // follow either.
         let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("session-ca/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = extra_roots {
             let roots = reqwest::Certificate::from_pem_bundle(pem)

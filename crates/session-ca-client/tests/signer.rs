@@ -598,3 +598,39 @@ async fn a_dry_run_sends_no_key_and_is_not_retried() {
     assert_eq!(seen[0].target, "/v1/certificates?dry_run=true");
     assert_eq!(seen[0].header("idempotency-key"), None);
 }
+
+/// A redirect is an unexpected answer, never followed: the request, its
+/// idempotency key and its signature go nowhere but the signer.
+#[tokio::test(flavor = "current_thread")]
+async fn a_redirect_is_not_followed() {
+    let (elsewhere, followed) = serve_script(vec![issued()]);
+    for status in [
+        "307 Temporary Redirect",
+        "308 Permanent Redirect",
+        "302 Found",
+    ] {
+        let location: &'static str =
+            Box::leak(format!("{elsewhere}/v1/certificates").into_boxed_str());
+        let (base, seen) = serve_script(vec![Reply::With(
+            status,
+            vec![("location", location)],
+            String::new(),
+        )]);
+        let client = SignerClient::new(&base, None)
+            .unwrap()
+            .with_retry_policy(QUICK);
+        let err = client
+            .issue(&CertificateRequest::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::UnexpectedResponse(_)),
+            "{status}: {err:?}"
+        );
+        assert_eq!(seen.lock().unwrap().len(), 1, "{status}: not retried");
+    }
+    assert!(
+        followed.lock().unwrap().is_empty(),
+        "nothing reached the redirect's target"
+    );
+}

@@ -12,7 +12,7 @@ import requests
 
 from ._client import IssuedCertificate, PemOrPath, SignerClient, trust_context
 from ._errors import SessionCAError
-from ._memfd import load_cert_chain_from_memory
+from ._memfd import _check_supported, load_cert_chain_from_memory
 from ._tls import ContextAdapter
 
 logger = logging.getLogger("session_ca")
@@ -71,7 +71,10 @@ class SessionCertificate:
             try:
                 return self._issue()
             except SessionCAError as e:
-                if held is not None and now < held.not_after.timestamp():
+                # A failed renewal may have taken several timeouts: read the
+                # clock again, so that a certificate which expired meanwhile
+                # is never handed back.
+                if held is not None and self._clock() < held.not_after.timestamp():
                     logger.warning("session-ca: renewal failed, keeping serial %s until it expires: %s", held.serial, e)
                     return held
                 raise
@@ -103,8 +106,9 @@ class SessionCertificate:
         on. The context holds the certificate current *now*: call again
         after ``renew_after`` (or use :meth:`session`, which does so itself).
         Raises :class:`InMemoryKeyUnsupported` where the key cannot be loaded
-        without a file.
+        without a file (checked before any certificate is issued).
         """
+        _check_supported()  # before issuing: a certificate that cannot be loaded would be signed for nothing
         return self._context_for(self.current(), trust)
 
     @staticmethod
@@ -121,6 +125,7 @@ class SessionCertificate:
         certificate gets a new context and new connections. ``trust`` as for
         :meth:`ssl_context`; ``verify=`` and ``cert=`` of requests are not used.
         """
+        _check_supported()  # before issuing: a certificate that cannot be loaded would be signed for nothing
         cache_lock = threading.Lock()
         cache: List[Tuple[IssuedCertificate, ssl.SSLContext]] = []
 
