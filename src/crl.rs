@@ -9,7 +9,10 @@
 //! any instance), `thisUpdate` now and `nextUpdate` `crl.next_update`
 //! later. A signed CRL is reused until half of that has passed, until the
 //! store's revision shows a new rule (from any instance), or until the CA
-//! is reloaded with other certificates.
+//! is reloaded with other certificates; one signed within [`INDEX_LAG`] of
+//! its newest rule is not reused at all. It lists only the certificates
+//! of the CA's current key (a CA rotated under the same name has its old
+//! key's certificates in the ledger too).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -166,6 +169,37 @@ fn crl_key_identifier(ca: &SigningCa) -> Result<Vec<u8>, CrlError> {
     })
 }
 
+/// Whether `record`'s certificate names the key `key_identifier` as its
+/// issuer's (its authority key identifier). A CA reloaded with another
+/// key keeps its name, so the ledger holds certificates of both keys under
+/// it. A certificate that cannot be read, or names no key, is kept (listed
+/// rather than silently dropped), with a warning.
+fn issued_by(record: &LedgerRecord, key_identifier: &[u8]) -> bool {
+    let named = x509_parser::pem::parse_x509_pem(record.certificate.as_bytes())
+        .ok()
+        .and_then(|(_, pem)| {
+            let (_, cert) = X509Certificate::from_der(&pem.contents).ok()?;
+            cert.extensions()
+                .iter()
+                .find_map(|ext| match ext.parsed_extension() {
+                    ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                        aki.key_identifier.as_ref().map(|id| id.0.to_vec())
+                    }
+                    _ => None,
+                })
+        });
+    match named {
+        Some(id) => id == key_identifier,
+        None => {
+            tracing::warn!(
+                serial = %record.serial,
+                "a ledger certificate names no issuing key; listed on its CA's CRL"
+            );
+            true
+        }
+    }
+}
+
 fn serial_number(hex: &str) -> Option<SerialNumber> {
     if !hex.len().is_multiple_of(2) {
         return None;
@@ -190,6 +224,16 @@ pub async fn sign(
     config: &Config,
     now: OffsetDateTime,
 ) -> Result<Vec<u8>, CrlError> {
+    Ok(sign_noting_newest_rule(store, ca, config, now).await?.0)
+}
+
+/// [`sign`], and when the newest rule read was made (Unix seconds).
+async fn sign_noting_newest_rule(
+    store: &dyn Store,
+    ca: &SigningCa,
+    config: &Config,
+    now: OffsetDateTime,
+) -> Result<(Vec<u8>, Option<i64>), CrlError> {
     // Refused before the store is read or a CRL number spent: what the CA
     // cannot sign, it cannot sign on any request (`GET /v1/crl` is public).
     ca.can_sign_crl()?;
@@ -200,10 +244,16 @@ pub async fn sign(
         .saturating_sub(horizon(config))
         .saturating_sub(listed_for);
     let rules = store.revocations_since(since).await?;
+    let newest_rule = rules.iter().map(|rule| rule.revoked_at).max();
     let expired_after = at.saturating_sub(listed_for);
     let revoked = revoked_certificates(store, &ca.name, &rules, at, since, expired_after).await?;
     let mut revoked_certs = Vec::with_capacity(revoked.len());
     for (serial, (record, rule)) in &revoked {
+        if !issued_by(record, &key_identifier) {
+            // Issued under this name by a CA since rotated (another key):
+            // a CRL lists only its issuer's certificates (RFC 5280 §5).
+            continue;
+        }
         let Some(serial_number) = serial_number(serial) else {
             tracing::warn!(serial = %serial, "a ledger serial is not hex; left off the CRL");
             continue;
@@ -228,8 +278,14 @@ pub async fn sign(
         revoked_certs,
         key_identifier_method: KeyIdMethod::PreSpecified(key_identifier),
     };
-    Ok(ca.sign_crl(&params).await?.der().to_vec())
+    Ok((ca.sign_crl(&params).await?.der().to_vec(), newest_rule))
 }
+
+/// How long after a rule is made its matches may still be missing from a
+/// store's indexes: DynamoDB's global secondary indexes are read eventually
+/// consistently (typically within a second). A CRL signed within this of
+/// its newest rule is not reused: the next request signs it again.
+pub const INDEX_LAG: i64 = 10;
 
 /// The current CRL of `ca`: the cached one while it is current (see the
 /// module's comment), else a freshly signed one.
@@ -252,7 +308,13 @@ pub async fn current(
             return Ok(Arc::clone(&crl.der));
         }
     }
-    let der: Arc<[u8]> = sign(store, ca, config, now).await?.into();
+    let (der, newest_rule) = sign_noting_newest_rule(store, ca, config, now).await?;
+    let der: Arc<[u8]> = der.into();
+    if newest_rule.is_some_and(|at| at > now.unix_timestamp() - INDEX_LAG) {
+        // A rule this young may not have reached the store's indexes yet.
+        cached.remove(&ca.name);
+        return Ok(der);
+    }
     cached.insert(
         ca.name.clone(),
         CachedCrl {

@@ -65,7 +65,8 @@ pub use config::{
 pub use config::{CrlConfig, DEFAULT_CRL_NEXT_UPDATE};
 pub use crl::{sign as sign_crl, CrlError};
 pub use http::lambda::{
-    lambda_app, request_from_str as lambda_request_from_str, run as run_lambda,
+    lambda_app, misconfigured_lambda_app, request_from_str as lambda_request_from_str,
+    run as run_lambda, run_misconfigured as run_lambda_misconfigured, LambdaApp,
 };
 pub use http::server::{serve as serve_tcp, SHUTDOWN_GRACE};
 pub use http::{
@@ -86,7 +87,7 @@ pub use metrics::emf::{
 pub use metrics::prometheus::{
     Registry as PrometheusRegistry, CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE,
 };
-pub use metrics::{IssuedSample, Metrics};
+pub use metrics::{Dependency, IssuedSample, Metrics, RateLimitHit};
 pub use pkcs12::{
     Pkcs12Error, ITERATIONS as PKCS12_ITERATIONS, KEY_ALIAS as PKCS12_KEY_ALIAS,
     TRUSTSTORE_PASSWORD,
@@ -105,6 +106,7 @@ pub use store::dynamodb::{
     client as dynamodb_client, create_table as create_dynamodb_table, DynamoDbStore,
     TTL_ATTRIBUTE as DYNAMODB_TTL_ATTRIBUTE,
 };
+pub use store::metered::Metered as MeteredStore;
 pub use store::open as open_ledger;
 pub use store::sqlite::SqliteStore;
 pub use store::{

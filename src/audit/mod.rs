@@ -39,6 +39,8 @@ pub struct Issued {
     pub not_after: OffsetDateTime,
     /// The signing CA's `notAfter` (for the metrics of its time left).
     pub ca_not_after: OffsetDateTime,
+    /// For a KMS-delegated CA, the end of the delegation that signed it.
+    pub delegation_not_after: Option<OffsetDateTime>,
     /// When it was issued.
     pub issued_at: OffsetDateTime,
 }

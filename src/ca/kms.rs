@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
@@ -22,6 +22,7 @@ use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use super::{BoxFuture, CaError, CaMaterial, CaSource, KeyMaterial};
+use crate::metrics::{Dependency, Metrics};
 
 /// Builds a KMS client with the signer's timeouts and retries (those of
 /// [`super::ssm::sdk_config`]: 1 s to connect, 2 s an attempt, 5 s an
@@ -68,6 +69,8 @@ pub struct KmsKey {
     algorithm: &'static SignatureAlgorithm,
     signing_algorithm: SigningAlgorithmSpec,
     key_spec: KeySpec,
+    /// Where each `Sign` call is reported.
+    metrics: Metrics,
 }
 
 impl fmt::Debug for KmsKey {
@@ -83,16 +86,29 @@ impl KmsKey {
     /// Reads `key_id`'s public key with `GetPublicKey` and checks that it is
     /// a `SIGN_VERIFY` key of a spec the signer signs with.
     pub async fn load(client: Client, key_id: &str) -> Result<KmsKey, CaError> {
+        KmsKey::load_measured(client, key_id, Metrics::Off).await
+    }
+
+    /// [`load`](Self::load), reporting its `GetPublicKey` call and every
+    /// later `Sign` call to `metrics`.
+    pub async fn load_measured(
+        client: Client,
+        key_id: &str,
+        metrics: Metrics,
+    ) -> Result<KmsKey, CaError> {
         let origin = format!("kms:{key_id}");
-        let out = client
-            .get_public_key()
-            .key_id(key_id)
-            .send()
-            .await
-            .map_err(|e| CaError::Unreadable {
-                origin: origin.clone(),
-                reason: describe(&e),
-            })?;
+        let started = Instant::now();
+        let out = client.get_public_key().key_id(key_id).send().await;
+        metrics.dependency_call(
+            Dependency::Kms,
+            "get_public_key",
+            started.elapsed(),
+            out.is_err(),
+        );
+        let out = out.map_err(|e| CaError::Unreadable {
+            origin: origin.clone(),
+            reason: describe(&e),
+        })?;
         let invalid = |reason: String| CaError::Invalid {
             origin: origin.clone(),
             reason,
@@ -143,6 +159,7 @@ impl KmsKey {
             signing_algorithm,
             key_spec,
             client,
+            metrics,
         })
     }
 
@@ -179,6 +196,7 @@ impl KmsKey {
             SigningAlgorithmSpec::EcdsaSha384 => crate::crypto::sha384(message).as_ref().to_vec(),
             _ => crate::crypto::sha256(message).as_ref().to_vec(),
         };
+        let started = Instant::now();
         let out = self
             .client
             .sign()
@@ -191,13 +209,18 @@ impl KmsKey {
             .map_err(|e| KmsSignError {
                 key: self.arn.clone(),
                 reason: describe(&e),
-            })?;
-        out.signature()
-            .map(|blob| blob.as_ref().to_vec())
-            .ok_or_else(|| KmsSignError {
-                key: self.arn.clone(),
-                reason: "KMS returned no signature".into(),
             })
+            .and_then(|out| {
+                out.signature()
+                    .map(|blob| blob.as_ref().to_vec())
+                    .ok_or_else(|| KmsSignError {
+                        key: self.arn.clone(),
+                        reason: "KMS returned no signature".into(),
+                    })
+            });
+        self.metrics
+            .dependency_call(Dependency::Kms, "sign", started.elapsed(), out.is_err());
+        out
     }
 }
 
@@ -276,6 +299,7 @@ pub struct KmsCaSource {
     key_id: String,
     certificates: Arc<dyn CaSource>,
     mode: KmsMode,
+    metrics: Metrics,
 }
 
 impl fmt::Debug for KmsCaSource {
@@ -302,7 +326,13 @@ impl KmsCaSource {
             key_id,
             certificates,
             mode,
+            metrics: Metrics::Off,
         }
+    }
+
+    /// The same source, its KMS calls reported to `metrics`.
+    pub fn measured(self, metrics: Metrics) -> Self {
+        KmsCaSource { metrics, ..self }
     }
 }
 
@@ -322,7 +352,7 @@ impl CaSource for KmsCaSource {
         Box::pin(async move {
             let (material, key) = tokio::join!(
                 self.certificates.load(),
-                KmsKey::load(self.client.clone(), &self.key_id)
+                KmsKey::load_measured(self.client.clone(), &self.key_id, self.metrics.clone())
             );
             let mut material = material?;
             material.key = KeyMaterial::Kms {

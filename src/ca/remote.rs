@@ -174,10 +174,7 @@ pub(super) async fn delegate(
     params.not_before = not_before;
     params.not_after = not_after;
     let mut subject = DistinguishedName::new();
-    subject.push(
-        DnType::CommonName,
-        format!("{} delegated {}", kms_ca.name, now.unix_timestamp()),
-    );
+    subject.push(DnType::CommonName, delegated_name(&kms_ca.name, now));
     params.distinguished_name = subject;
     // RFC 5280 §4.2.1.9: a CA that certifies only end entities.
     params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
@@ -218,4 +215,30 @@ pub(super) async fn delegate(
         kms_ca.material_id().to_vec(),
     )
     .map_err(|e| failed(e.to_string()))
+}
+
+/// The delegated CA's common name: `NAME delegated UNIXTIME`, the CA name
+/// shortened so that the whole stays within RFC 5280's 64 characters
+/// (`ub-common-name`; a CA name may itself have 64).
+fn delegated_name(ca: &str, now: OffsetDateTime) -> String {
+    let suffix = format!(" delegated {}", now.unix_timestamp());
+    let room = 64usize.saturating_sub(suffix.chars().count());
+    format!("{}{suffix}", ca.chars().take(room).collect::<String>())
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    #[test]
+    fn a_delegated_name_fits_rfc_5280() {
+        let now = OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap();
+        assert_eq!(
+            super::delegated_name("payments", now),
+            "payments delegated 1767225600"
+        );
+        let name = super::delegated_name(&"é".repeat(64), now);
+        assert_eq!(name.chars().count(), 64);
+        assert!(name.ends_with("é delegated 1767225600"), "{name}");
+    }
 }

@@ -297,6 +297,12 @@ impl SigningCa {
         self.renew_by
     }
 
+    /// For a KMS-delegated CA, when its current delegation ends (its own
+    /// `notAfter`); none for a CA that is not a delegation.
+    pub fn delegation_ends(&self) -> Option<OffsetDateTime> {
+        self.renew_by.map(|_| self.not_after)
+    }
+
     /// Who holds the key and how it signs.
     pub fn holder(&self) -> &KeyHolder {
         &self.holder
@@ -425,6 +431,9 @@ impl SigningCa {
     }
 }
 
+/// Why a CA certificate and its key do not belong together.
+const KEY_MISMATCH: &str = "does not match the CA private key (different public keys)";
+
 /// Checks the certificate and chain of `material` for a key whose public
 /// half is `public_key_raw`: CA:TRUE, keyCertSign, EKU, SKI, the key, the
 /// chain's order and EKUs, and every certificate's validity at `now`.
@@ -437,7 +446,13 @@ pub(super) fn check_material(
     let (not_before, not_after, subject) = check_ca_certificate(&cert_der, public_key_raw)
         .map_err(|reason| CaError::Invalid {
             origin: material.cert_origin.clone(),
-            reason,
+            // Name the key too (a file, a parameter, a KMS key), which may
+            // be the one that is wrong.
+            reason: if reason == KEY_MISMATCH {
+                format!("{reason}; the key is {}", material.key_origin)
+            } else {
+                reason
+            },
         })?;
     if not_after <= now {
         return Err(CaError::Invalid {
@@ -566,7 +581,7 @@ fn check_ca_certificate(
         );
     }
     if cert.public_key().subject_public_key.data.as_ref() != public_key_raw {
-        return Err("does not match the CA private key (different public keys)".into());
+        return Err(KEY_MISMATCH.into());
     }
     let not_before = cert.validity().not_before.to_datetime();
     let not_after = cert.validity().not_after.to_datetime();

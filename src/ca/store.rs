@@ -99,6 +99,18 @@ impl CaStore {
         ssm_settings: &ssm::SsmSettings,
         on_failure: OnLoadFailure,
     ) -> Result<CaStore, CaError> {
+        CaStore::load_measured(cas, clock, ssm_settings, on_failure, &Metrics::Off).await
+    }
+
+    /// [`load`](Self::load), the KMS keys' calls (`GetPublicKey`, `Sign`)
+    /// reported to `metrics`.
+    pub async fn load_measured(
+        cas: &BTreeMap<String, CaConfig>,
+        clock: &SharedClock,
+        ssm_settings: &ssm::SsmSettings,
+        on_failure: OnLoadFailure,
+        metrics: &Metrics,
+    ) -> Result<CaStore, CaError> {
         let mut ssm_client = None;
         let mut kms_client = None;
         let mut sources = Vec::new();
@@ -128,12 +140,10 @@ impl CaStore {
                         tracing::debug!("KMS client built");
                     }
                     let client = kms_client.clone().unwrap_or_else(|| unreachable!());
-                    Arc::new(kms::KmsCaSource::new(
-                        client,
-                        key_id.clone(),
-                        certificates,
-                        *mode,
-                    ))
+                    Arc::new(
+                        kms::KmsCaSource::new(client, key_id.clone(), certificates, *mode)
+                            .measured(metrics.clone()),
+                    )
                 }
             };
             sources.push((name.clone(), source, ca.refresh));

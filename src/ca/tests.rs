@@ -127,7 +127,7 @@ fn what_rcgen_does_not_check_is_refused_naming_the_file() {
         ),
         (
             material(&KeyPair::generate().unwrap(), ca_ok(30), None),
-            "c.pem: does not match the CA private key",
+            "c.pem: does not match the CA private key (different public keys); the key is k.pem",
         ),
         (
             material(&key, "not pem".into(), None),

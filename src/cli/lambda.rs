@@ -20,38 +20,40 @@ pub(super) async fn run() -> Result<()> {
             // Answer every event with a 503 naming the setting rather than
             // failing the init, which callers would only see as an opaque 502.
             tracing::error!(error = %e, "invalid configuration; answering every request with 503 not_configured");
-            return lambda_http::run(session_ca::misconfigured(
+            return session_ca::run_lambda_misconfigured(
                 &e.public_summary(),
                 metrics_despite_the_configuration(),
-            ))
+            )
             .await
             .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"));
         }
     };
     tracing::debug!("configuration loaded");
     let clock: SharedClock = Arc::new(SystemClock);
-    let cas = CaStore::load(
-        &config.cas,
-        &clock,
-        &SsmSettings::default(),
-        OnLoadFailure::ServeUnavailable,
-    )
-    .await?;
-    log_loaded(&cas, &config, clock.now());
-    // No background refresh: Lambda freezes the environment between events,
-    // so the router reloads due CAs at the start of requests instead.
     // Metrics: EMF lines on stdout, which CloudWatch Logs extracts.
     let metrics = if config.metrics.enabled {
         Metrics::Emf(Arc::new(Emf::stdout(&config.metrics.namespace)))
     } else {
         Metrics::Off
     };
+    let cas = CaStore::load_measured(
+        &config.cas,
+        &clock,
+        &SsmSettings::default(),
+        OnLoadFailure::ServeUnavailable,
+        &metrics,
+    )
+    .await?;
+    log_loaded(&cas, &config, clock.now());
+    // No background refresh: Lambda freezes the environment between events,
+    // so the router reloads due CAs at the start of requests instead.
     let refusals_counted = metrics.clone();
     let ledger = match session_ca::open_ledger(
         &config.store.spec,
         config.store.retention,
         config.store.sync,
         &SsmSettings::default(),
+        &metrics,
     )
     .await
     {
@@ -59,8 +61,10 @@ pub(super) async fn run() -> Result<()> {
         Err(e) => {
             // Fail closed: no certificate without its record.
             tracing::error!(error = %e, "cannot open the ledger; answering every request with 503 not_configured");
-            let reason = format!("the ledger (store.url) cannot be opened: {e}");
-            return lambda_http::run(session_ca::misconfigured(&reason, refusals_counted))
+            // The cause (a path, an endpoint, the SDK's words) stays in
+            // the log: the reason is answered to any caller.
+            let reason = "the ledger (store.url) cannot be opened; the function's log says why";
+            return session_ca::run_lambda_misconfigured(reason, refusals_counted)
                 .await
                 .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"));
         }

@@ -57,19 +57,20 @@ pub(super) async fn serve(args: ServeArgs) -> Result<()> {
         }
     }
 
-    let cas = CaStore::load(
-        &config.cas,
-        &clock,
-        &SsmSettings::default(),
-        OnLoadFailure::Fail,
-    )
-    .await?;
-    log_loaded(&cas, &config, clock.now());
     let metrics = if config.metrics.enabled {
         Metrics::Prometheus(Arc::new(PrometheusRegistry::new()))
     } else {
         Metrics::Off
     };
+    let cas = CaStore::load_measured(
+        &config.cas,
+        &clock,
+        &SsmSettings::default(),
+        OnLoadFailure::Fail,
+        &metrics,
+    )
+    .await?;
+    log_loaded(&cas, &config, clock.now());
     cas.spawn_refresh(clock.clone(), metrics.clone());
 
     let listen = config.server.listen.clone();
@@ -84,6 +85,7 @@ pub(super) async fn serve(args: ServeArgs) -> Result<()> {
         config.store.retention,
         config.store.sync,
         &SsmSettings::default(),
+        &metrics,
     )
     .await
     .context("cannot open the ledger (store.url)")?;

@@ -361,7 +361,7 @@ impl Config {
     /// then what Lambda mode requires besides: auth `iam`, or `hmac` with a
     /// store (a function runs in many execution environments, so HMAC's
     /// replay refusal must be shared through the store; `none` is for
-    /// loopback development), and an
+    /// loopback development), rate limits only with that store too, and an
     /// explicit certificate subject for every profile of the embedded
     /// default.
     pub fn load_lambda(env: &dyn EnvSource) -> Result<Config, ConfigError> {
@@ -392,6 +392,19 @@ impl Config {
                      own), or use \"iam\", the recommended default"
                         .into(),
                 ))
+            }
+        }
+        // Likewise a rate limit holds across the function only when every
+        // environment counts in one store.
+        if !matches!(config.store.spec, crate::store::StoreSpec::DynamoDb(_)) {
+            if let Some(profile) = config.profiles.values().find(|p| p.rate_limit.any()) {
+                return Err(invalid(
+                    format!("profiles.{}.rate_limit", profile.name),
+                    "a rate limit in Lambda mode must be counted in a store shared by every \
+                     execution environment: set store.url = \"dynamodb:TABLE\" (an SQLite \
+                     file is each environment's own, so each would count alone)"
+                        .into(),
+                ));
             }
         }
         if config.origin == ConfigOrigin::Embedded {

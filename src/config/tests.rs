@@ -491,6 +491,21 @@ fn lambda_mode_needs_iam_or_hmac_with_a_store() {
     );
     let err = Config::load_lambda(&env).unwrap_err().to_string();
     assert!(err.contains("each environment's own"), "{err}");
+    // So is a rate limit counted in an SQLite file: each environment would
+    // count alone.
+    let env = lambda_env(&[
+        ("SESSION_CA_STORE__URL", "sqlite:/tmp/ledger.sqlite3"),
+        ("SESSION_CA_PROFILES__DEFAULT__SUBJECT", "O=Example Bank"),
+        (
+            "SESSION_CA_PROFILES__DEFAULT__RATE_LIMIT__PER_CALLER",
+            "60/min",
+        ),
+    ]);
+    let err = Config::load_lambda(&env).unwrap_err().to_string();
+    assert!(
+        err.contains("profiles.default.rate_limit") && err.contains("each environment's own"),
+        "{err}"
+    );
     // With DynamoDB, HMAC's replay refusal holds across environments.
     let mut env = lambda_env(&[
         ("SESSION_CA_SERVER__AUTH", "hmac"),

@@ -283,6 +283,9 @@ pub(crate) struct ErrorRecord {
     pub(crate) code: &'static str,
     /// The full error text of a 5xx, for the log.
     pub(crate) cause: Option<String>,
+    /// For a refusal by a rate limit: the profile and the limit's name,
+    /// for the metrics.
+    pub(crate) rate_limit: Option<(String, &'static str)>,
 }
 
 impl IntoResponse for AppError {
@@ -298,6 +301,10 @@ impl IntoResponse for AppError {
         response.extensions_mut().insert(ErrorRecord {
             code,
             cause: status.is_server_error().then(|| self.to_string()),
+            rate_limit: match &self {
+                AppError::RateLimited { profile, limit, .. } => Some((profile.clone(), *limit)),
+                _ => None,
+            },
         });
         if status == StatusCode::METHOD_NOT_ALLOWED {
             if let AppError::MethodNotAllowed { path, .. } = &self {

@@ -16,6 +16,7 @@ use crate::audit;
 use crate::config::Config;
 use crate::fmt::rfc3339;
 use crate::issuer;
+use crate::metrics::prometheus::CaExpiry;
 use crate::metrics::Metrics;
 use crate::request::IssueRequest;
 
@@ -133,6 +134,7 @@ pub(crate) async fn issue_certificate(
         not_before: issued.not_before,
         not_after: issued.not_after,
         ca_not_after: ca.expires(),
+        delegation_not_after: ca.delegation_ends(),
         issued_at: now,
     };
     let body = IssueResponse {
@@ -378,11 +380,15 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         }
         .into_response();
     };
-    let cas: Vec<(String, Option<time::OffsetDateTime>)> = state
+    let cas: Vec<CaExpiry> = state
         .cas
         .all()
         .into_iter()
-        .map(|(name, ca)| (name, ca.map(|ca| ca.expires())))
+        .map(|(name, ca)| CaExpiry {
+            name,
+            not_after: ca.as_ref().map(|ca| ca.expires()),
+            delegation_not_after: ca.and_then(|ca| ca.delegation_ends()),
+        })
         .collect();
     (
         [(

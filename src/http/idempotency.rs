@@ -44,10 +44,23 @@ pub const LEASE: Duration = Duration::from_secs(30);
 /// milliseconds.
 const IN_PROGRESS_RETRY_AFTER: u64 = 1;
 /// How long a duplicate waits for the first request's response before it
-/// is answered 409.
+/// is answered 409 (less under a shorter `server.request_timeout`: see
+/// [`wait_within`]).
 const WAIT: Duration = Duration::from_secs(3);
-/// How often a waiting duplicate looks again.
+/// How soon a waiting duplicate first looks again; each later look waits
+/// twice as long as the one before, up to [`MAX_POLL`], so a duplicate
+/// costs the store about a dozen reads over [`WAIT`], not one every poll.
 const POLL: Duration = Duration::from_millis(20);
+/// The longest wait between two looks of a duplicate.
+const MAX_POLL: Duration = Duration::from_millis(320);
+
+/// How long a duplicate waits under the request time limit `timeout`:
+/// [`WAIT`], or three quarters of the limit when that is shorter, so that
+/// the duplicate is answered 409 (with `Retry-After`) before the limit
+/// answers it 408.
+fn wait_within(timeout: Duration) -> Duration {
+    WAIT.min(timeout * 3 / 4)
+}
 const SALT: &[u8] = b"session-ca idempotency v1";
 
 /// The keys one idempotency key and caller derive.
@@ -225,7 +238,8 @@ pub(crate) async fn start(
         expires: now.saturating_add(window.max(lease_secs)),
     };
     let unavailable = |e: crate::store::StoreError| AppError::StoreUnavailable(e.to_string());
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + wait_within(state.config.server.request_timeout);
+    let mut poll = POLL;
     let (mut begun, counts) = store
         .begin_counting(&lease, &super::rate_limit::hits_of(limits))
         .await
@@ -260,7 +274,12 @@ pub(crate) async fn start(
                         retry_after: IN_PROGRESS_RETRY_AFTER,
                     });
                 }
-                tokio::time::sleep(POLL).await;
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                tokio::time::sleep(poll.min(left)).await;
+                poll = (poll * 2).min(MAX_POLL);
+                // The time now, not the request's start: a lease that lapsed
+                // while this duplicate waited is taken over.
+                let now = state.clock.now().unix_timestamp().max(now);
                 begun = match store
                     .idempotent(&lease.id, now)
                     .await
@@ -311,6 +330,20 @@ fn replay(body: Vec<u8>) -> (Response, Vec<crate::store::LedgerKey>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duplicate_is_answered_before_the_request_time_limit() {
+        assert_eq!(wait_within(Duration::from_secs(30)), WAIT);
+        assert_eq!(wait_within(Duration::from_secs(4)), WAIT);
+        assert_eq!(
+            wait_within(Duration::from_secs(1)),
+            Duration::from_millis(750)
+        );
+        assert_eq!(
+            wait_within(Duration::from_millis(100)),
+            Duration::from_millis(75)
+        );
+    }
 
     #[test]
     fn keys_are_checked_for_shape() {

@@ -215,18 +215,21 @@ fn strip_prefix_segment(path: &str, segment: &str) -> String {
 const LAMBDA_TEXT_BODY: &str = "x-lambda-http-content-encoding";
 
 /// PEM is text, but lambda_http only knows `text/*`, JSON, XML and YAML as
-/// text and would send `application/pem-certificate-chain` base64-encoded,
-/// which a REST API without that binary media type hands to clients as
-/// base64 text. Marking it text makes every front door pass it as it is;
-/// PKCS#12 stays binary (a REST API needs `application/pkcs12` among its
-/// binary media types to pass it as bytes).
+/// text and would send `application/pem-certificate-chain` (the CA chain)
+/// and `application/x-pem-file` (a CRL as PEM) base64-encoded, which a
+/// REST API without those binary media types hands to clients as base64
+/// text. Marking them text makes every front door pass them as they are;
+/// PKCS#12 and the DER CRL stay binary (a REST API needs
+/// `application/pkcs12` and `application/pkix-crl` among its binary media
+/// types to pass them as bytes).
 async fn pem_as_text(mut response: axum::response::Response) -> axum::response::Response {
     let is_pem = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .is_some_and(|v| {
-            v.as_bytes()
-                .starts_with(super::PEM_CHAIN_MEDIA_TYPE.as_bytes())
+            [super::PEM_CHAIN_MEDIA_TYPE, super::PEM_FILE_MEDIA_TYPE]
+                .iter()
+                .any(|pem| v.as_bytes().starts_with(pem.as_bytes()))
         });
     if is_pem {
         response.headers_mut().insert(
@@ -241,9 +244,7 @@ async fn pem_as_text(mut response: axum::response::Response) -> axum::response::
 /// [`route_on_event_path`], reloading due CAs at the start of each request (the only
 /// time a Lambda execution environment is not frozen), with PEM answered as
 /// text on every front door.
-pub fn lambda_app(
-    state: AppState,
-) -> tower::util::MapRequest<axum::Router, fn(lambda_http::Request) -> lambda_http::Request> {
+pub fn lambda_app(state: AppState) -> LambdaApp {
     let router = app(state.clone())
         .layer(axum::middleware::from_fn_with_state(
             state,
@@ -251,6 +252,21 @@ pub fn lambda_app(
         ))
         .layer(axum::middleware::map_response(pem_as_text));
     tower::util::MapRequest::new(router, route_on_event_path::<lambda_http::Body>)
+}
+
+/// A router behind [`route_on_event_path`], as the runtime loop runs it.
+pub type LambdaApp =
+    tower::util::MapRequest<axum::Router, fn(lambda_http::Request) -> lambda_http::Request>;
+
+/// The service of a Lambda whose configuration was refused at start-up
+/// ([`super::misconfigured`]) behind [`route_on_event_path`], like
+/// [`lambda_app`]: behind a stage or a base path, `GET /healthz` still
+/// says why, and every refused issuance is still counted.
+pub fn misconfigured_lambda_app(reason: &str, metrics: crate::metrics::Metrics) -> LambdaApp {
+    tower::util::MapRequest::new(
+        super::misconfigured(reason, metrics),
+        route_on_event_path::<lambda_http::Body>,
+    )
 }
 
 /// A Lambda HTTP event, read in one pass where its shape is plain.
@@ -334,7 +350,21 @@ pub fn request_from_str(event: &str) -> Result<lambda_http::Request, serde_json:
 /// and the service's response into the front door's answer), with the
 /// event read by [`Event`].
 pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
-    let adapter = lambda_http::Adapter::from(lambda_app(state));
+    run_app(lambda_app(state)).await
+}
+
+/// The runtime loop of a Lambda whose configuration was refused
+/// ([`misconfigured_lambda_app`]): every request gets 503 `not_configured`
+/// naming the setting (`reason`).
+pub async fn run_misconfigured(
+    reason: &str,
+    metrics: crate::metrics::Metrics,
+) -> Result<(), lambda_http::Error> {
+    run_app(misconfigured_lambda_app(reason, metrics)).await
+}
+
+async fn run_app(app: LambdaApp) -> Result<(), lambda_http::Error> {
+    let adapter = lambda_http::Adapter::from(app);
     let service = tower::util::MapRequest::new(adapter, lambda_request as fn(_) -> _);
     lambda_http::lambda_runtime::run(service).await
 }

@@ -14,7 +14,7 @@ use lambda_http::request::RequestContext;
 use super::error::ErrorRecord;
 use super::{lambda, AppError, AppState, ISSUE_PATH, REQUEST_ID_HEADER};
 use crate::audit;
-use crate::metrics::{IssuedSample, Metrics};
+use crate::metrics::{IssuedSample, Metrics, RateLimitHit};
 
 /// The correlation id of the request being handled (set by [`observe`]).
 #[derive(Debug, Clone)]
@@ -128,14 +128,13 @@ fn audit_issuance(
                 ca: &issued.ca,
                 latency,
                 ca_not_after: issued.ca_not_after,
+                delegation_not_after: issued.delegation_not_after,
                 now: issued.issued_at,
             });
         }
         None => {
-            let code = response
-                .extensions()
-                .get::<ErrorRecord>()
-                .map_or("unknown", |e| e.code);
+            let record = response.extensions().get::<ErrorRecord>();
+            let code = record.map_or("unknown", |e| e.code);
             audit::issuance_denied(
                 code,
                 response.status().as_u16(),
@@ -143,7 +142,10 @@ fn audit_issuance(
                 requester,
                 id,
             );
-            metrics.refused(code);
+            let rate_limit = record
+                .and_then(|e| e.rate_limit.as_ref())
+                .map(|(profile, limit)| RateLimitHit { profile, limit });
+            metrics.refused(code, rate_limit);
         }
     }
 }
@@ -152,6 +154,7 @@ fn log_server_fault(response: &Response) {
     if let Some(ErrorRecord {
         code,
         cause: Some(cause),
+        ..
     }) = response.extensions().get::<ErrorRecord>()
     {
         tracing::error!(code, error = %cause, "request failed");

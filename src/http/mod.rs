@@ -38,6 +38,8 @@ use session_ca_verify::SharedClock;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Media type of `GET /v1/ca` (RFC 8555 §9.1).
 pub const PEM_CHAIN_MEDIA_TYPE: &str = "application/pem-certificate-chain";
+/// The media type of a CRL as PEM (`GET /v1/crl?format=pem`).
+pub const PEM_FILE_MEDIA_TYPE: &str = "application/x-pem-file";
 /// Media type of `GET /v1/ca?format=pkcs12` (RFC 7292 Appendix D).
 pub const PKCS12_MEDIA_TYPE: &str = "application/pkcs12";
 /// The profile used when a request names none.

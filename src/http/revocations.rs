@@ -2,6 +2,8 @@
 //! refusal of revoked requests at issuance, and each CA's CRL
 //! (`GET /v1/crl`, public, like the CA chain).
 
+use std::sync::Arc;
+
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -238,34 +240,46 @@ pub(crate) async fn create_revocation(
     let body = body.map_err(|rejection| super::handlers::body_error(&rejection, &state.config))?;
     let now = state.clock.now().unix_timestamp();
     let rule = RevocationBody::parse(&body)?.into_rule(now, caller.audit_label(), &request_id)?;
-    let store = state.ledger.store().ok_or(AppError::NoLedger)?;
-    store
-        .revoke(&rule)
-        .await
-        .map_err(|e| AppError::LedgerUnavailable(e.to_string()))?;
-    // Stored first. A certificate being issued meanwhile is either recorded
-    // already (and so found here) or asked about again once recorded, and
-    // refused (`issue_certificate`); every CRL from now on lists it.
+    let store = Arc::clone(state.ledger.store().ok_or(AppError::NoLedger)?);
     let since = now.saturating_sub(crl::horizon(&state.config));
-    let matched = crl::matching(store.as_ref(), &rule.key, now, since)
+    // Stored, matched and audited in a task of its own: once the rule is
+    // stored it is in force, so its audit event is written even when this
+    // request is dropped meanwhile (its client gone, its time limit hit).
+    let stored = {
+        let rule = rule.clone();
+        let request_id = request_id.clone();
+        tokio::spawn(async move {
+            store.revoke(&rule).await?;
+            // Stored first. A certificate being issued meanwhile is either
+            // recorded already (and so found here) or asked about again once
+            // recorded, and refused (`issue_certificate`); every CRL from
+            // now on lists it.
+            let matched = crl::matching(store.as_ref(), &rule.key, now, since)
+                .await
+                .map(|records| {
+                    records
+                        .into_iter()
+                        .filter(|r| r.not_after > now)
+                        .collect::<Vec<_>>()
+                });
+            // Audited once stored, whether or not the matches could be read.
+            audit::revocation_made(
+                rule.key.kind(),
+                rule.key.value(),
+                rule.reason.name(),
+                rule.expires
+                    .and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok()),
+                &rule.revoked_by,
+                &request_id,
+                matched.as_ref().ok().map(Vec::len),
+            );
+            Ok::<_, StoreError>(matched)
+        })
+    };
+    let matched = stored
         .await
-        .map(|records| {
-            records
-                .into_iter()
-                .filter(|r| r.not_after > now)
-                .collect::<Vec<_>>()
-        });
-    // Audited once stored, whether or not the matches could be read.
-    audit::revocation_made(
-        rule.key.kind(),
-        rule.key.value(),
-        rule.reason.name(),
-        rule.expires
-            .and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok()),
-        &rule.revoked_by,
-        &request_id,
-        matched.as_ref().ok().map(Vec::len),
-    );
+        .map_err(|e| AppError::Internal(format!("the revocation task failed: {e}")))?
+        .map_err(|e| AppError::LedgerUnavailable(e.to_string()))?;
     let mut matched = matched.map_err(|e| AppError::LedgerUnavailable(e.to_string()))?;
     let total = matched.len();
     matched.truncate(MAX_LISTED);
@@ -342,15 +356,19 @@ pub(crate) async fn current_crl(
         .cas
         .get(&name)
         .ok_or_else(|| AppError::CaUnavailable(format!("CA {name:?} is not loaded")))?;
+    let refused = |e: CrlError| match e {
+        CrlError::Store(e) => AppError::LedgerUnavailable(e.to_string()),
+        CrlError::Unsupported(reason) => AppError::CrlUnavailable(reason),
+        CrlError::Sign(reason) => AppError::KeyHolderUnavailable(reason),
+    };
+    // What the CA cannot sign it cannot sign with any ledger: 409 before
+    // the ledger is asked for or read.
+    ca.can_sign_crl().map_err(|e| refused(e.into()))?;
     let store = state.ledger.store().ok_or(AppError::NoLedger)?;
     let now = state.clock.now();
     let der = crl::current(store.as_ref(), state.ledger.crls(), &ca, &state.config, now)
         .await
-        .map_err(|e| match e {
-            CrlError::Store(e) => AppError::LedgerUnavailable(e.to_string()),
-            CrlError::Unsupported(reason) => AppError::CrlUnavailable(reason),
-            CrlError::Sign(reason) => AppError::KeyHolderUnavailable(reason),
-        })?;
+        .map_err(refused)?;
     Ok(match query.format {
         CrlFormat::Der => ([(header::CONTENT_TYPE, CRL_MEDIA_TYPE)], der.to_vec()).into_response(),
         CrlFormat::Pem => {
@@ -358,7 +376,7 @@ pub(crate) async fn current_crl(
                 &pem::Pem::new("X509 CRL", der.to_vec()),
                 pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
             );
-            ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response()
+            ([(header::CONTENT_TYPE, super::PEM_FILE_MEDIA_TYPE)], pem).into_response()
         }
     })
 }

@@ -1,5 +1,8 @@
-//! Metrics for operators: what was issued, what was refused and why, how
-//! long issuance takes, how long each CA has left, how CA reloads go.
+//! Metrics for operators: what was issued, what was refused and why (rate
+//! limits by profile and limit), how long issuance takes, how long each CA
+//! (and a KMS CA's current delegation) has left, how CA reloads go, and
+//! how long the calls to the ledger's store and to AWS KMS take and how
+//! many fail.
 //!
 //! One set of facts, two ecosystems: `serve` keeps them in a Prometheus
 //! registry exposed at `GET /metrics` ([`prometheus`]), Lambda mode writes
@@ -11,8 +14,9 @@
 //!
 //! The HTTP layer reports each outcome here ([`Metrics::issued`],
 //! [`Metrics::refused`], [`Metrics::checked`]); the CA store reports
-//! reloads ([`Metrics::ca_reloaded`]). This module imports nothing of the
-//! service but the leaf vocabulary.
+//! reloads ([`Metrics::ca_reloaded`]); the ledger's store and the KMS key
+//! report each call ([`Metrics::dependency_call`]). This module imports
+//! nothing of the service but the leaf vocabulary.
 
 pub mod emf;
 pub mod prometheus;
@@ -48,6 +52,9 @@ pub struct IssuedSample<'a> {
     pub latency: Duration,
     /// The signing CA's `notAfter`, for its time left.
     pub ca_not_after: OffsetDateTime,
+    /// For a KMS-delegated CA, the end of the delegation that signed it
+    /// (renewed before it ends; the KMS CA's own end is `ca_not_after`).
+    pub delegation_not_after: Option<OffsetDateTime>,
     /// When it was issued.
     pub now: OffsetDateTime,
 }
@@ -62,12 +69,34 @@ impl Metrics {
         }
     }
 
-    /// Counts a refused issuance by its error code (a bounded set).
-    pub fn refused(&self, code: &'static str) {
+    /// Counts a refused issuance by its error code (a bounded set), and,
+    /// when a rate limit refused it, by the profile and the limit's
+    /// setting name (`per_caller`, ...).
+    pub fn refused(&self, code: &'static str, rate_limit: Option<RateLimitHit<'_>>) {
         match self {
             Metrics::Off => {}
-            Metrics::Prometheus(registry) => registry.refused(code),
-            Metrics::Emf(emf) => emf.refused(code),
+            Metrics::Prometheus(registry) => registry.refused(code, rate_limit),
+            Metrics::Emf(emf) => emf.refused(code, rate_limit),
+        }
+    }
+
+    /// Counts one call to a dependency (`operation` from a fixed set of
+    /// names) and how long it took; `failed` when the dependency failed
+    /// (unreachable, throttled past the retries, refused), not when it
+    /// answered "no" (a duplicate serial, a bad cursor).
+    pub fn dependency_call(
+        &self,
+        dependency: Dependency,
+        operation: &'static str,
+        elapsed: Duration,
+        failed: bool,
+    ) {
+        match self {
+            Metrics::Off => {}
+            Metrics::Prometheus(registry) => {
+                registry.dependency_call(dependency, operation, elapsed, failed)
+            }
+            Metrics::Emf(emf) => emf.dependency_call(dependency, elapsed, failed),
         }
     }
 
@@ -98,6 +127,24 @@ impl Metrics {
             Metrics::Emf(emf) => emf.ca_reloaded(ok),
         }
     }
+}
+
+/// A refusal by a rate limit: the profile and the limit's setting name.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimitHit<'a> {
+    /// The profile whose limit it is.
+    pub profile: &'a str,
+    /// The limit's setting name (`per_caller`, `per_session`, ...).
+    pub limit: &'static str,
+}
+
+/// A dependency whose calls are measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    /// The ledger's store (SQLite or DynamoDB).
+    Store,
+    /// AWS KMS (a KMS-held CA key).
+    Kms,
 }
 
 /// Seconds from `now` to `not_after` (negative once it has passed).

@@ -14,6 +14,7 @@ pub mod dynamodb;
 mod dynamodb_fleet;
 mod dynamodb_revocations;
 pub mod fleet;
+pub mod metered;
 pub mod revocation;
 pub mod sqlite;
 mod sqlite_fleet;
@@ -142,24 +143,27 @@ pub enum StoreSync {
 /// Opens the ledger `spec` names: none, the SQLite file (created if
 /// absent; its records as durable as `sync` says), or the DynamoDB table
 /// (through the AWS settings `aws`), keeping records `retention` past
-/// their certificate's `notAfter`.
+/// their certificate's `notAfter`, each call to it reported to `metrics`.
 pub async fn open(
     spec: &StoreSpec,
     retention: Duration,
     sync: StoreSync,
     aws: &crate::ca::ssm::SsmSettings,
+    metrics: &crate::metrics::Metrics,
 ) -> Result<Ledger, StoreError> {
-    Ok(match spec {
-        StoreSpec::None => Ledger::off(),
-        StoreSpec::Sqlite(path) => Ledger::new(Arc::new(sqlite::SqliteStore::open_with(
-            path, retention, sync,
-        )?)),
-        StoreSpec::DynamoDb(table) => Ledger::new(Arc::new(dynamodb::DynamoDbStore::new(
+    let store: Arc<dyn Store> = match spec {
+        StoreSpec::None => return Ok(Ledger::off()),
+        StoreSpec::Sqlite(path) => Arc::new(sqlite::SqliteStore::open_with(path, retention, sync)?),
+        StoreSpec::DynamoDb(table) => Arc::new(dynamodb::DynamoDbStore::new(
             dynamodb::client(aws).await,
             table.clone(),
             retention,
-        ))),
-    })
+        )),
+    };
+    Ok(Ledger::new(match metrics {
+        crate::metrics::Metrics::Off => store,
+        _ => Arc::new(metered::Metered::new(store, metrics.clone())),
+    }))
 }
 
 /// Seconds of `retention`, for the expiry of a record: `not_after + retention`.

@@ -962,18 +962,7 @@ async fn a_refused_configuration_is_named_on_every_path() {
     }
     // Each refusal is counted, so an alarm sees a function that answers
     // but issues nothing.
-    #[derive(Clone, Default)]
-    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Capture {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let capture = Capture::default();
+    let capture = crate::common::Capture::default();
     let emf = session_ca::Emf::to_writer("SessionCA/test", Box::new(capture.clone()));
     let reply = send_to(
         session_ca::misconfigured(reason, session_ca::Metrics::Emf(std::sync::Arc::new(emf))),
@@ -983,7 +972,7 @@ async fn a_refused_configuration_is_named_on_every_path() {
     )
     .await;
     assert_eq!(reply.code(), "not_configured");
-    let lines = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let lines = capture.text();
     let line: Value = serde_json::from_str(lines.lines().next().expect("an EMF line")).unwrap();
     assert_eq!(
         (&line["Refusals"], &line["ErrorCode"]),

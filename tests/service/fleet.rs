@@ -684,3 +684,70 @@ pub(crate) async fn store_error_codes() -> std::collections::BTreeSet<String> {
         .map(|r| r.code())
         .collect()
 }
+
+/// The store's calls are measured by operation, its failures counted, and
+/// a refusal by a rate limit counted by profile and limit too.
+#[tokio::test]
+async fn store_calls_failures_and_rate_limits_are_in_the_metrics() {
+    let (_service, mut state, store) = faulty_service(Duration::ZERO).await;
+    let registry = Arc::new(session_ca::PrometheusRegistry::new());
+    let metrics = session_ca::Metrics::Prometheus(registry.clone());
+    state.metrics = metrics.clone();
+    state.ledger = Ledger::new(Arc::new(session_ca::MeteredStore::new(
+        store.clone(),
+        metrics,
+    )));
+    store.broken.store(true, Ordering::SeqCst);
+    let closed = send(
+        &state,
+        issue_request(r#"{"profile":"limited_closed"}"#, None),
+    )
+    .await;
+    assert_eq!(closed.code(), "ledger_unavailable");
+    store.broken.store(false, Ordering::SeqCst);
+    let session = json!({"profile": "limited", "session_id": SESSION_ID}).to_string();
+    for _ in 0..2 {
+        let reply = send(&state, issue_request(&session, None)).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json());
+    }
+    assert_limited(
+        &send(&state, issue_request(&session, None)).await,
+        "per_session",
+    );
+
+    let text = String::from_utf8(registry.exposition(&[], now())).unwrap();
+    let sample = |series: &str| {
+        text.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    for (series, value) in [
+        (r#"session_ca_store_errors_total{operation="count"}"#, 1.0),
+        (
+            r#"session_ca_store_duration_seconds_count{operation="count"}"#,
+            4.0,
+        ),
+        (
+            r#"session_ca_store_errors_total{operation="record_then_revoked"}"#,
+            0.0,
+        ),
+        (
+            r#"session_ca_store_duration_seconds_count{operation="record_then_revoked"}"#,
+            2.0,
+        ),
+        (
+            r#"session_ca_refusals_total{code="ledger_unavailable"}"#,
+            1.0,
+        ),
+        (r#"session_ca_refusals_total{code="rate_limited"}"#, 1.0),
+        (
+            r#"session_ca_rate_limited_total{limit="per_session",profile="limited"}"#,
+            1.0,
+        ),
+    ] {
+        assert_eq!(sample(series), Some(value), "{series} in\n{text}");
+    }
+}

@@ -513,3 +513,100 @@ async fn hmac_signed_requests_pass_every_front_door() {
         assert_eq!(status, expected, "signed over {signed_path}: {text}");
     }
 }
+
+#[tokio::test]
+async fn the_crl_as_pem_goes_out_as_text_and_as_der_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = iam_state(dir.path()).await;
+    state.ledger = session_ca::Ledger::new(std::sync::Arc::new(
+        session_ca::SqliteStore::open(
+            &dir.path().join("ledger.sqlite3"),
+            session_ca::DEFAULT_RETENTION,
+        )
+        .unwrap(),
+    ));
+    let mut event: Value = serde_json::from_str(&rest_event(
+        "prod",
+        Door::ExecuteApi,
+        "GET",
+        "/v1/crl",
+        None,
+    ))
+    .unwrap();
+    event["queryStringParameters"] = json!({ "format": "pem" });
+    event["multiValueQueryStringParameters"] = json!({ "format": ["pem"] });
+    let response = call(&state, &event.to_string()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    match lambda_body(response).await {
+        lambda_http::Body::Text(text) => {
+            assert!(text.starts_with("-----BEGIN X509 CRL-----"), "{text}")
+        }
+        other => panic!("a PEM CRL must be text (isBase64Encoded false), got {other:?}"),
+    }
+    let der = rest_event("prod", Door::ExecuteApi, "GET", "/v1/crl", None);
+    let response = call(&state, &der).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        matches!(lambda_body(response).await, lambda_http::Body::Binary(_)),
+        "a DER CRL stays binary"
+    );
+}
+
+/// A Lambda that refused its configuration, behind a REST API's stage and
+/// an HTTP API's named stage: `/healthz` says why, and each refused
+/// issuance is counted (the `not-configured` alarm's metric).
+#[tokio::test]
+async fn a_refused_configuration_is_reported_behind_every_stage() {
+    let reason = "the embedded default configuration: profiles.default.subject: not set";
+    let capture = crate::common::Capture::default();
+    let metrics = session_ca::Metrics::Emf(std::sync::Arc::new(session_ca::Emf::to_writer(
+        "SessionCA/test",
+        Box::new(capture.clone()),
+    )));
+    let events = [
+        (
+            rest_event("prod", Door::ExecuteApi, "GET", "/healthz", None),
+            rest_event(
+                "prod",
+                Door::ExecuteApi,
+                "POST",
+                "/v1/certificates",
+                Some(ISSUE),
+            ),
+        ),
+        (
+            http_event("prod", Door::ExecuteApi, false, "GET", "/healthz", None),
+            http_event(
+                "prod",
+                Door::ExecuteApi,
+                false,
+                "POST",
+                "/v1/certificates",
+                Some(ISSUE),
+            ),
+        ),
+    ];
+    for (health, issue) in &events {
+        let app = session_ca::misconfigured_lambda_app(reason, metrics.clone());
+        let request = session_ca::lambda_request_from_str(health).unwrap();
+        let (status, body) = status_and_text(app.clone().oneshot(request).await.unwrap()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        let health: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(health["status"], "unavailable", "{health}");
+        assert!(
+            health["reason"].as_str().unwrap().contains(reason),
+            "{health}"
+        );
+        let request = session_ca::lambda_request_from_str(issue).unwrap();
+        let (status, body) = status_and_text(app.oneshot(request).await.unwrap()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.contains("not_configured"), "{body}");
+    }
+    let lines = capture.text();
+    let refusals: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["ErrorCode"] == "not_configured")
+        .collect();
+    assert_eq!(refusals.len(), 2, "{lines}");
+}

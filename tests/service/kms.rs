@@ -105,11 +105,22 @@ pub(crate) async fn kms_state(
     settings: &SsmSettings,
     clock: SharedClock,
 ) -> AppState {
-    let cas = CaStore::load(
+    kms_state_measured(config, settings, clock, session_ca::Metrics::Off).await
+}
+
+/// [`kms_state`] with `metrics`, which the KMS key's calls report to too.
+async fn kms_state_measured(
+    config: Config,
+    settings: &SsmSettings,
+    clock: SharedClock,
+    metrics: session_ca::Metrics,
+) -> AppState {
+    let cas = CaStore::load_measured(
         &config.cas,
         &clock,
         settings,
         OnLoadFailure::ServeUnavailable,
+        &metrics,
     )
     .await
     .unwrap();
@@ -117,9 +128,26 @@ pub(crate) async fn kms_state(
         config: Arc::new(config),
         cas,
         clock,
-        metrics: Default::default(),
+        metrics,
         ledger: Default::default(),
     }
+}
+
+/// A state's Prometheus exposition (`GET /metrics`).
+async fn exposition(state: &AppState) -> String {
+    let reply = crate::common::get(state, "/metrics").await;
+    assert_eq!(reply.status, 200);
+    String::from_utf8(reply.body).unwrap()
+}
+
+/// The value of `series` in the exposition `text`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn prometheus() -> session_ca::Metrics {
+    session_ca::Metrics::Prometheus(Arc::new(session_ca::PrometheusRegistry::new()))
 }
 
 async fn issue_one(state: &AppState, key_type: KeyType) -> Reply {
@@ -157,15 +185,24 @@ async fn direct_and_delegated_signing_for_every_kms_key_spec_and_leaf_key_type()
         for delegate in [None, Some("1h")] {
             let case = format!("{} delegate={delegate:?}", spec.as_str());
             let clock: SharedClock = Arc::new(session_ca::SystemClock);
-            let state = kms_state(
+            let state = kms_state_measured(
                 kms_config(&key_id, &ca_dir, delegate),
                 &moto.settings(),
                 clock,
+                prometheus(),
             )
             .await;
 
-            // Metrics and alarms report the KMS CA's end, not the delegation's.
+            // The CA's expiry is the KMS CA's end; a delegated CA's
+            // metrics report the delegation's end too.
             let loaded = state.cas.get("default").unwrap();
+            let text = exposition(&state).await;
+            let ca_left = sample(&text, r#"session_ca_ca_expiry_seconds{ca="default"}"#);
+            let delegation_left = sample(
+                &text,
+                r#"session_ca_ca_delegation_expiry_seconds{ca="default"}"#,
+            );
+            assert!(ca_left.unwrap() > 29.0 * 86_400.0, "{case}: {text}");
             match delegate {
                 Some(_) => {
                     assert!(
@@ -174,9 +211,28 @@ async fn direct_and_delegated_signing_for_every_kms_key_spec_and_leaf_key_type()
                     assert!(
                         loaded.expires() > OffsetDateTime::now_utc() + time::Duration::days(29)
                     );
+                    let left = delegation_left.unwrap_or_else(|| panic!("{case}: {text}"));
+                    assert!(left > 3_000.0 && left <= 3_600.0, "{case}: {text}");
                 }
-                None => assert_eq!(loaded.expires(), loaded.not_after),
+                None => {
+                    assert_eq!(loaded.expires(), loaded.not_after);
+                    assert_eq!(delegation_left, None, "{case}: {text}");
+                }
             }
+            // The load read the public key once, and no call failed.
+            assert_eq!(
+                sample(
+                    &text,
+                    r#"session_ca_kms_duration_seconds_count{operation="get_public_key"}"#
+                ),
+                Some(1.0),
+                "{case}: {text}"
+            );
+            assert_eq!(
+                sample(&text, r#"session_ca_kms_errors_total{operation="sign"}"#),
+                Some(0.0),
+                "{case}: {text}"
+            );
             let health = crate::common::get(&state, "/healthz").await.json();
             let ca = &health["cas"][0];
             assert_eq!(ca["usable"], true, "{case}: {health}");
@@ -331,10 +387,11 @@ async fn throttling_beyond_the_retries_is_a_503_naming_kms_and_within_them_is_ab
     let dir = tempfile::tempdir().unwrap();
     let key_id = kms_ca(&moto, KeySpec::EccNistP256, dir.path()).await;
     let clock: SharedClock = Arc::new(session_ca::SystemClock);
-    let state = kms_state(
+    let state = kms_state_measured(
         kms_config(&key_id, dir.path(), None),
         &settings_for(proxy.port),
         clock,
+        prometheus(),
     )
     .await;
 
@@ -350,6 +407,23 @@ async fn throttling_beyond_the_retries_is_a_503_naming_kms_and_within_them_is_ab
     // Two throttled attempts, then KMS signs: the SDK's retries absorb it.
     proxy.set(Fault::Throttle { remaining: 2 });
     assert_eq!(issue_one(&state, KeyType::EcdsaP256).await.status, 201);
+    // The metrics saw three Sign calls (the load's self-test and the two
+    // issuances; the SDK's retries are inside one call), one failed.
+    let text = exposition(&state).await;
+    for (series, value) in [
+        (
+            r#"session_ca_kms_duration_seconds_count{operation="sign"}"#,
+            3.0,
+        ),
+        (r#"session_ca_kms_errors_total{operation="sign"}"#, 1.0),
+        (
+            r#"session_ca_kms_errors_total{operation="get_public_key"}"#,
+            0.0,
+        ),
+        (r#"session_ca_refusals_total{code="ca_unavailable"}"#, 1.0),
+    ] {
+        assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

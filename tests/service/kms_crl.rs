@@ -103,4 +103,11 @@ async fn a_kms_ca_signs_its_crl_in_direct_custody_and_says_why_not_when_delegate
     // Refused before any work: no CRL number spent on a CRL that cannot
     // be signed (the route is public).
     assert_eq!(store.next_crl_number("default").await.unwrap(), before + 1);
+    // Whatever the ledger: without one it is the same 409, not a 404.
+    delegated.ledger = session_ca::Ledger::off();
+    let reply = get(&delegated, "/v1/crl").await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.code().as_str()),
+        (409, "crl_unavailable")
+    );
 }

@@ -239,6 +239,7 @@ async fn a_signer_with_a_dynamodb_ledger_records_what_it_issues() {
         RETENTION,
         session_ca::StoreSync::Full,
         &moto.settings(),
+        &session_ca::Metrics::Off,
     )
     .await
     .unwrap();

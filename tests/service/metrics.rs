@@ -159,6 +159,20 @@ fn promtool_accepts_it_and_prometheus_scrapes_it() {
     }
     assert_eq!(post(port, r#"{"ttl_seconds":0}"#), 422);
     let text = http_get(port, "/metrics");
+    // The embedded default records each certificate in its SQLite ledger:
+    // three records, each then checked against the revocations, none failed.
+    for (series, value) in [
+        (
+            r#"session_ca_store_duration_seconds_count{operation="record_then_revoked"}"#,
+            3.0,
+        ),
+        (
+            r#"session_ca_store_errors_total{operation="record_then_revoked"}"#,
+            0.0,
+        ),
+    ] {
+        assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
+    }
 
     // promtool reads the exposition format and lints names, units and help.
     let mut promtool = Command::new("promtool")

@@ -197,9 +197,15 @@ async fn a_revocation_refuses_what_it_names_and_lists_what_it_matches() {
     expected.sort();
     assert_eq!(entries, expected);
     assert!(!entries.iter().any(|(s, _)| *s == bare(&untouched)));
-    // Cached while nothing changes; signed afresh, with a greater number,
-    // after a revocation.
-    assert_eq!(get(&state, "/v1/crl?ca=default").await.body, crl.body);
+    // Within the store's index lag of its newest rule a CRL is signed
+    // afresh on each request (a DynamoDB index may not hold every match
+    // yet); after it, cached while nothing changes; signed afresh, with a
+    // greater number, after a revocation.
+    let again = get(&state, "/v1/crl?ca=default").await.body;
+    assert!(read_crl(&again).1 > number, "not reused within the lag");
+    let settled = later_by(&state, 1);
+    let cached = get(&settled, "/v1/crl").await.body;
+    assert_eq!(get(&settled, "/v1/crl?ca=default").await.body, cached);
     let reply = revoke(
         &state,
         json!({"serial": untouched, "reason": "unspecified"}),
@@ -852,4 +858,33 @@ async fn a_certificate_revoked_while_it_was_signed_is_never_returned_and_is_on_t
         .to_owned();
     let (entries, _) = read_crl(&get(&state, "/v1/crl").await.body);
     assert_eq!(entries, [(bare(&serial), Some(1))]);
+}
+
+/// A CA rotated under the same name (another key): its CRL lists only the
+/// certificates its own key issued, never the old key's (RFC 5280 §5: a
+/// CRL lists its issuer's certificates), whatever the rule matches.
+#[tokio::test]
+async fn after_a_rotation_the_crl_lists_only_its_own_keys_certificates() {
+    let (service, state) = with_ledger().await;
+    let old = serial_of(&issue_for(&state, SESSION_ID, "tx-old").await);
+    crate::common::make_ca(
+        &service.ca_dir(),
+        session_ca::KeyType::EcdsaP256,
+        false,
+        t0() - time::Duration::days(1),
+        365,
+    );
+    assert!(state.cas.refresh("default", &state.clock).await.unwrap());
+    let new = serial_of(&issue_for(&state, SESSION_ID, "tx-new").await);
+    let reply = revoke(
+        &state,
+        json!({"session_id": SESSION_ID, "reason": "keyCompromise"}),
+    )
+    .await;
+    assert_eq!(reply.json()["matched"], 2, "the ledger holds both");
+    let reply = get(&state, "/v1/crl").await;
+    assert_eq!(reply.status, 200);
+    let (entries, _) = read_crl(&reply.body);
+    let listed: Vec<&str> = entries.iter().map(|(serial, _)| serial.as_str()).collect();
+    assert_eq!(listed, vec![bare(&new).as_str()], "not {old}");
 }

@@ -337,3 +337,25 @@ geo   = {{ oid = "1.3.6.1.4.1.32473.1.101", type = "json",   max_len = 256 }}
     );
     state_from_toml(&text, t0(), t0()).await
 }
+
+/// A writer that keeps what is written (EMF lines, logs), for a test to
+/// read back.
+#[derive(Clone, Default)]
+pub struct Capture(pub Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Capture {
+    /// What was written, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
