@@ -10,7 +10,7 @@
 //! later. A signed CRL is reused until half of that has passed, until the
 //! store's revision shows a new rule (from any instance), or until the CA
 //! is reloaded with other certificates; one signed within [`INDEX_LAG`] of
-//! its newest rule is not reused at all. It lists only the certificates
+//! its newest rule only until that has passed since the rule. It lists only the certificates
 //! of the CA's current key (a CA rotated under the same name has its old
 //! key's certificates in the ledger too).
 
@@ -142,6 +142,14 @@ pub async fn matching(
             None => return Ok(records),
         }
     }
+}
+
+/// Whether `ca` can sign a CRL at all: its key is not a delegation made per
+/// instance, and its certificate allows CRL signing and has the key
+/// identifier a CRL names. Answered without the store.
+pub fn signable(ca: &SigningCa) -> Result<(), CrlError> {
+    ca.can_sign_crl()?;
+    crl_key_identifier(ca).map(|_| ())
 }
 
 /// The CA certificate's subject key identifier (the CRL's AKI must match
@@ -284,7 +292,8 @@ async fn sign_noting_newest_rule(
 /// How long after a rule is made its matches may still be missing from a
 /// store's indexes: DynamoDB's global secondary indexes are read eventually
 /// consistently (typically within a second). A CRL signed within this of
-/// its newest rule is not reused: the next request signs it again.
+/// its newest rule is reused only until this has passed since the rule,
+/// then signed again.
 pub const INDEX_LAG: i64 = 10;
 
 /// The current CRL of `ca`: the cached one while it is current (see the
@@ -298,29 +307,31 @@ pub async fn current(
 ) -> Result<Arc<[u8]>, CrlError> {
     let revision = store.revision().await?;
     let mut cached = cache.lock().await;
-    let fresh_for = i64::try_from(config.crl.next_update.as_secs() / 2).unwrap_or(i64::MAX);
+    let at = now.unix_timestamp();
     if let Some(crl) = cached.get(&ca.name) {
         if crl.revision == revision
             && crl.issuer_der == ca.cert_der.as_ref()
-            && (crl.this_update..crl.this_update.saturating_add(fresh_for))
-                .contains(&now.unix_timestamp())
+            && (crl.this_update..crl.fresh_until).contains(&at)
         {
             return Ok(Arc::clone(&crl.der));
         }
     }
     let (der, newest_rule) = sign_noting_newest_rule(store, ca, config, now).await?;
     let der: Arc<[u8]> = der.into();
-    if newest_rule.is_some_and(|at| at > now.unix_timestamp() - INDEX_LAG) {
-        // A rule this young may not have reached the store's indexes yet.
-        cached.remove(&ca.name);
-        return Ok(der);
-    }
+    let half_period = i64::try_from(config.crl.next_update.as_secs() / 2).unwrap_or(i64::MAX);
+    // A rule younger than the store's index lag may not have reached its
+    // indexes: the CRL is signed again once the lag has passed.
+    let fresh_until = match newest_rule {
+        Some(made) if made > at - INDEX_LAG => made + INDEX_LAG,
+        _ => at.saturating_add(half_period),
+    };
     cached.insert(
         ca.name.clone(),
         CachedCrl {
             revision,
             issuer_der: ca.cert_der.to_vec(),
-            this_update: now.unix_timestamp(),
+            this_update: at,
+            fresh_until,
             der: Arc::clone(&der),
         },
     );

@@ -63,7 +63,7 @@ pub use config::{
     MAX_JSON_DEPTH_CAP,
 };
 pub use config::{CrlConfig, DEFAULT_CRL_NEXT_UPDATE};
-pub use crl::{sign as sign_crl, CrlError};
+pub use crl::{sign as sign_crl, CrlError, INDEX_LAG as CRL_INDEX_LAG};
 pub use http::lambda::{
     lambda_app, misconfigured_lambda_app, request_from_str as lambda_request_from_str,
     run as run_lambda, run_misconfigured as run_lambda_misconfigured, LambdaApp,

@@ -194,7 +194,7 @@ pub(super) async fn delegate(
     let checked = CheckedCertificates {
         cert_der: cert.der().clone(),
         chain_der,
-        subject: format!("CN={} delegated {}", kms_ca.name, now.unix_timestamp()),
+        subject: format!("CN={}", delegated_name(&kms_ca.name, now)),
         not_before,
         not_after,
     };

@@ -229,7 +229,7 @@ pub(crate) async fn start(
     let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
     let lease = LEASE.max(state.config.server.request_timeout + Duration::from_secs(5));
     let lease_secs = i64::try_from(lease.as_secs()).unwrap_or(i64::MAX);
-    let lease = Lease {
+    let mut lease = Lease {
         id: derived.id.clone(),
         fingerprint: fingerprint.clone(),
         token: random_hex::<16>()?,
@@ -286,8 +286,16 @@ pub(crate) async fn start(
                     .map_err(unavailable)?
                 {
                     Some(entry) if !lapsed(&entry, now) => Begun::Exists(entry),
-                    // Given back, or its holder's lease lapsed: ours to take.
-                    _ => store.begin(&lease).await.map_err(unavailable)?,
+                    // Given back, or its holder's lease lapsed: ours to take,
+                    // asked for at the time now (the store judges a lapse by
+                    // the lease's `now`), held as long from now.
+                    _ => {
+                        let moved = now - lease.now;
+                        lease.now = now;
+                        lease.lease_until = lease.lease_until.saturating_add(moved);
+                        lease.expires = lease.expires.saturating_add(moved);
+                        store.begin(&lease).await.map_err(unavailable)?
+                    }
                 };
             }
         }

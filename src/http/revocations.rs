@@ -361,9 +361,10 @@ pub(crate) async fn current_crl(
         CrlError::Unsupported(reason) => AppError::CrlUnavailable(reason),
         CrlError::Sign(reason) => AppError::KeyHolderUnavailable(reason),
     };
-    // What the CA cannot sign it cannot sign with any ledger: 409 before
-    // the ledger is asked for or read.
-    ca.can_sign_crl().map_err(|e| refused(e.into()))?;
+    // What the CA cannot sign (a per-instance delegation, a certificate
+    // without cRLSign or a key identifier) it cannot sign with any ledger:
+    // 409 before the ledger is asked for or read.
+    crl::signable(&ca).map_err(refused)?;
     let store = state.ledger.store().ok_or(AppError::NoLedger)?;
     let now = state.clock.now();
     let der = crl::current(store.as_ref(), state.ledger.crls(), &ca, &state.config, now)

@@ -333,6 +333,10 @@ pub struct CachedCrl {
     pub issuer_der: Vec<u8>,
     /// Its `thisUpdate`, Unix seconds.
     pub this_update: i64,
+    /// Until when it is reused (Unix seconds, exclusive): half its
+    /// validity, or less when its newest rule is younger than the store's
+    /// index lag ([`crate::crl::INDEX_LAG`]).
+    pub fresh_until: i64,
     /// The CRL, DER.
     pub der: Arc<[u8]>,
 }

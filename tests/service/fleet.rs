@@ -524,6 +524,40 @@ async fn a_duplicate_of_a_slow_first_request_waits_then_gets_409_with_retry_afte
     assert_eq!(retry.body, first.body);
 }
 
+/// The first request's holder is presumed dead once its lease has lapsed:
+/// a duplicate that sees it lapse while it waits takes the lease over and
+/// is served, instead of waiting out its time and getting 409.
+#[tokio::test]
+async fn a_duplicate_takes_over_a_lease_that_lapses_while_it_waits() {
+    let (_service, mut state, _store) = faulty_service(Duration::from_secs(4)).await;
+    let clock = StepClock::at(now());
+    state.clock = clock.clone();
+    let body = json!({"session_id": SESSION_ID}).to_string();
+    let key = "lapse-key-0123456789abcdef";
+    let first = tokio::spawn({
+        let state = state.clone();
+        let body = body.clone();
+        async move { send(&state, issue_request(&body, Some(key))).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let duplicate = tokio::spawn({
+        let state = state.clone();
+        let body = body.clone();
+        async move { send(&state, issue_request(&body, Some(key))).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Past the lease (at least 30 s) while the duplicate waits.
+    clock.set(now() + time::Duration::minutes(2));
+    let duplicate = duplicate.await.unwrap();
+    assert_eq!(
+        duplicate.status,
+        StatusCode::CREATED,
+        "{}",
+        duplicate.json()
+    );
+    let _ = first.await;
+}
+
 #[tokio::test]
 async fn store_faults_fail_closed_except_where_a_limit_says_open() {
     let (_service, state, store) = faulty_service(Duration::ZERO).await;

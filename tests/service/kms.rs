@@ -11,10 +11,10 @@
 use crate::common::faulty_proxy::{Fault, FaultyProxy};
 use crate::common::moto::{settings_for, Moto};
 use crate::common::tools;
-use crate::common::{issue_json, Reply};
+use crate::common::{issue_json, Reply, StepClock};
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aws_sdk_kms::types::KeySpec;
 use serde_json::{json, Value};
@@ -25,27 +25,6 @@ use session_ca::{
 use time::OffsetDateTime;
 
 const BIN: &str = env!("CARGO_BIN_EXE_session-ca");
-
-/// A clock the test moves.
-#[derive(Debug)]
-struct StepClock(Mutex<OffsetDateTime>);
-
-impl Clock for StepClock {
-    fn now(&self) -> OffsetDateTime {
-        *self.0.lock().unwrap()
-    }
-}
-
-impl StepClock {
-    fn starting_now() -> Arc<StepClock> {
-        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-        Arc::new(StepClock(Mutex::new(now)))
-    }
-
-    fn set(&self, at: OffsetDateTime) {
-        *self.0.lock().unwrap() = at;
-    }
-}
 
 /// A fresh KMS signing key of `spec`; its id.
 async fn kms_key(moto: &Moto, spec: KeySpec) -> String {

@@ -7,6 +7,7 @@ use crate::common::{get, issue_json, send, t0, tools, Reply, TestService, SESSIO
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Request};
@@ -197,14 +198,18 @@ async fn a_revocation_refuses_what_it_names_and_lists_what_it_matches() {
     expected.sort();
     assert_eq!(entries, expected);
     assert!(!entries.iter().any(|(s, _)| *s == bare(&untouched)));
-    // Within the store's index lag of its newest rule a CRL is signed
-    // afresh on each request (a DynamoDB index may not hold every match
-    // yet); after it, cached while nothing changes; signed afresh, with a
-    // greater number, after a revocation.
-    let again = get(&state, "/v1/crl?ca=default").await.body;
-    assert!(read_crl(&again).1 > number, "not reused within the lag");
-    let settled = later_by(&state, 1);
+    // A CRL signed within the store's index lag of its newest rule (a
+    // DynamoDB index may not hold every match yet) is reused only until the
+    // lag has passed since the rule, then signed again, and cached while
+    // nothing changes; signed afresh, with a greater number, after a
+    // revocation.
+    assert_eq!(get(&state, "/v1/crl?ca=default").await.body, crl.body);
+    let mut settled = state.clone();
+    settled.clock = Arc::new(FixedClock::new(
+        t0() + time::Duration::seconds(session_ca::CRL_INDEX_LAG),
+    ));
     let cached = get(&settled, "/v1/crl").await.body;
+    assert!(read_crl(&cached).1 > number, "signed again after the lag");
     assert_eq!(get(&settled, "/v1/crl?ca=default").await.body, cached);
     let reply = revoke(
         &state,
@@ -718,21 +723,27 @@ async fn two_signers_sharing_a_dynamodb_ledger_enforce_one_revocation() {
     assert!(second > first, "{second} after {first}");
 }
 
-/// A store where a rule revoking the session of every certificate lands
-/// while it is being signed: after the check before signing, just before
-/// its record (and the check that follows it: the SQLite store's own).
+/// An SQLite store with what a test arranges: with `revoke_while_signing`,
+/// a rule revoking the session of every certificate lands while it is
+/// being signed (after the check before signing, just before its record
+/// and the check that follows it: the SQLite store's own); every ledger
+/// query takes `query_delay` (a slow index).
 #[derive(Debug)]
-struct RevokedWhileSigning(SqliteStore);
+struct Arranged {
+    store: SqliteStore,
+    revoke_while_signing: bool,
+    query_delay: Duration,
+}
 
-impl session_ca::Store for RevokedWhileSigning {
+impl session_ca::Store for Arranged {
     fn describe(&self) -> String {
-        self.0.describe()
+        self.store.describe()
     }
     fn record<'a>(
         &'a self,
         record: &'a session_ca::LedgerRecord,
     ) -> session_ca::BoxFuture<'a, Result<(), session_ca::StoreError>> {
-        self.0.record(record)
+        self.store.record(record)
     }
     fn record_then_revoked<'a>(
         &'a self,
@@ -742,26 +753,31 @@ impl session_ca::Store for RevokedWhileSigning {
     ) -> session_ca::BoxFuture<'a, Result<Option<session_ca::Revocation>, session_ca::StoreError>>
     {
         Box::pin(async move {
-            let rule = session_ca::store_conformance::rule(
-                session_ca::LedgerKey::SessionId(record.session_id.clone()),
-                record.issued_at,
-                None,
-            );
-            self.0.revoke(&rule).await?;
-            self.0.record_then_revoked(record, keys, now).await
+            if self.revoke_while_signing {
+                let rule = session_ca::store_conformance::rule(
+                    session_ca::LedgerKey::SessionId(record.session_id.clone()),
+                    record.issued_at,
+                    None,
+                );
+                self.store.revoke(&rule).await?;
+            }
+            self.store.record_then_revoked(record, keys, now).await
         })
     }
     fn query<'a>(
         &'a self,
         query: &'a session_ca::LedgerQuery,
     ) -> session_ca::BoxFuture<'a, Result<session_ca::LedgerPage, session_ca::StoreError>> {
-        self.0.query(query)
+        Box::pin(async move {
+            tokio::time::sleep(self.query_delay).await;
+            self.store.query(query).await
+        })
     }
     fn revoke<'a>(
         &'a self,
         rule: &'a session_ca::Revocation,
     ) -> session_ca::BoxFuture<'a, Result<(), session_ca::StoreError>> {
-        self.0.revoke(rule)
+        self.store.revoke(rule)
     }
     fn revoked<'a>(
         &'a self,
@@ -769,29 +785,29 @@ impl session_ca::Store for RevokedWhileSigning {
         now: i64,
     ) -> session_ca::BoxFuture<'a, Result<Option<session_ca::Revocation>, session_ca::StoreError>>
     {
-        self.0.revoked(keys, now)
+        self.store.revoked(keys, now)
     }
     fn revocations_since(
         &self,
         since: i64,
     ) -> session_ca::BoxFuture<'_, Result<Vec<session_ca::Revocation>, session_ca::StoreError>>
     {
-        self.0.revocations_since(since)
+        self.store.revocations_since(since)
     }
     fn revision(&self) -> session_ca::BoxFuture<'_, Result<u64, session_ca::StoreError>> {
-        self.0.revision()
+        self.store.revision()
     }
     fn next_crl_number<'a>(
         &'a self,
         ca: &'a str,
     ) -> session_ca::BoxFuture<'a, Result<u64, session_ca::StoreError>> {
-        self.0.next_crl_number(ca)
+        self.store.next_crl_number(ca)
     }
     fn count<'a>(
         &'a self,
         hits: &'a [session_ca::Hit],
     ) -> session_ca::BoxFuture<'a, Result<Vec<u64>, session_ca::StoreError>> {
-        self.0.count(hits)
+        self.store.count(hits)
     }
     fn claim<'a>(
         &'a self,
@@ -799,13 +815,13 @@ impl session_ca::Store for RevokedWhileSigning {
         now: i64,
         expires: i64,
     ) -> session_ca::BoxFuture<'a, Result<bool, session_ca::StoreError>> {
-        self.0.claim(name, now, expires)
+        self.store.claim(name, now, expires)
     }
     fn begin<'a>(
         &'a self,
         lease: &'a session_ca::Lease,
     ) -> session_ca::BoxFuture<'a, Result<session_ca::Begun, session_ca::StoreError>> {
-        self.0.begin(lease)
+        self.store.begin(lease)
     }
     fn idempotent<'a>(
         &'a self,
@@ -813,20 +829,20 @@ impl session_ca::Store for RevokedWhileSigning {
         now: i64,
     ) -> session_ca::BoxFuture<'a, Result<Option<session_ca::Idempotent>, session_ca::StoreError>>
     {
-        self.0.idempotent(id, now)
+        self.store.idempotent(id, now)
     }
     fn finish<'a>(
         &'a self,
         lease: &'a session_ca::Lease,
         sealed: &'a [u8],
     ) -> session_ca::BoxFuture<'a, Result<(), session_ca::StoreError>> {
-        self.0.finish(lease, sealed)
+        self.store.finish(lease, sealed)
     }
     fn abandon<'a>(
         &'a self,
         lease: &'a session_ca::Lease,
     ) -> session_ca::BoxFuture<'a, Result<(), session_ca::StoreError>> {
-        self.0.abandon(lease)
+        self.store.abandon(lease)
     }
 }
 
@@ -839,7 +855,11 @@ async fn a_certificate_revoked_while_it_was_signed_is_never_returned_and_is_on_t
         session_ca::DEFAULT_RETENTION,
     )
     .unwrap();
-    state.ledger = Ledger::new(Arc::new(RevokedWhileSigning(store)));
+    state.ledger = Ledger::new(Arc::new(Arranged {
+        store,
+        revoke_while_signing: true,
+        query_delay: Duration::ZERO,
+    }));
     let reply = issue_for(&state, SESSION_ID, "tx-race").await;
     assert_eq!(
         (reply.status.as_u16(), reply.code().as_str()),
@@ -887,4 +907,53 @@ async fn after_a_rotation_the_crl_lists_only_its_own_keys_certificates() {
     let (entries, _) = read_crl(&reply.body);
     let listed: Vec<&str> = entries.iter().map(|(serial, _)| serial.as_str()).collect();
     assert_eq!(listed, vec![bare(&new).as_str()], "not {old}");
+}
+
+/// A revocation is in force once stored, so it is audited even when its
+/// request is dropped afterwards (its client gone, its time limit hit)
+/// while the certificates it matches are read.
+#[tokio::test(flavor = "current_thread")]
+async fn a_revocation_dropped_after_it_was_stored_is_still_audited() {
+    let logs = crate::common::Capture::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let service = TestService::new().await;
+    let mut state = service.state.clone();
+    let store = SqliteStore::open(
+        &service.dir.path().join("ledger.sqlite3"),
+        session_ca::DEFAULT_RETENTION,
+    )
+    .unwrap();
+    state.ledger = Ledger::new(Arc::new(Arranged {
+        store,
+        revoke_while_signing: false,
+        query_delay: Duration::from_secs(1),
+    }));
+    let request = revoke(
+        &state,
+        json!({"session_id": SESSION_ID, "reason": "keyCompromise"}),
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), request)
+            .await
+            .is_err(),
+        "dropped while its matches are read"
+    );
+    let refused = issue_for(&state, SESSION_ID, "tx-after").await;
+    assert_eq!(refused.code(), "revoked", "the rule was stored");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !logs.text().contains("revocation_made") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no revocation_made event: {}",
+            logs.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

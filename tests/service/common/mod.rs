@@ -359,3 +359,30 @@ impl std::io::Write for Capture {
         Ok(())
     }
 }
+
+/// A clock the test moves.
+#[derive(Debug)]
+pub struct StepClock(std::sync::Mutex<OffsetDateTime>);
+
+impl session_ca::Clock for StepClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap()
+    }
+}
+
+impl StepClock {
+    /// A clock at `at`.
+    pub fn at(at: OffsetDateTime) -> Arc<StepClock> {
+        Arc::new(StepClock(std::sync::Mutex::new(at)))
+    }
+
+    /// A clock at the current second.
+    pub fn starting_now() -> Arc<StepClock> {
+        StepClock::at(OffsetDateTime::now_utc().replace_nanosecond(0).unwrap())
+    }
+
+    /// Moves the clock to `at`.
+    pub fn set(&self, at: OffsetDateTime) {
+        *self.0.lock().unwrap() = at;
+    }
+}
