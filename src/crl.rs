@@ -144,12 +144,22 @@ pub async fn matching(
     }
 }
 
+/// A CA found able to sign CRLs, with the key identifier its CRLs name.
+#[derive(Debug)]
+pub struct Signable<'a> {
+    ca: &'a SigningCa,
+    key_identifier: Vec<u8>,
+}
+
 /// Whether `ca` can sign a CRL at all: its key is not a delegation made per
 /// instance, and its certificate allows CRL signing and has the key
 /// identifier a CRL names. Answered without the store.
-pub fn signable(ca: &SigningCa) -> Result<(), CrlError> {
+pub fn signable(ca: &SigningCa) -> Result<Signable<'_>, CrlError> {
     ca.can_sign_crl()?;
-    crl_key_identifier(ca).map(|_| ())
+    Ok(Signable {
+        ca,
+        key_identifier: crl_key_identifier(ca)?,
+    })
 }
 
 /// The CA certificate's subject key identifier (the CRL's AKI must match
@@ -232,20 +242,22 @@ pub async fn sign(
     config: &Config,
     now: OffsetDateTime,
 ) -> Result<Vec<u8>, CrlError> {
-    Ok(sign_noting_newest_rule(store, ca, config, now).await?.0)
+    // Refused before the store is read or a CRL number spent: what the CA
+    // cannot sign, it cannot sign on any request (`GET /v1/crl` is public).
+    let signable = signable(ca)?;
+    Ok(sign_noting_newest_rule(store, &signable, config, now)
+        .await?
+        .0)
 }
 
 /// [`sign`], and when the newest rule read was made (Unix seconds).
 async fn sign_noting_newest_rule(
     store: &dyn Store,
-    ca: &SigningCa,
+    signable: &Signable<'_>,
     config: &Config,
     now: OffsetDateTime,
 ) -> Result<(Vec<u8>, Option<i64>), CrlError> {
-    // Refused before the store is read or a CRL number spent: what the CA
-    // cannot sign, it cannot sign on any request (`GET /v1/crl` is public).
-    ca.can_sign_crl()?;
-    let key_identifier = crl_key_identifier(ca)?;
+    let Signable { ca, key_identifier } = signable;
     let at = now.unix_timestamp();
     let listed_for = i64::try_from(config.crl.next_update.as_secs()).unwrap_or(i64::MAX / 4);
     let since = at
@@ -257,7 +269,7 @@ async fn sign_noting_newest_rule(
     let revoked = revoked_certificates(store, &ca.name, &rules, at, since, expired_after).await?;
     let mut revoked_certs = Vec::with_capacity(revoked.len());
     for (serial, (record, rule)) in &revoked {
-        if !issued_by(record, &key_identifier) {
+        if !issued_by(record, key_identifier) {
             // Issued under this name by a CA since rotated (another key):
             // a CRL lists only its issuer's certificates (RFC 5280 §5).
             continue;
@@ -284,7 +296,7 @@ async fn sign_noting_newest_rule(
         crl_number: SerialNumber::from(number.to_be_bytes().to_vec()),
         issuing_distribution_point: None,
         revoked_certs,
-        key_identifier_method: KeyIdMethod::PreSpecified(key_identifier),
+        key_identifier_method: KeyIdMethod::PreSpecified(key_identifier.clone()),
     };
     Ok((ca.sign_crl(&params).await?.der().to_vec(), newest_rule))
 }
@@ -296,15 +308,16 @@ async fn sign_noting_newest_rule(
 /// then signed again.
 pub const INDEX_LAG: i64 = 10;
 
-/// The current CRL of `ca`: the cached one while it is current (see the
-/// module's comment), else a freshly signed one.
+/// The current CRL of `signable`'s CA: the cached one while it is current
+/// (see the module's comment), else a freshly signed one.
 pub async fn current(
     store: &dyn Store,
     cache: &crate::store::CrlCache,
-    ca: &SigningCa,
+    signable: &Signable<'_>,
     config: &Config,
     now: OffsetDateTime,
 ) -> Result<Arc<[u8]>, CrlError> {
+    let ca = signable.ca;
     let revision = store.revision().await?;
     let mut cached = cache.lock().await;
     let at = now.unix_timestamp();
@@ -316,7 +329,7 @@ pub async fn current(
             return Ok(Arc::clone(&crl.der));
         }
     }
-    let (der, newest_rule) = sign_noting_newest_rule(store, ca, config, now).await?;
+    let (der, newest_rule) = sign_noting_newest_rule(store, signable, config, now).await?;
     let der: Arc<[u8]> = der.into();
     let half_period = i64::try_from(config.crl.next_update.as_secs() / 2).unwrap_or(i64::MAX);
     // A rule younger than the store's index lag may not have reached its

@@ -364,12 +364,18 @@ pub(crate) async fn current_crl(
     // What the CA cannot sign (a per-instance delegation, a certificate
     // without cRLSign or a key identifier) it cannot sign with any ledger:
     // 409 before the ledger is asked for or read.
-    crl::signable(&ca).map_err(refused)?;
+    let signable = crl::signable(&ca).map_err(refused)?;
     let store = state.ledger.store().ok_or(AppError::NoLedger)?;
     let now = state.clock.now();
-    let der = crl::current(store.as_ref(), state.ledger.crls(), &ca, &state.config, now)
-        .await
-        .map_err(refused)?;
+    let der = crl::current(
+        store.as_ref(),
+        state.ledger.crls(),
+        &signable,
+        &state.config,
+        now,
+    )
+    .await
+    .map_err(refused)?;
     Ok(match query.format {
         CrlFormat::Der => ([(header::CONTENT_TYPE, CRL_MEDIA_TYPE)], der.to_vec()).into_response(),
         CrlFormat::Pem => {

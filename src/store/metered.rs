@@ -26,15 +26,31 @@ impl Metered {
         Metered { inner, metrics }
     }
 
-    /// Runs `call` and reports it as `operation`.
+    /// Runs `call` and reports it as `operation`, failed when the store
+    /// was unavailable.
     async fn timed<T>(
         &self,
         operation: &'static str,
         call: BoxFuture<'_, Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
+        self.timed_by(operation, call, |_| false).await
+    }
+
+    /// [`Metered::timed`], also failed when `failed_within` says so of an
+    /// answer.
+    async fn timed_by<T>(
+        &self,
+        operation: &'static str,
+        call: BoxFuture<'_, Result<T, StoreError>>,
+        failed_within: fn(&T) -> bool,
+    ) -> Result<T, StoreError> {
         let started = Instant::now();
         let outcome = call.await;
-        let failed = matches!(outcome, Err(StoreError::Unavailable(_)));
+        let failed = match &outcome {
+            Err(StoreError::Unavailable(_)) => true,
+            Err(_) => false,
+            Ok(answer) => failed_within(answer),
+        };
         self.metrics
             .dependency_call(Dependency::Store, operation, started.elapsed(), failed);
         outcome
@@ -115,23 +131,13 @@ impl Store for Metered {
         lease: &'a Lease,
         hits: &'a [Hit],
     ) -> BoxFuture<'a, Result<(Begun, Option<Counts>), StoreError>> {
-        Box::pin(async move {
-            let started = Instant::now();
-            let outcome = self.inner.begin_counting(lease, hits).await;
-            // A count that failed after the lease was taken is the store's
-            // failure too.
-            let failed = matches!(
-                &outcome,
-                Err(StoreError::Unavailable(_)) | Ok((_, Some(Err(StoreError::Unavailable(_)))))
-            );
-            self.metrics.dependency_call(
-                Dependency::Store,
-                "begin_counting",
-                started.elapsed(),
-                failed,
-            );
-            outcome
-        })
+        // A count that failed after the lease was taken is the store's
+        // failure too.
+        Box::pin(self.timed_by(
+            "begin_counting",
+            self.inner.begin_counting(lease, hits),
+            |(_, counts)| matches!(counts, Some(Err(StoreError::Unavailable(_)))),
+        ))
     }
 
     fn idempotent<'a>(

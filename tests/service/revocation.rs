@@ -727,12 +727,14 @@ async fn two_signers_sharing_a_dynamodb_ledger_enforce_one_revocation() {
 /// a rule revoking the session of every certificate lands while it is
 /// being signed (after the check before signing, just before its record
 /// and the check that follows it: the SQLite store's own); every ledger
-/// query takes `query_delay` (a slow index).
+/// query takes `query_delay` (a slow index), and is counted in `queried`
+/// once answered.
 #[derive(Debug)]
 struct Arranged {
     store: SqliteStore,
     revoke_while_signing: bool,
     query_delay: Duration,
+    queried: std::sync::atomic::AtomicUsize,
 }
 
 impl session_ca::Store for Arranged {
@@ -770,7 +772,10 @@ impl session_ca::Store for Arranged {
     ) -> session_ca::BoxFuture<'a, Result<session_ca::LedgerPage, session_ca::StoreError>> {
         Box::pin(async move {
             tokio::time::sleep(self.query_delay).await;
-            self.store.query(query).await
+            let page = self.store.query(query).await;
+            self.queried
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            page
         })
     }
     fn revoke<'a>(
@@ -859,6 +864,7 @@ async fn a_certificate_revoked_while_it_was_signed_is_never_returned_and_is_on_t
         store,
         revoke_while_signing: true,
         query_delay: Duration::ZERO,
+        queried: Default::default(),
     }));
     let reply = issue_for(&state, SESSION_ID, "tx-race").await;
     assert_eq!(
@@ -907,4 +913,53 @@ async fn after_a_rotation_the_crl_lists_only_its_own_keys_certificates() {
     let (entries, _) = read_crl(&reply.body);
     let listed: Vec<&str> = entries.iter().map(|(serial, _)| serial.as_str()).collect();
     assert_eq!(listed, vec![bare(&new).as_str()], "not {old}");
+}
+
+/// A revocation is in force once stored, so its matching and its audit
+/// event (written by the same task right after the matches are read) go on
+/// when its request is dropped afterwards (its client gone, its time limit
+/// hit). Observed through the store, not the log: the task's query is
+/// answered after the request is gone.
+#[tokio::test]
+async fn a_revocation_dropped_after_it_was_stored_still_reads_its_matches() {
+    let service = TestService::new().await;
+    let mut state = service.state.clone();
+    let store = SqliteStore::open(
+        &service.dir.path().join("ledger.sqlite3"),
+        session_ca::DEFAULT_RETENTION,
+    )
+    .unwrap();
+    let arranged = Arc::new(Arranged {
+        store,
+        revoke_while_signing: false,
+        query_delay: Duration::from_secs(1),
+        queried: Default::default(),
+    });
+    state.ledger = Ledger::new(arranged.clone());
+    let request = revoke(
+        &state,
+        json!({"session_id": SESSION_ID, "reason": "keyCompromise"}),
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), request)
+            .await
+            .is_err(),
+        "dropped while its matches are read"
+    );
+    let queried = || arranged.queried.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        queried(),
+        0,
+        "no match read yet when the request was dropped"
+    );
+    let refused = issue_for(&state, SESSION_ID, "tx-after").await;
+    assert_eq!(refused.code(), "revoked", "the rule was stored");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while queried() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revocation's matches were never read once its request was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -13,7 +13,7 @@ use crate::common::moto;
 use crate::common::tools;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ssm::types::ParameterType;
@@ -626,22 +626,12 @@ const CA_UNAVAILABLE_MESSAGE: &str = "the CA for this profile cannot sign right 
 /// runtime that covers the test, every task it spawns (the refresh tasks
 /// included) and the SDK.
 #[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+struct Logs(Capture);
 
 impl Logs {
     fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
         let logs = Logs::default();
-        let writer = logs.clone();
+        let writer = logs.0.clone();
         let subscriber = tracing_subscriber::fmt()
             .json()
             .flatten_event(true)
@@ -652,7 +642,8 @@ impl Logs {
     }
 
     fn events(&self) -> Vec<serde_json::Value> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
+        self.0
+            .text()
             .lines()
             .map(|line| serde_json::from_str(line).expect("a JSON log line"))
             .collect()
