@@ -6,7 +6,7 @@
 //!
 //!   instructions CASE      # run CASE (under valgrind: scripts/instructions)
 //!   instructions --list    # the cases
-//!   instructions           # every case once, as `cargo test --all-targets` does
+//!   instructions           # every case once, as `cargo test` does
 //!
 //! Cases: one in-process issuance per key type the default build generates
 //! (`issue-*`: the request parsed, the profile applied, key made, signed,
@@ -220,7 +220,7 @@ fn main() {
         println!("{}", CASES.join(" "));
         return;
     }
-    // `cargo bench` passes --bench; `cargo test --all-targets` passes nothing.
+    // `cargo test` runs it with its own flags (`--include-ignored`): every case.
     let cases: Vec<&str> = match args.iter().find(|a| !a.starts_with('-')) {
         Some(case) => vec![case.as_str()],
         None => CASES.to_vec(),
