@@ -932,7 +932,7 @@ async fn a_revocation_dropped_after_it_was_stored_still_reads_its_matches() {
     let arranged = Arc::new(Arranged {
         store,
         revoke_while_signing: false,
-        query_delay: Duration::from_secs(1),
+        query_delay: Duration::from_secs(2),
         queried: Default::default(),
     });
     state.ledger = Ledger::new(arranged.clone());
@@ -941,7 +941,7 @@ async fn a_revocation_dropped_after_it_was_stored_still_reads_its_matches() {
         json!({"session_id": SESSION_ID, "reason": "keyCompromise"}),
     );
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), request)
+        tokio::time::timeout(Duration::from_millis(500), request)
             .await
             .is_err(),
         "dropped while its matches are read"
